@@ -1,0 +1,528 @@
+//! Typed configuration read once from environment variables.
+//!
+//! Every setting goes through an [`Env`] reader, which remembers the variables it was asked for.
+//! That record is how `<service> env` prints the variables a service understands, and how the
+//! deployment files are checked against the code: the list is derived from the config structs,
+//! never written by hand.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A configuration value that is wrong, naming the variable that holds it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for environment variable {variable}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: String,
+    /// Why its value was refused.
+    pub reason: String,
+}
+
+/// A variable a service understands, as recorded by [`Env`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarSpec {
+    /// Environment variable name, e.g. `DATABASE_URL`.
+    pub name: String,
+    /// The compiled-in default, if any (`None` for optional settings and secrets).
+    pub default: Option<String>,
+    /// What the variable does.
+    pub help: &'static str,
+    /// Whether the value must never be printed.
+    pub secret: bool,
+    /// Whether the service refuses to start without it.
+    pub required: bool,
+}
+
+/// A secret value that never prints: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a value.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Reads typed settings from a snapshot of the environment.
+pub struct Env {
+    values: HashMap<String, String>,
+    asked: Mutex<Vec<VarSpec>>,
+}
+
+impl Env {
+    /// A snapshot of this process's environment.
+    pub fn from_process() -> Self {
+        Self::from_pairs(std::env::vars())
+    }
+
+    /// An environment made of the given pairs (tests, and listing variables with none set).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            asked: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn record(&self, spec: VarSpec) {
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        if !asked.iter().any(|s| s.name == spec.name) {
+            asked.push(spec);
+        }
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T>(&self, name: &str, raw: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        raw.parse::<T>().map_err(|e| ConfigError {
+            variable: name.to_owned(),
+            reason: format!("{e} (got {raw:?})"),
+        })
+    }
+
+    /// A setting with a compiled-in default.
+    pub fn get<T>(&self, name: &str, default: T, help: &'static str) -> Result<T, ConfigError>
+    where
+        T: FromStr + fmt::Display,
+        T::Err: fmt::Display,
+    {
+        self.record(VarSpec {
+            name: name.to_owned(),
+            default: Some(default.to_string()),
+            help,
+            secret: false,
+            required: false,
+        });
+        match self.raw(name) {
+            Some(raw) => self.parse(name, raw),
+            None => Ok(default),
+        }
+    }
+
+    /// A setting that may be absent.
+    pub fn optional<T>(&self, name: &str, help: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        self.record(VarSpec {
+            name: name.to_owned(),
+            default: None,
+            help,
+            secret: false,
+            required: false,
+        });
+        self.raw(name).map(|raw| self.parse(name, raw)).transpose()
+    }
+
+    /// A secret with a development default: the value never appears in logs or listings.
+    pub fn secret_or(
+        &self,
+        name: &str,
+        dev_default: &str,
+        help: &'static str,
+    ) -> Result<Secret<String>, ConfigError> {
+        self.record(VarSpec {
+            name: name.to_owned(),
+            default: None,
+            help,
+            secret: true,
+            required: false,
+        });
+        Ok(Secret(
+            self.raw(name)
+                .map(str::to_owned)
+                .unwrap_or_else(|| dev_default.to_owned()),
+        ))
+    }
+
+    /// A duration given in milliseconds.
+    pub fn millis(
+        &self,
+        name: &str,
+        default: Duration,
+        help: &'static str,
+    ) -> Result<Duration, ConfigError> {
+        let ms: u64 = self.get(name, default.as_millis() as u64, help)?;
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// A comma-separated list; empty when unset.
+    pub fn list(&self, name: &str, help: &'static str) -> Result<Vec<String>, ConfigError> {
+        self.record(VarSpec {
+            name: name.to_owned(),
+            default: Some(String::new()),
+            help,
+            secret: false,
+            required: false,
+        });
+        Ok(self
+            .raw(name)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Every variable asked for so far, in the order first asked.
+    pub fn described(&self) -> Vec<VarSpec> {
+        self.asked.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured when a terminal.
+    Pretty,
+    /// One JSON object a line (production).
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            other => Err(format!("expected `pretty` or `json`, not `{other}`")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pretty => "pretty",
+            Self::Json => "json",
+        })
+    }
+}
+
+/// Which message broker carries domain events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventBusKind {
+    /// RabbitMQ over AMQP 0.9.1 (the default).
+    RabbitMq,
+    /// Amazon SQS (or a compatible server).
+    Sqs,
+}
+
+impl FromStr for EventBusKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "rabbitmq" | "amqp" => Ok(Self::RabbitMq),
+            "sqs" => Ok(Self::Sqs),
+            other => Err(format!("expected `rabbitmq` or `sqs`, not `{other}`")),
+        }
+    }
+}
+
+impl fmt::Display for EventBusKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::RabbitMq => "rabbitmq",
+            Self::Sqs => "sqs",
+        })
+    }
+}
+
+/// What a service is: its name, default port and database.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// Short name, e.g. `product`; also the default Redis key prefix and broker queue name.
+    pub name: &'static str,
+    /// Port it listens on by default (3000–3008).
+    pub default_port: u16,
+    /// Its own Postgres database, if it has one (the gateway has none).
+    pub database: Option<&'static str>,
+}
+
+/// The settings every service shares.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    /// Which service this is.
+    pub service: ServiceSpec,
+    /// Address to bind.
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// Postgres connection string (absent for services without a database).
+    pub database_url: Option<Secret<String>>,
+    /// Upper bound of pooled Postgres connections.
+    pub database_max_connections: u32,
+    /// Apply embedded migrations at start.
+    pub run_migrations: bool,
+    /// Redis connection string.
+    pub redis_url: Secret<String>,
+    /// Prefix of every Redis key this service writes (`<prefix>:<entity>:<id>`).
+    pub redis_prefix: String,
+    /// Which broker carries events.
+    pub event_bus: EventBusKind,
+    /// AMQP connection string.
+    pub amqp_url: Secret<String>,
+    /// Name of the topic exchange.
+    pub event_exchange: String,
+    /// Prefix for this service's queue names (tests isolate themselves with it).
+    pub event_queue_prefix: String,
+    /// SQS endpoint override (local servers); `None` uses AWS.
+    pub sqs_endpoint: Option<String>,
+    /// AWS region for SQS.
+    pub aws_region: String,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Log filter directives (`RUST_LOG` syntax).
+    pub log_level: String,
+    /// OTLP/HTTP collector endpoint; tracing export is off when unset.
+    pub otlp_endpoint: Option<String>,
+    /// Longest time a request may take before a 503.
+    pub request_timeout: Duration,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS; none when empty.
+    pub cors_allowed_origins: Vec<String>,
+    /// How long shutdown waits for in-flight work.
+    pub shutdown_grace: Duration,
+}
+
+impl CommonConfig {
+    /// Reads the shared settings for `service` from `env`.
+    pub fn from_env(service: ServiceSpec, env: &Env) -> Result<Self, ConfigError> {
+        let database_url = match service.database {
+            Some(db) => Some(env.secret_or(
+                "DATABASE_URL",
+                &format!("postgres://postgres@127.0.0.1:5432/{db}"),
+                "Postgres connection string of this service's own database",
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            service,
+            host: env.get("HOST", "127.0.0.1".to_owned(), "Address to bind")?,
+            port: env.get("PORT", service.default_port, "Port to listen on")?,
+            database_url,
+            database_max_connections: if service.database.is_some() {
+                env.get(
+                    "DATABASE_MAX_CONNECTIONS",
+                    10u32,
+                    "Upper bound of pooled Postgres connections",
+                )?
+            } else {
+                0
+            },
+            run_migrations: service.database.is_some()
+                && env.get(
+                    "RUN_MIGRATIONS",
+                    true,
+                    "Apply embedded migrations at start (true/false)",
+                )?,
+            redis_url: env.secret_or(
+                "REDIS_URL",
+                "redis://127.0.0.1:6379",
+                "Redis connection string",
+            )?,
+            redis_prefix: env.get(
+                "REDIS_KEY_PREFIX",
+                service.name.to_owned(),
+                "Prefix of every Redis key this service writes",
+            )?,
+            event_bus: env.get(
+                "EVENT_BUS",
+                EventBusKind::RabbitMq,
+                "Event broker: rabbitmq or sqs",
+            )?,
+            amqp_url: env.secret_or(
+                "AMQP_URL",
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "RabbitMQ connection string",
+            )?,
+            event_exchange: env.get(
+                "EVENT_EXCHANGE",
+                "lomash.events".to_owned(),
+                "Topic exchange carrying domain events",
+            )?,
+            event_queue_prefix: env.get(
+                "EVENT_QUEUE_PREFIX",
+                String::new(),
+                "Prefix for this service's queue names",
+            )?,
+            sqs_endpoint: env.optional(
+                "AWS_ENDPOINT_URL",
+                "AWS endpoint override (a local AWS-compatible server)",
+            )?,
+            aws_region: env.get("AWS_REGION", "eu-west-2".to_owned(), "AWS region")?,
+            log_format: env.get("LOG_FORMAT", LogFormat::Pretty, "Log format: pretty or json")?,
+            log_level: env.get(
+                "LOG_LEVEL",
+                "info".to_owned(),
+                "Log filter (RUST_LOG syntax), e.g. info,sqlx=warn",
+            )?,
+            otlp_endpoint: env.optional(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTLP/HTTP collector endpoint; trace export is off when unset",
+            )?,
+            request_timeout: env.millis(
+                "REQUEST_TIMEOUT_MS",
+                Duration::from_secs(30),
+                "Longest time a request may take, in milliseconds",
+            )?,
+            body_limit_bytes: env.get(
+                "BODY_LIMIT_BYTES",
+                1024 * 1024,
+                "Largest request body accepted, in bytes",
+            )?,
+            cors_allowed_origins: env.list(
+                "CORS_ALLOWED_ORIGINS",
+                "Comma-separated origins allowed by CORS",
+            )?,
+            shutdown_grace: env.millis(
+                "SHUTDOWN_GRACE_MS",
+                Duration::from_secs(20),
+                "How long shutdown waits for in-flight work, in milliseconds",
+            )?,
+        })
+    }
+
+    /// The socket address to bind.
+    pub fn bind_addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRODUCT: ServiceSpec = ServiceSpec {
+        name: "product",
+        default_port: 3002,
+        database: Some("lomash_products"),
+    };
+
+    #[test]
+    fn defaults_point_at_local_infrastructure() {
+        let config = CommonConfig::from_env(PRODUCT, &Env::from_pairs::<&str, &str>([]))
+            .expect("defaults are valid");
+        assert_eq!(config.port, 3002);
+        assert_eq!(
+            config.database_url.as_ref().map(|s| s.expose().as_str()),
+            Some("postgres://postgres@127.0.0.1:5432/lomash_products")
+        );
+        assert_eq!(config.redis_prefix, "product");
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        assert!(config.run_migrations);
+    }
+
+    #[test]
+    fn a_bad_port_names_the_variable() {
+        let err = CommonConfig::from_env(PRODUCT, &Env::from_pairs([("PORT", "eighty")]))
+            .expect_err("PORT must be a number");
+        assert_eq!(err.variable, "PORT");
+        assert!(err.to_string().contains("PORT"), "{err}");
+        assert!(err.to_string().contains("eighty"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_enum_names_the_variable_and_the_choices() {
+        let err = CommonConfig::from_env(PRODUCT, &Env::from_pairs([("LOG_FORMAT", "xml")]))
+            .expect_err("xml is not a log format");
+        assert_eq!(err.variable, "LOG_FORMAT");
+        assert!(err.reason.contains("pretty"), "{err}");
+    }
+
+    #[test]
+    fn bad_booleans_and_durations_name_their_variables() {
+        for (name, value) in [
+            ("RUN_MIGRATIONS", "perhaps"),
+            ("REQUEST_TIMEOUT_MS", "-5"),
+            ("BODY_LIMIT_BYTES", "1MB"),
+            ("EVENT_BUS", "kafka"),
+        ] {
+            let err = CommonConfig::from_env(PRODUCT, &Env::from_pairs([(name, value)]))
+                .expect_err("value is invalid");
+            assert_eq!(err.variable, name);
+        }
+    }
+
+    #[test]
+    fn set_values_override_defaults() {
+        let env = Env::from_pairs([
+            ("PORT", "4100"),
+            ("LOG_FORMAT", "json"),
+            ("CORS_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
+            ("REQUEST_TIMEOUT_MS", "2500"),
+        ]);
+        let config = CommonConfig::from_env(PRODUCT, &env).expect("valid");
+        assert_eq!(config.port, 4100);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.cors_allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert_eq!(config.request_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let env = Env::from_pairs([("DATABASE_URL", "postgres://u:hunter2@db/x")]);
+        let config = CommonConfig::from_env(PRODUCT, &env).expect("valid");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn the_variables_read_are_listed() {
+        let env = Env::from_pairs::<&str, &str>([]);
+        CommonConfig::from_env(PRODUCT, &env).expect("valid");
+        let names: Vec<String> = env.described().into_iter().map(|v| v.name).collect();
+        for expected in ["PORT", "DATABASE_URL", "REDIS_URL", "AMQP_URL", "LOG_FORMAT"] {
+            assert!(names.iter().any(|n| n == expected), "{expected} missing");
+        }
+        let gateway = ServiceSpec {
+            name: "gateway",
+            default_port: 3000,
+            database: None,
+        };
+        let env = Env::from_pairs::<&str, &str>([]);
+        CommonConfig::from_env(gateway, &env).expect("valid");
+        assert!(!env.described().iter().any(|v| v.name == "DATABASE_URL"));
+    }
+}

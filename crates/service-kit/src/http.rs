@@ -1,0 +1,194 @@
+//! The HTTP shell every service shares: common endpoints, middleware layers and the problem+json
+//! treatment of every error response, whoever produced it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
+
+use crate::metrics::{self as kit_metrics, Collector};
+use crate::problem::Problem;
+use crate::readiness::{self, ReadinessCheck};
+use crate::request_id;
+
+/// What the shared shell needs to wrap a service's own routes.
+#[derive(Clone)]
+pub struct Shell {
+    /// Service name (for `/health` and metrics labels).
+    pub service: &'static str,
+    /// Dependencies `/ready` checks.
+    pub checks: Vec<ReadinessCheck>,
+    /// Gauge refreshers run before each `/metrics` scrape.
+    pub collectors: Vec<Collector>,
+    /// The OpenAPI document served at `/openapi.json`.
+    pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// Longest time a request may take.
+    pub request_timeout: Duration,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// Adds `/health`, `/ready`, `/metrics` and `/openapi.json` to `routes`, then wraps everything in
+/// the shared layers (outermost first): request id → trace span → sensitive-header redaction →
+/// problem+json for bare errors → CORS → compression → timeout → body limit → metrics.
+pub fn wrap(routes: Router, shell: Shell) -> Router {
+    // Install the recorder before the first request is counted.
+    let _ = kit_metrics::handle();
+    let shell = Arc::new(shell);
+    let common = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi_json))
+        .with_state(shell.clone());
+
+    let mut router = routes
+        .merge(common)
+        .layer(middleware::from_fn(kit_metrics::track))
+        .layer(DefaultBodyLimit::max(shell.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(shell.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            shell.request_timeout,
+        ))
+        .layer(CompressionLayer::new());
+    if let Some(cors) = cors_layer(&shell.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    router
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::SET_COOKIE,
+            header::HeaderName::from_static("x-internal-token"),
+        ]))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(make_request_span)
+                .on_request(())
+                .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+        )
+        .layer(middleware::from_fn(request_id::middleware))
+}
+
+fn make_request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(&request_id::X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::continue_from_headers(&span, request.headers());
+    span
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods(tower_http::cors::AllowMethods::mirror_request())
+            .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+            .allow_credentials(true)
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Gives every error response a problem+json body, including the ones the framework and the
+/// tower layers make (unknown route 404, wrong method 405, 408/413/415 with no or plain-text
+/// bodies). Headers such as `Allow` and `Retry-After` are kept.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let plain = match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(value) => value.to_str().is_ok_and(|v| v.starts_with("text/plain")),
+    };
+    if !plain {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let problem = Problem::from_status(status).into_response();
+    let (problem_parts, body) = problem.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &problem_parts.headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
+async fn health(State(shell): State<Arc<Shell>>) -> Response {
+    axum::Json(serde_json::json!({ "status": "ok", "service": shell.service })).into_response()
+}
+
+async fn ready(State(shell): State<Arc<Shell>>) -> Response {
+    let outcomes = readiness::run_all(&shell.checks).await;
+    let mut checks = serde_json::Map::new();
+    let mut failed = Vec::new();
+    for (name, outcome) in &outcomes {
+        match outcome {
+            Ok(()) => {
+                checks.insert((*name).to_owned(), "ok".into());
+            }
+            Err(reason) => {
+                tracing::warn!(dependency = name, %reason, "readiness check failed");
+                checks.insert((*name).to_owned(), "unavailable".into());
+                failed.push(*name);
+            }
+        }
+    }
+    if failed.is_empty() {
+        axum::Json(serde_json::json!({ "status": "ready", "service": shell.service, "checks": checks }))
+            .into_response()
+    } else {
+        Problem::unavailable(format!("Not ready: {} unreachable.", failed.join(", ")))
+            .with_extension("checks", serde_json::Value::Object(checks))
+            .into_response()
+    }
+}
+
+async fn metrics_text(State(shell): State<Arc<Shell>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        Body::from(kit_metrics::render(&shell.collectors)),
+    )
+        .into_response()
+}
+
+async fn openapi_json(State(shell): State<Arc<Shell>>) -> Response {
+    axum::Json(shell.openapi.as_ref().clone()).into_response()
+}

@@ -1,0 +1,31 @@
+//! What every Lomash Wood service does the same way.
+//!
+//! A service implements [`Service`] and its `main.rs` is one line:
+//! `fn main() -> std::process::ExitCode { service_kit::main::<MyService>() }`. This crate
+//! supplies the rest: typed configuration from the environment ([`config`]), telemetry
+//! ([`telemetry`]), RFC 7807 errors ([`Problem`]), the extractors ([`extract`]), the common
+//! endpoints and middleware ([`http`]), Postgres and Redis ([`db`], [`redis`]) and graceful
+//! shutdown ([`service`]).
+
+pub mod config;
+pub mod db;
+pub mod extract;
+pub mod http;
+pub mod metrics;
+pub mod problem;
+pub mod readiness;
+pub mod redis;
+pub mod request_id;
+pub mod service;
+pub mod telemetry;
+
+pub use config::{CommonConfig, ConfigError, Env, Secret, ServiceSpec};
+pub use extract::{
+    CursorPage, CursorParams, IdempotencyKey, OffsetPage, PageParams, ValidatedJson,
+    ValidatedQuery,
+};
+pub use problem::{FieldError, Problem};
+pub use service::{BackgroundTask, Infra, RunningService, Service, Started, main, start, task};
+
+/// Result of a handler that fails with a problem document.
+pub type ApiResult<T> = Result<T, Problem>;

@@ -1,0 +1,386 @@
+//! A service is a library implementing [`Service`] plus a `main.rs` of one line:
+//! `fn main() -> ExitCode { service_kit::main::<MyService>() }`.
+//!
+//! The binary understands `serve` (default), `migrate`, `openapi` and `env`; tests call [`start`]
+//! on `127.0.0.1:0` with their own environment and shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use futures::future::BoxFuture;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::{CommonConfig, ConfigError, Env, ServiceSpec};
+use crate::http::{self, Shell};
+use crate::metrics::{self as kit_metrics, Collector};
+use crate::readiness::ReadinessCheck;
+use crate::redis::Redis;
+
+/// Work that runs beside the HTTP server (outbox relay, event consumers, schedulers) until the
+/// token is cancelled; it must then finish what it holds and return.
+pub type BackgroundTask = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
+
+/// Boxes an async task for [`Started::tasks`].
+pub fn task<F, Fut>(f: F) -> BackgroundTask
+where
+    F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Box::new(move |token| Box::pin(f(token)))
+}
+
+/// The connections every service gets before its own start-up code runs.
+#[derive(Clone)]
+pub struct Infra {
+    /// The shared settings.
+    pub config: Arc<CommonConfig>,
+    /// The service's own database (absent for the gateway).
+    pub db: Option<PgPool>,
+    /// Redis, prefixed with the service's key prefix.
+    pub redis: Redis,
+}
+
+impl Infra {
+    /// Connects Postgres (migrating it when enabled) and Redis.
+    pub async fn connect(
+        config: Arc<CommonConfig>,
+        migrator: Option<&'static Migrator>,
+    ) -> anyhow::Result<Self> {
+        let db = match &config.database_url {
+            Some(url) => Some(
+                crate::db::connect(
+                    url.expose(),
+                    config.database_max_connections,
+                    migrator.filter(|_| config.run_migrations),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let redis = Redis::connect(config.redis_url.expose(), &config.redis_prefix).await?;
+        Ok(Self { config, db, redis })
+    }
+
+    /// The database pool; an error for services configured without one.
+    pub fn db(&self) -> anyhow::Result<PgPool> {
+        self.db
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{} has no database", self.config.service.name))
+    }
+
+    fn checks(&self) -> Vec<ReadinessCheck> {
+        let mut checks = Vec::new();
+        if let Some(db) = &self.db {
+            checks.push(ReadinessCheck::postgres(db.clone()));
+        }
+        checks.push(ReadinessCheck::redis(self.redis.clone()));
+        checks
+    }
+
+    fn collectors(&self) -> Vec<Collector> {
+        self.db
+            .iter()
+            .map(|db| kit_metrics::pool_collector(self.config.service.name, db.clone()))
+            .collect()
+    }
+}
+
+/// What a service's start-up code hands back.
+pub struct Started<S> {
+    /// The state its routes need.
+    pub state: S,
+    /// Background work to run beside the server.
+    pub tasks: Vec<BackgroundTask>,
+    /// Extra `/ready` checks (peer services, the broker).
+    pub checks: Vec<ReadinessCheck>,
+    /// Extra gauge refreshers for `/metrics`.
+    pub collectors: Vec<Collector>,
+}
+
+impl<S> Started<S> {
+    /// Just the state.
+    pub fn new(state: S) -> Self {
+        Self {
+            state,
+            tasks: Vec::new(),
+            checks: Vec::new(),
+            collectors: Vec::new(),
+        }
+    }
+}
+
+/// One of the platform's services.
+pub trait Service: 'static {
+    /// Name, port and database.
+    const SPEC: ServiceSpec;
+    /// The service's configuration (containing the [`CommonConfig`]).
+    type Config: Send + 'static;
+    /// The state its handlers share.
+    type State: Clone + Send + Sync + 'static;
+
+    /// The embedded migrations (`sqlx::migrate!`), if the service has a database.
+    fn migrator() -> Option<&'static Migrator>;
+    /// Reads the configuration.
+    fn config(env: &Env) -> Result<Self::Config, ConfigError>;
+    /// The shared part of the configuration.
+    fn common(config: &Self::Config) -> &CommonConfig;
+    /// Every route with its OpenAPI description.
+    fn routes() -> OpenApiRouter<Self::State>;
+    /// Routes with no OpenAPI description (a proxy's fallback); none by default.
+    fn extra_routes(router: Router<Self::State>) -> Router<Self::State> {
+        router
+    }
+    /// Builds the state and background tasks from the connected infrastructure.
+    fn start(
+        config: Self::Config,
+        infra: Infra,
+    ) -> impl Future<Output = anyhow::Result<Started<Self::State>>> + Send;
+}
+
+/// The service's OpenAPI document, built from its routes.
+pub fn openapi<S: Service>() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = S::routes().split_for_parts();
+    doc.info.title = format!("Lomash Wood {} service", S::SPEC.name);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// A started service: its address and the means to stop it.
+pub struct RunningService {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningService {
+    /// Asks it to stop and waits until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await?
+    }
+
+    /// Cancelling this token stops it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Connects, builds and starts serving `S` on `listener`; returns once it accepts requests.
+pub async fn start<S: Service>(
+    config: S::Config,
+    listener: TcpListener,
+) -> anyhow::Result<RunningService> {
+    let common = Arc::new(S::common(&config).clone());
+    let infra = Infra::connect(common.clone(), S::migrator()).await?;
+    let mut checks = infra.checks();
+    let mut collectors = infra.collectors();
+    let started = S::start(config, infra).await?;
+    checks.extend(started.checks);
+    collectors.extend(started.collectors);
+
+    let (router, _) = S::routes().split_for_parts();
+    let router = S::extra_routes(router).with_state(started.state);
+    let app = http::wrap(
+        router,
+        Shell {
+            service: S::SPEC.name,
+            checks,
+            collectors,
+            openapi: Arc::new(openapi::<S>()),
+            request_timeout: common.request_timeout,
+            body_limit_bytes: common.body_limit_bytes,
+            cors_allowed_origins: common.cors_allowed_origins.clone(),
+        },
+    );
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(serve(
+        listener,
+        app,
+        started.tasks,
+        shutdown.clone(),
+        common.shutdown_grace,
+    ));
+    tracing::info!(service = S::SPEC.name, %addr, "listening");
+    Ok(RunningService {
+        addr,
+        shutdown,
+        handle,
+    })
+}
+
+/// Serves `app` and runs `tasks` until `shutdown` is cancelled; then stops accepting, lets
+/// in-flight requests and the tasks finish within `grace`, and returns.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tasks: Vec<BackgroundTask>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let mut running = JoinSet::new();
+    for task in tasks {
+        running.spawn(task(shutdown.child_token()));
+    }
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let mut server = tokio::spawn(server.into_future());
+
+    tokio::select! {
+        result = &mut server => {
+            // The server stopped on its own: an error; stop the tasks too.
+            shutdown.cancel();
+            result??;
+        }
+        () = shutdown.cancelled() => {
+            tracing::info!("shutting down: draining in-flight requests and tasks");
+            let deadline = tokio::time::Instant::now() + grace;
+            if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
+                tracing::warn!("in-flight requests outlived the grace period");
+                server.abort();
+            }
+            while !running.is_empty() {
+                if tokio::time::timeout_at(deadline, running.join_next()).await.is_err() {
+                    tracing::warn!("background tasks outlived the grace period");
+                    running.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+const USAGE: &str = "usage: <service> [serve|migrate|openapi|env]
+  serve    run the service (default)
+  migrate  apply this service's database migrations and exit
+  openapi  print the OpenAPI document and exit
+  env      list the environment variables this service reads";
+
+/// The whole of a service's `main`.
+pub fn main<S: Service>() -> ExitCode {
+    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".to_owned());
+    match command.as_str() {
+        "openapi" => {
+            match serde_json::to_string_pretty(&openapi::<S>()) {
+                Ok(json) => println!("{json}"),
+                Err(e) => {
+                    eprintln!("cannot render the OpenAPI document: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
+        "env" => {
+            let env = Env::from_pairs::<&str, &str>([]);
+            let _ = S::config(&env);
+            for var in env.described() {
+                let default = match (&var.default, var.secret) {
+                    (_, true) => " (secret)".to_owned(),
+                    (Some(d), false) if !d.is_empty() => format!(" (default: {d})"),
+                    _ => String::new(),
+                };
+                println!("{}{default}\n    {}", var.name, var.help);
+            }
+            return ExitCode::SUCCESS;
+        }
+        "serve" | "migrate" => {}
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("unknown command `{other}`\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+
+    let config = match S::config(&Env::from_process()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}-service: configuration error: {error}", S::SPEC.name);
+            return ExitCode::from(78);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let common = S::common(&config).clone();
+        let _telemetry = crate::telemetry::init(
+            S::SPEC.name,
+            common.log_format,
+            &common.log_level,
+            common.otlp_endpoint.as_deref(),
+        )?;
+        if command == "migrate" {
+            let (Some(url), Some(migrator)) = (&common.database_url, S::migrator()) else {
+                println!("{} has no database to migrate", S::SPEC.name);
+                return Ok(());
+            };
+            crate::db::migrate(url.expose(), migrator).await?;
+            tracing::info!(service = S::SPEC.name, "migrations applied");
+            return Ok(());
+        }
+        let listener = TcpListener::bind(common.bind_addr())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", common.bind_addr()))?;
+        let running = start::<S>(config, listener).await?;
+        let token = running.shutdown_token();
+        tokio::spawn(async move {
+            termination_signal().await;
+            token.cancel();
+        });
+        running.stop().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "stopped with an error");
+            eprintln!("{}-service: {error:#}", S::SPEC.name);
+            ExitCode::FAILURE
+        }
+    }
+}
