@@ -1,0 +1,58 @@
+//! The appointment service: showrooms, consultants, availability, bookings that never collide, brochure requests.
+
+use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
+use service_kit::{Infra, Service, Started};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use utoipa_axum::router::OpenApiRouter;
+
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/appointment");
+
+/// The appointment service's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Shared settings.
+    pub common: CommonConfig,
+}
+
+/// What its handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Its own database.
+    pub db: PgPool,
+}
+
+/// The appointment service.
+pub struct AppointmentService;
+
+impl Service for AppointmentService {
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "appointment",
+        default_port: 3004,
+        database: Some("lomash_appointments"),
+    };
+    type Config = Config;
+    type State = AppState;
+
+    fn migrator() -> Option<&'static Migrator> {
+        Some(&MIGRATOR)
+    }
+
+    fn config(env: &Env) -> Result<Config, ConfigError> {
+        Ok(Config {
+            common: CommonConfig::from_env(Self::SPEC, env)?,
+        })
+    }
+
+    fn common(config: &Config) -> &CommonConfig {
+        &config.common
+    }
+
+    fn routes() -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+    }
+
+    async fn start(_config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
+        Ok(Started::new(AppState { db: infra.db()? }))
+    }
+}
