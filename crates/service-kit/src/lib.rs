@@ -25,6 +25,7 @@ pub use extract::{
     ValidatedQuery,
 };
 pub use problem::{FieldError, Problem};
+pub use sqlx::migrate::Migrator;
 pub use service::{BackgroundTask, Infra, RunningService, Service, Started, main, start, task};
 
 /// Result of a handler that fails with a problem document.

@@ -140,3 +140,34 @@ async fn a_stopped_service_drains_and_releases_its_port() {
     app.stop().await;
     assert!(reqwest::get(url).await.is_err(), "port still answers after stop");
 }
+
+/// `.env.example` documents every variable each service reads (derived from the config
+/// structs, so a new setting that is not documented fails here).
+#[test]
+fn env_example_lists_every_variable_the_services_read() {
+    fn vars<S: Service>() -> Vec<String> {
+        let env = service_kit::Env::from_pairs::<&str, &str>([]);
+        S::config(&env).unwrap();
+        env.described().into_iter().map(|v| v.name).collect()
+    }
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example"))
+        .expect(".env.example exists at the repository root");
+    let documented: Vec<&str> = example
+        .lines()
+        .filter_map(|l| l.trim_start_matches('#').trim().split('=').next())
+        .collect();
+    let all = [
+        vars::<gateway_service::GatewayService>(),
+        vars::<auth_service::AuthService>(),
+        vars::<product_service::ProductService>(),
+        vars::<order_payment_service::OrderPaymentService>(),
+        vars::<appointment_service::AppointmentService>(),
+        vars::<content_service::ContentService>(),
+        vars::<customer_service::CustomerService>(),
+        vars::<notification_service::NotificationService>(),
+        vars::<analytics_service::AnalyticsService>(),
+    ]
+    .concat();
+    let missing: Vec<&String> = all.iter().filter(|v| !documented.contains(&v.as_str())).collect();
+    assert!(missing.is_empty(), "not in .env.example: {missing:?}");
+}
