@@ -69,6 +69,9 @@ pub struct Env {
     asked: Mutex<Vec<VarSpec>>,
 }
 
+/// The variable that marks a production deployment: there, secrets have no development defaults.
+pub const ENVIRONMENT_VAR: &str = "ENVIRONMENT";
+
 impl Env {
     /// A snapshot of this process's environment.
     pub fn from_process() -> Self {
@@ -148,7 +151,14 @@ impl Env {
         self.raw(name).map(|raw| self.parse(name, raw)).transpose()
     }
 
-    /// A secret with a development default: the value never appears in logs or listings.
+    /// Whether `ENVIRONMENT=production`.
+    pub fn is_production(&self) -> bool {
+        self.raw(ENVIRONMENT_VAR)
+            .is_some_and(|v| v.eq_ignore_ascii_case("production"))
+    }
+
+    /// A secret with a development default: the value never appears in logs or listings, and in
+    /// production (`ENVIRONMENT=production`) it must be set.
     pub fn secret_or(
         &self,
         name: &str,
@@ -160,13 +170,16 @@ impl Env {
             default: None,
             help,
             secret: true,
-            required: false,
+            required: self.is_production(),
         });
-        Ok(Secret(
-            self.raw(name)
-                .map(str::to_owned)
-                .unwrap_or_else(|| dev_default.to_owned()),
-        ))
+        match self.raw(name) {
+            Some(value) => Ok(Secret(value.to_owned())),
+            None if self.is_production() => Err(ConfigError {
+                variable: name.to_owned(),
+                reason: "must be set when ENVIRONMENT=production".to_owned(),
+            }),
+            None => Ok(Secret(dev_default.to_owned())),
+        }
     }
 
     /// A duration given in milliseconds.
@@ -319,6 +332,8 @@ pub struct CommonConfig {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS; none when empty.
     pub cors_allowed_origins: Vec<String>,
+    /// Keys that verify (and, where held, mint) internal tokens.
+    pub internal_keys: auth_client::InternalKeys,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
 }
@@ -334,7 +349,37 @@ impl CommonConfig {
             )?),
             None => None,
         };
+        let _ = env.get(
+            ENVIRONMENT_VAR,
+            "development".to_owned(),
+            "development or production (production refuses development secrets)",
+        )?;
+        let public_key = env.secret_or(
+            "INTERNAL_TOKEN_PUBLIC_KEY",
+            auth_client::DEV_PUBLIC_KEY_PEM,
+            "Ed25519 public key (PEM) verifying internal tokens",
+        )?;
+        let private_key = env.secret_or(
+            "INTERNAL_TOKEN_PRIVATE_KEY",
+            auth_client::DEV_PRIVATE_KEY_PEM,
+            "Ed25519 private key (PEM) minting internal tokens (gateway, and services calling peers)",
+        )?;
+        let internal_ttl: i64 = env.get(
+            "INTERNAL_TOKEN_TTL_SECS",
+            60,
+            "Lifetime of minted internal tokens, in seconds",
+        )?;
+        let internal_keys = auth_client::InternalKeys::from_pem(
+            &public_key.expose().replace("\\n", "\n"),
+            Some(&private_key.expose().replace("\\n", "\n")),
+            internal_ttl,
+        )
+        .map_err(|e| ConfigError {
+            variable: "INTERNAL_TOKEN_PUBLIC_KEY / INTERNAL_TOKEN_PRIVATE_KEY".to_owned(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
+            internal_keys,
             service,
             host: env.get("HOST", "127.0.0.1".to_owned(), "Address to bind")?,
             port: env.get("PORT", service.default_port, "Port to listen on")?,
@@ -498,6 +543,24 @@ mod tests {
             vec!["https://a.example", "https://b.example"]
         );
         assert_eq!(config.request_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn production_refuses_development_secrets() {
+        let err = CommonConfig::from_env(PRODUCT, &Env::from_pairs([("ENVIRONMENT", "production")]))
+            .expect_err("no secrets set");
+        assert_eq!(err.variable, "DATABASE_URL");
+        assert!(err.reason.contains("production"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_internal_key_names_the_variable() {
+        let err = CommonConfig::from_env(
+            PRODUCT,
+            &Env::from_pairs([("INTERNAL_TOKEN_PUBLIC_KEY", "not a pem")]),
+        )
+        .expect_err("bad key");
+        assert!(err.variable.contains("INTERNAL_TOKEN_PUBLIC_KEY"), "{err}");
     }
 
     #[test]

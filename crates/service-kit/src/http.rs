@@ -41,6 +41,8 @@ pub struct Shell {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS.
     pub cors_allowed_origins: Vec<String>,
+    /// When set, every route but the common endpoints requires a valid internal token.
+    pub internal_keys: Option<auth_client::InternalKeys>,
 }
 
 /// Adds `/health`, `/ready`, `/metrics` and `/openapi.json` to `routes`, then wraps everything in
@@ -57,6 +59,13 @@ pub fn wrap(routes: Router, shell: Shell) -> Router {
         .route("/openapi.json", get(openapi_json))
         .with_state(shell.clone());
 
+    let routes = match &shell.internal_keys {
+        Some(keys) => routes.layer(middleware::from_fn_with_state(
+            keys.clone(),
+            crate::caller::require_internal_token,
+        )),
+        None => routes,
+    };
     let mut router = routes
         .merge(common)
         .layer(middleware::from_fn(kit_metrics::track))

@@ -7,6 +7,7 @@
 //! endpoints and middleware ([`http`]), Postgres and Redis ([`db`], [`redis`]) and graceful
 //! shutdown ([`service`]).
 
+pub mod caller;
 pub mod config;
 pub mod db;
 pub mod extract;
@@ -19,12 +20,14 @@ pub mod request_id;
 pub mod service;
 pub mod telemetry;
 
+pub use caller::{AdminCaller, Caller, MaybeCaller, ServiceCaller, StaffCaller};
 pub use config::{CommonConfig, ConfigError, Env, Secret, ServiceSpec};
 pub use extract::{
     CursorPage, CursorParams, IdempotencyKey, OffsetPage, PageParams, ValidatedJson,
     ValidatedQuery,
 };
 pub use problem::{FieldError, Problem};
+pub use auth_client::{InternalClaims, InternalKeys, Role};
 pub use sqlx::migrate::Migrator;
 pub use service::{BackgroundTask, Infra, RunningService, Service, Started, main, start, task};
 

@@ -122,6 +122,9 @@ impl<S> Started<S> {
 pub trait Service: 'static {
     /// Name, port and database.
     const SPEC: ServiceSpec;
+    /// Whether every route needs a valid internal token (all services but the gateway, which is
+    /// where tokens are minted).
+    const REQUIRES_INTERNAL_TOKEN: bool = true;
     /// The service's configuration (containing the [`CommonConfig`]).
     type Config: Send + 'static;
     /// The state its handlers share.
@@ -200,6 +203,7 @@ pub async fn start<S: Service>(
             request_timeout: common.request_timeout,
             body_limit_bytes: common.body_limit_bytes,
             cors_allowed_origins: common.cors_allowed_origins.clone(),
+            internal_keys: S::REQUIRES_INTERNAL_TOKEN.then(|| common.internal_keys.clone()),
         },
     );
     let addr = listener.local_addr()?;

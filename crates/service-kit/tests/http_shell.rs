@@ -52,6 +52,7 @@ fn shell(checks: Vec<ReadinessCheck>) -> Shell {
         request_timeout: Duration::from_millis(300),
         body_limit_bytes: 1024,
         cors_allowed_origins: vec!["https://shop.example".to_owned()],
+        internal_keys: None,
     }
 }
 

@@ -11,9 +11,60 @@ pub use db::TestDb;
 
 use std::collections::HashMap;
 
-use service_kit::{Env, RunningService, Service};
+use service_kit::{Env, InternalClaims, InternalKeys, Role, RunningService, Service};
 use tokio::net::TcpListener;
 use uuid::Uuid;
+
+/// Header carrying the internal token.
+pub const INTERNAL_TOKEN_HEADER: &str = "x-internal-token";
+
+/// An internal token as the gateway mints for a client without an access token.
+pub fn anonymous_token() -> String {
+    InternalKeys::development()
+        .mint(InternalClaims::anonymous("gateway"))
+        .expect("development keys mint")
+}
+
+/// An internal token a service mints for itself.
+pub fn service_token(service: &str) -> String {
+    InternalKeys::development()
+        .mint(InternalClaims::service(service))
+        .expect("development keys mint")
+}
+
+/// A signed-in user as the gateway would vouch for them.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    /// User id.
+    pub id: Uuid,
+    /// Role.
+    pub role: Role,
+    /// Session id.
+    pub session_id: Uuid,
+}
+
+impl TestUser {
+    /// A new user with `role`.
+    pub fn new(role: Role) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            role,
+            session_id: Uuid::now_v7(),
+        }
+    }
+
+    /// A fresh internal token for this user.
+    pub fn token(&self) -> String {
+        InternalKeys::development()
+            .mint(InternalClaims::user(
+                "gateway",
+                self.id,
+                self.role,
+                self.session_id,
+            ))
+            .expect("development keys mint")
+    }
+}
 
 /// A short unique suffix for names (databases, prefixes, queues).
 pub fn unique_suffix() -> String {
@@ -85,19 +136,36 @@ impl TestApp {
         format!("{}{path}", self.base_url)
     }
 
-    /// `GET path`.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    /// A request as the gateway would forward it for an anonymous client.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
-            .get(self.url(path))
+            .request(method, self.url(path))
+            .header(INTERNAL_TOKEN_HEADER, anonymous_token())
+    }
+
+    /// A request as the gateway would forward it for a signed-in user.
+    pub fn request_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &TestUser,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header(INTERNAL_TOKEN_HEADER, user.token())
+    }
+
+    /// `GET path` as an anonymous client through the gateway.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
             .send()
             .await
             .expect("request reaches the service")
     }
 
-    /// `POST path` with a JSON body.
+    /// `POST path` with a JSON body, as an anonymous client through the gateway.
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
+        self.request(reqwest::Method::POST, path)
             .json(body)
             .send()
             .await

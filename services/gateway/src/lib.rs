@@ -60,6 +60,7 @@ impl Service for GatewayService {
         default_port: 3000,
         database: None,
     };
+    const REQUIRES_INTERNAL_TOKEN: bool = false;
     type Config = Config;
     type State = AppState;
 

@@ -35,6 +35,12 @@ async fn assert_serves_common_endpoints<S: Service>() -> TestApp {
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     assert!(spec["info"]["title"].as_str().unwrap().contains(name));
 
+    if S::REQUIRES_INTERNAL_TOKEN {
+        // Straight to the service, bypassing the gateway: refused before routing.
+        let direct = app.client.get(app.url("/v1/anything")).send().await.unwrap();
+        assert_eq!(direct.status(), 401, "{name} accepted a request without an internal token");
+    }
+
     let missing = app.get("/no-such-route").await;
     assert_eq!(missing.status(), 404);
     assert_eq!(

@@ -1,0 +1,160 @@
+//! Who is calling, as the gateway (or a peer service) vouched for it in the internal token.
+//!
+//! [`require_internal_token`] guards every service route: a request without a valid internal
+//! token is refused with 401 before any handler runs, so nothing a client sends straight to a
+//! service can claim an identity. Handlers then name the identity they need in their signature:
+//! [`Caller`] (a signed-in user), [`AdminCaller`], [`StaffCaller`], [`MaybeCaller`] (public routes
+//! that use the identity when present) or [`ServiceCaller`] (`/internal` routes).
+
+use auth_client::{CallerKind, INTERNAL_TOKEN_HEADER, InternalClaims, InternalKeys, Role};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+use crate::problem::Problem;
+
+/// Middleware: verifies the internal token and stores its claims for the extractors.
+pub async fn require_internal_token(
+    State(keys): State<InternalKeys>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = request
+        .headers()
+        .get(INTERNAL_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Problem::unauthorized("Requests must come through the gateway.").into_response();
+    };
+    match keys.verify(token) {
+        Ok(claims) => {
+            request.extensions_mut().insert(claims);
+            next.run(request).await
+        }
+        Err(error) => {
+            tracing::warn!(%error, "refused an invalid internal token");
+            Problem::unauthorized("The internal token is invalid.").into_response()
+        }
+    }
+}
+
+fn claims(parts: &Parts) -> Result<&InternalClaims, Problem> {
+    parts
+        .extensions
+        .get::<InternalClaims>()
+        .ok_or_else(|| Problem::unauthorized("Requests must come through the gateway."))
+}
+
+/// A signed-in user. Anonymous callers get 401.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// The user's role.
+    pub role: Role,
+    /// The session the request belongs to.
+    pub session_id: Uuid,
+    /// How the user signed in (`pwd`, `otp`).
+    pub amr: Vec<String>,
+    /// The originating request id.
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), Problem> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden("Your role does not allow this."))
+        }
+    }
+
+    fn from_claims(claims: &InternalClaims) -> Option<Self> {
+        Some(Self {
+            user_id: claims.user_id()?,
+            role: claims.role?,
+            session_id: claims.sid?,
+            amr: claims.amr.clone(),
+            request_id: claims.rid.clone(),
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        Caller::from_claims(claims(parts)?)
+            .ok_or_else(|| Problem::unauthorized("Sign in to do this."))
+    }
+}
+
+/// The signed-in user when there is one (public routes that personalise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        Ok(Self(Caller::from_claims(claims(parts)?)))
+    }
+}
+
+/// A signed-in ADMIN or SUPER_ADMIN; others get 403, anonymous callers 401.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminCaller(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.role.is_admin() {
+            Ok(Self(caller))
+        } else {
+            Err(Problem::forbidden("Administrators only."))
+        }
+    }
+}
+
+/// A signed-in member of staff (SUPER_ADMIN, ADMIN or CONSULTANT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffCaller(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for StaffCaller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.role.is_staff() {
+            Ok(Self(caller))
+        } else {
+            Err(Problem::forbidden("Staff only."))
+        }
+    }
+}
+
+/// Another service calling an `/internal` route for itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCaller {
+    /// The calling service's name.
+    pub service: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ServiceCaller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let claims = claims(parts)?;
+        match (claims.kind, claims.service_name()) {
+            (CallerKind::Service, Some(name)) => Ok(Self {
+                service: name.to_owned(),
+            }),
+            _ => Err(Problem::forbidden("Internal routes are for services only.")),
+        }
+    }
+}
