@@ -21,6 +21,9 @@ pub async fn require_internal_token(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if crate::http::COMMON_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
     let Some(token) = request
         .headers()
         .get(INTERNAL_TOKEN_HEADER)

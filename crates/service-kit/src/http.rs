@@ -45,6 +45,9 @@ pub struct Shell {
     pub internal_keys: Option<auth_client::InternalKeys>,
 }
 
+/// The endpoints probes and scrapers call without an internal token.
+pub const COMMON_PATHS: [&str; 4] = ["/health", "/ready", "/metrics", "/openapi.json"];
+
 /// Adds `/health`, `/ready`, `/metrics` and `/openapi.json` to `routes`, then wraps everything in
 /// the shared layers (outermost first): request id → trace span → sensitive-header redaction →
 /// problem+json for bare errors → CORS → compression → timeout → body limit → metrics.
@@ -59,15 +62,14 @@ pub fn wrap(routes: Router, shell: Shell) -> Router {
         .route("/openapi.json", get(openapi_json))
         .with_state(shell.clone());
 
-    let routes = match &shell.internal_keys {
-        Some(keys) => routes.layer(middleware::from_fn_with_state(
+    let mut router = routes.merge(common);
+    if let Some(keys) = &shell.internal_keys {
+        router = router.layer(middleware::from_fn_with_state(
             keys.clone(),
             crate::caller::require_internal_token,
-        )),
-        None => routes,
-    };
-    let mut router = routes
-        .merge(common)
+        ));
+    }
+    let mut router = router
         .layer(middleware::from_fn(kit_metrics::track))
         .layer(DefaultBodyLimit::max(shell.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(shell.body_limit_bytes))
