@@ -10,9 +10,11 @@
 //! Ed25519 is chosen over RSA because the gateway signs one token per request: it signs in
 //! microseconds where RSA-2048 takes about a millisecond.
 
+pub mod access;
 mod keys;
 mod role;
 
+pub use access::{AccessClaims, session_key};
 pub use keys::{InternalKeys, KeyError};
 pub use role::Role;
 
