@@ -316,6 +316,10 @@ pub struct CommonConfig {
     pub event_exchange: String,
     /// Prefix for this service's queue names (tests isolate themselves with it).
     pub event_queue_prefix: String,
+    /// Deliveries of one event before it is dead-lettered.
+    pub event_delivery_limit: u32,
+    /// Longest wait for the broker to confirm a publish.
+    pub event_publish_timeout: Duration,
     /// SQS endpoint override (local servers); `None` uses AWS.
     pub sqs_endpoint: Option<String>,
     /// AWS region for SQS.
@@ -429,6 +433,16 @@ impl CommonConfig {
                 String::new(),
                 "Prefix for this service's queue names",
             )?,
+            event_delivery_limit: env.get(
+                "EVENT_DELIVERY_LIMIT",
+                5u32,
+                "Deliveries of one event before it is dead-lettered",
+            )?,
+            event_publish_timeout: env.millis(
+                "EVENT_PUBLISH_TIMEOUT_MS",
+                Duration::from_secs(5),
+                "Longest wait for the broker to confirm a publish, in milliseconds",
+            )?,
             sqs_endpoint: env.optional(
                 "AWS_ENDPOINT_URL",
                 "AWS endpoint override (a local AWS-compatible server)",
@@ -469,6 +483,42 @@ impl CommonConfig {
     /// The socket address to bind.
     pub fn bind_addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    /// The event-bus settings: broker, names, and the SQS topic → queues routing table derived
+    /// from every service's subscriptions.
+    pub fn bus_config(&self) -> event_bus::BusConfig {
+        let defaults = event_bus::BusConfig::default();
+        let mut routes = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (service, topics) in shared_types::topics::SUBSCRIPTIONS {
+            for topic in *topics {
+                routes
+                    .entry((*topic).to_owned())
+                    .or_default()
+                    .push((*service).to_owned());
+            }
+        }
+        event_bus::BusConfig {
+            backend: match self.event_bus {
+                EventBusKind::RabbitMq => event_bus::BackendKind::RabbitMq,
+                EventBusKind::Sqs => event_bus::BackendKind::Sqs,
+            },
+            amqp_url: self.amqp_url.expose().clone(),
+            exchange: self.event_exchange.clone(),
+            queue_prefix: self.event_queue_prefix.clone(),
+            sqs: event_bus::SqsConfig {
+                endpoint_url: self.sqs_endpoint.clone(),
+                region: self.aws_region.clone(),
+                routes,
+                ..event_bus::SqsConfig::default()
+            },
+            publish_timeout: self.event_publish_timeout,
+            consumer: event_bus::ConsumerSettings {
+                delivery_limit: self.event_delivery_limit,
+                ..defaults.consumer.clone()
+            },
+            ..defaults
+        }
     }
 }
 

@@ -29,7 +29,14 @@ pub use extract::{
 pub use problem::{FieldError, Problem};
 pub use auth_client::{InternalClaims, InternalKeys, Role};
 pub use sqlx::migrate::Migrator;
-pub use service::{BackgroundTask, Infra, RunningService, Service, Started, main, start, task};
+pub use service::{
+    BackgroundTask, Infra, RunningService, Service, Started, consumer_task, main, start, task,
+};
+
+/// The event bus, re-exported so services need no extra dependency to publish and consume.
+pub use event_bus;
+/// Event payload types, re-exported for the same reason.
+pub use shared_types;
 
 /// Result of a handler that fails with a problem document.
 pub type ApiResult<T> = Result<T, Problem>;

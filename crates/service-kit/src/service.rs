@@ -38,6 +38,16 @@ where
     Box::new(move |token| Box::pin(f(token)))
 }
 
+/// Runs `consumer` as a background task; a consumer that stops with an error is logged (the
+/// service keeps serving HTTP and reports the broker in `/ready`).
+pub fn consumer_task(consumer: event_bus::Consumer) -> BackgroundTask {
+    task(move |token| async move {
+        if let Err(error) = consumer.run(token).await {
+            tracing::error!(%error, "event consumer stopped");
+        }
+    })
+}
+
 /// The connections every service gets before its own start-up code runs.
 #[derive(Clone)]
 pub struct Infra {
@@ -47,6 +57,8 @@ pub struct Infra {
     pub db: Option<PgPool>,
     /// Redis, prefixed with the service's key prefix.
     pub redis: Redis,
+    /// The event bus (absent for services without a database: no outbox, no inbox).
+    pub bus: Option<event_bus::SharedBus>,
 }
 
 impl Infra {
@@ -67,7 +79,39 @@ impl Infra {
             None => None,
         };
         let redis = Redis::connect(config.redis_url.expose(), &config.redis_prefix).await?;
-        Ok(Self { config, db, redis })
+        // Connecting is lazy: a broker that is down at start delays delivery, never start-up,
+        // since every event waits in the outbox.
+        let bus = match &db {
+            Some(_) => Some(
+                event_bus::connect(config.bus_config())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("event bus: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            config,
+            db,
+            redis,
+            bus,
+        })
+    }
+
+    /// The event bus; an error for services configured without one.
+    pub fn bus(&self) -> anyhow::Result<event_bus::SharedBus> {
+        self.bus
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{} has no event bus", self.config.service.name))
+    }
+
+    /// A consumer for this service's queue, to register handlers on and return as a task with
+    /// [`consumer_task`].
+    pub fn consumer(&self) -> anyhow::Result<event_bus::Consumer> {
+        Ok(event_bus::Consumer::new(
+            self.db()?,
+            self.bus()?,
+            self.config.service.name,
+        ))
     }
 
     /// The database pool; an error for services configured without one.
@@ -83,6 +127,13 @@ impl Infra {
             checks.push(ReadinessCheck::postgres(db.clone()));
         }
         checks.push(ReadinessCheck::redis(self.redis.clone()));
+        if let Some(bus) = &self.bus {
+            let bus = bus.clone();
+            checks.push(ReadinessCheck::new("broker", move || {
+                let bus = bus.clone();
+                async move { bus.check_ready().await }
+            }));
+        }
         checks
     }
 
@@ -122,6 +173,9 @@ impl<S> Started<S> {
 pub trait Service: 'static {
     /// Name, port and database.
     const SPEC: ServiceSpec;
+    /// Whether the service writes domain events to its outbox: then an outbox relay runs beside
+    /// it.
+    const PUBLISHES_EVENTS: bool = false;
     /// Whether every route needs a valid internal token (all services but the gateway, which is
     /// where tokens are minted).
     const REQUIRES_INTERNAL_TOKEN: bool = true;
@@ -172,6 +226,11 @@ impl RunningService {
         self.handle.await?
     }
 
+    /// Waits until it stops (after its shutdown token is cancelled, or on a server error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.handle.await?
+    }
+
     /// Cancelling this token stops it.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -187,7 +246,18 @@ pub async fn start<S: Service>(
     let infra = Infra::connect(common.clone(), S::migrator()).await?;
     let mut checks = infra.checks();
     let mut collectors = infra.collectors();
-    let started = S::start(config, infra).await?;
+    let relay = match (S::PUBLISHES_EVENTS, &infra.db, &infra.bus) {
+        (true, Some(db), Some(bus)) => Some(event_bus::Relay::new(
+            db.clone(),
+            bus.clone(),
+            event_bus::RelaySettings::new(S::SPEC.name),
+        )),
+        _ => None,
+    };
+    let mut started = S::start(config, infra).await?;
+    if let Some(relay) = relay {
+        started.tasks.push(task(move |token| relay.run(token)));
+    }
     checks.extend(started.checks);
     collectors.extend(started.collectors);
 
@@ -377,7 +447,7 @@ pub fn main<S: Service>() -> ExitCode {
             termination_signal().await;
             token.cancel();
         });
-        running.stop().await
+        running.wait().await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

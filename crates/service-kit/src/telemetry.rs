@@ -124,18 +124,6 @@ pub fn continue_from_headers(span: &tracing::Span, headers: &HeaderMap) {
     record_trace_id(span);
 }
 
-/// Makes `span` continue the trace of a W3C `traceparent` string (an event envelope's).
-pub fn continue_from_traceparent(span: &tracing::Span, traceparent: Option<&str>) {
-    if let Some(value) = traceparent.and_then(|t| HeaderValue::from_str(t).ok()) {
-        let mut headers = HeaderMap::new();
-        headers.insert("traceparent", value);
-        let parent =
-            opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderRead(&headers)));
-        let _ = span.set_parent(parent);
-    }
-    record_trace_id(span);
-}
-
 fn record_trace_id(span: &tracing::Span) {
     let context = span.context();
     let span_context = context.span().span_context().clone();
@@ -150,14 +138,4 @@ pub fn inject_current(headers: &mut HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&context, &mut HeaderWrite(headers))
     });
-}
-
-/// The current span's W3C `traceparent`, for event envelopes.
-pub fn current_traceparent() -> Option<String> {
-    let mut headers = HeaderMap::new();
-    inject_current(&mut headers);
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }

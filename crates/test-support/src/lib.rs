@@ -81,6 +81,9 @@ pub struct TestApp {
     pub db: Option<TestDb>,
     /// The environment the service was configured from.
     pub env: HashMap<String, String>,
+    /// The service's event-bus settings (unique exchange and queue names).
+    pub bus_config: service_kit::event_bus::BusConfig,
+    service: &'static str,
     running: Option<RunningService>,
 }
 
@@ -116,6 +119,7 @@ impl TestApp {
         }
         let config = S::config(&Env::from_pairs(env.clone()))
             .unwrap_or_else(|e| panic!("test configuration is invalid: {e}"));
+        let bus_config = S::common(&config).bus_config();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -127,6 +131,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             env,
+            bus_config,
+            service: S::SPEC.name,
             running: Some(running),
         }
     }
@@ -194,5 +200,19 @@ impl Drop for TestApp {
         if let Some(running) = self.running.take() {
             running.shutdown_token().cancel();
         }
+        // Remove this test's exchanges and queues so the broker does not collect them.
+        let bus = self.bus_config.clone();
+        let service = self.service;
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(service_kit::event_bus::topology::delete_rabbit_topology(
+                &bus,
+                &[service],
+            ))?;
+            Ok::<(), anyhow::Error>(())
+        })
+        .join();
     }
 }
