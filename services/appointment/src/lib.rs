@@ -31,6 +31,7 @@ impl Service for AppointmentService {
         default_port: 3004,
         database: Some("lomash_appointments"),
     };
+    const PUBLISHES_EVENTS: bool = true;
     type Config = Config;
     type State = AppState;
 

@@ -31,6 +31,7 @@ impl Service for ContentService {
         default_port: 3005,
         database: Some("lomash_content"),
     };
+    const PUBLISHES_EVENTS: bool = true;
     type Config = Config;
     type State = AppState;
 

@@ -31,6 +31,7 @@ impl Service for CustomerService {
         default_port: 3006,
         database: Some("lomash_customers"),
     };
+    const PUBLISHES_EVENTS: bool = true;
     type Config = Config;
     type State = AppState;
 

@@ -31,6 +31,7 @@ impl Service for NotificationService {
         default_port: 3007,
         database: Some("lomash_notifications"),
     };
+    const PUBLISHES_EVENTS: bool = true;
     type Config = Config;
     type State = AppState;
 

@@ -31,6 +31,7 @@ impl Service for OrderPaymentService {
         default_port: 3003,
         database: Some("lomash_orders"),
     };
+    const PUBLISHES_EVENTS: bool = true;
     type Config = Config;
     type State = AppState;
 

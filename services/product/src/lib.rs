@@ -31,6 +31,7 @@ impl Service for ProductService {
         default_port: 3002,
         database: Some("lomash_products"),
     };
+    const PUBLISHES_EVENTS: bool = true;
     type Config = Config;
     type State = AppState;
 
