@@ -196,6 +196,15 @@ pub trait Service: 'static {
     fn extra_routes(router: Router<Self::State>) -> Router<Self::State> {
         router
     }
+    /// Loads demo data into the (migrated) database for `<bin> seed [args...]`; idempotent.
+    /// Services without demo data keep this default, which loads nothing.
+    fn seed(
+        db: PgPool,
+        args: Vec<String>,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let _ = (db, args);
+        async { Ok(()) }
+    }
     /// Builds the state and background tasks from the connected infrastructure.
     fn start(
         config: Self::Config,
@@ -360,9 +369,10 @@ pub async fn termination_signal() {
     }
 }
 
-const USAGE: &str = "usage: <service> [serve|migrate|openapi|env]
+const USAGE: &str = "usage: <service> [serve|migrate|seed|openapi|env]
   serve    run the service (default)
   migrate  apply this service's database migrations and exit
+  seed     migrate, then load demo data (idempotent); extra arguments go to the seeder
   openapi  print the OpenAPI document and exit
   env      list the environment variables this service reads";
 
@@ -393,7 +403,7 @@ pub fn main<S: Service>() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        "serve" | "migrate" => {}
+        "serve" | "migrate" | "seed" => {}
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -436,6 +446,17 @@ pub fn main<S: Service>() -> ExitCode {
             };
             crate::db::migrate(url.expose(), migrator).await?;
             tracing::info!(service = S::SPEC.name, "migrations applied");
+            return Ok(());
+        }
+        if command == "seed" {
+            let Some(url) = &common.database_url else {
+                println!("{} has no database to seed", S::SPEC.name);
+                return Ok(());
+            };
+            let pool = crate::db::connect(url.expose(), 4, S::migrator()).await?;
+            S::seed(pool.clone(), std::env::args().skip(2).collect()).await?;
+            pool.close().await;
+            tracing::info!(service = S::SPEC.name, "seeded");
             return Ok(());
         }
         let listener = TcpListener::bind(common.bind_addr())
