@@ -1,0 +1,155 @@
+//! `cargo xtask`: the Lomash Wood developer CLI.
+//!
+//! - `cargo xtask up [--seed] [--release]` starts the whole platform locally;
+//! - `cargo xtask test [-- ARGS]` runs every test against real Postgres/Redis/RabbitMQ and moto;
+//! - `cargo xtask migrate [--release]` applies every service's migrations;
+//! - `cargo xtask status` shows what is listening and what is ready;
+//! - `cargo xtask infra` starts only the infrastructure and keeps it running.
+//!
+//! Plain std threads and processes, no async runtime: the CLI builds in seconds.
+
+mod commands;
+mod http;
+mod infra;
+mod pg;
+mod proc;
+mod services;
+mod signals;
+mod ui;
+mod workspace;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use console::style;
+
+use crate::infra::Ports;
+use crate::ui::ui;
+
+/// A Ctrl-C or SIGTERM stopped the command (after it cleaned up).
+#[derive(Debug, Clone, Copy)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Lomash Wood developer tasks",
+    long_about = "Lomash Wood developer tasks. Postgres, Redis and RabbitMQ already listening on \
+                  127.0.0.1 are used; otherwise private instances are started under \
+                  target/dev-infra/ (installed with apt-get when missing and running as root). \
+                  Logs go to target/dev-logs/."
+)]
+struct Cli {
+    #[command(flatten)]
+    ports: PortArgs,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args)]
+#[command(next_help_heading = "Infrastructure ports")]
+struct PortArgs {
+    /// Postgres port on 127.0.0.1
+    #[arg(
+        long,
+        global = true,
+        env = "XTASK_POSTGRES_PORT",
+        default_value_t = 5432
+    )]
+    postgres_port: u16,
+    /// Redis port on 127.0.0.1
+    #[arg(long, global = true, env = "XTASK_REDIS_PORT", default_value_t = 6379)]
+    redis_port: u16,
+    /// RabbitMQ (AMQP) port on 127.0.0.1
+    #[arg(
+        long,
+        global = true,
+        env = "XTASK_RABBITMQ_PORT",
+        default_value_t = 5672
+    )]
+    rabbitmq_port: u16,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start the platform: infra, databases, build, migrate, nine services; print the gateway
+    /// URL; stream logs until Ctrl-C
+    Up {
+        /// Run each service's `seed` command before starting (services without one are skipped)
+        #[arg(long)]
+        seed: bool,
+        /// Build and run release binaries
+        #[arg(long)]
+        release: bool,
+        /// Seconds to wait for every service's /ready
+        #[arg(long, default_value_t = 120)]
+        ready_timeout: u64,
+    },
+    /// Run every test (nextest when installed) with infra and moto (S3/SQS/SES) available
+    Test {
+        /// Passed to `cargo nextest run` / `cargo test` (after `--`)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build the services and run each one's `migrate` against its database
+    Migrate {
+        /// Build and run release binaries
+        #[arg(long)]
+        release: bool,
+    },
+    /// Show which infra ports answer and which services answer /health and /ready
+    Status,
+    /// Start only the infrastructure and databases, and keep private instances running
+    Infra,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ports = Ports {
+        postgres: cli.ports.postgres_port,
+        redis: cli.ports.redis_port,
+        rabbitmq: cli.ports.rabbitmq_port,
+    };
+    let result = match cli.command {
+        Cmd::Up {
+            seed,
+            release,
+            ready_timeout,
+        } => commands::up::run(
+            ports,
+            &commands::up::UpOptions {
+                seed,
+                release,
+                ready_timeout: Duration::from_secs(ready_timeout),
+            },
+        ),
+        Cmd::Test { args } => commands::test::run(ports, &args),
+        Cmd::Migrate { release } => commands::migrate::run(ports, release),
+        Cmd::Status => Ok(commands::status::run(ports)),
+        Cmd::Infra => commands::infra::run(ports),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) if error.is::<Interrupted>() => {
+            ui().println(format!(
+                "{} interrupted; everything we started is stopped",
+                style("✘").red()
+            ));
+            ExitCode::from(130)
+        }
+        Err(error) => {
+            ui().println(format!("{} {error:#}", style("error:").red().bold()));
+            ExitCode::FAILURE
+        }
+    }
+}
