@@ -4,7 +4,10 @@
 //! - `cargo xtask test [-- ARGS]` runs every test against real Postgres/Redis/RabbitMQ and moto;
 //! - `cargo xtask migrate [--release]` applies every service's migrations;
 //! - `cargo xtask status` shows what is listening and what is ready;
-//! - `cargo xtask infra` starts only the infrastructure and keeps it running.
+//! - `cargo xtask infra` starts only the infrastructure and keeps it running;
+//! - `cargo xtask seed [--products N]` loads demo data;
+//! - `cargo xtask events dlq list|replay <service> [EVENT_ID]` inspects and replays dead letters;
+//! - `cargo xtask create-admin <email>` and `cargo xtask rotate-keys` run auth's operations.
 //!
 //! Plain std threads and processes, no async runtime: the CLI builds in seconds.
 
@@ -111,6 +114,51 @@ enum Cmd {
     Status,
     /// Start only the infrastructure and databases, and keep private instances running
     Infra,
+    /// Event-bus operations
+    Events {
+        #[command(subcommand)]
+        command: EventsCmd,
+    },
+    /// Create the first SUPER_ADMIN (or promote an existing account); the password comes from
+    /// ADMIN_PASSWORD, else one is generated and printed once
+    CreateAdmin {
+        /// The administrator's email address
+        email: String,
+    },
+    /// Activate a new access-token signing key; the old one keeps verifying until its tokens
+    /// expire
+    RotateKeys,
+    /// Load demo data into every service that has some (idempotent)
+    Seed {
+        /// Also generate this many extra products (for benchmarks)
+        #[arg(long)]
+        products: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCmd {
+    /// A service's dead-letter queue
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCmd {
+    /// List the messages in a service's dead-letter queue
+    List {
+        /// The consuming service, e.g. customer
+        service: String,
+    },
+    /// Send a service's dead letters (or the one with EVENT_ID) back to its queue
+    Replay {
+        /// The consuming service, e.g. customer
+        service: String,
+        /// Only the message with this event id
+        event_id: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +185,23 @@ fn main() -> ExitCode {
         Cmd::Migrate { release } => commands::migrate::run(ports, release),
         Cmd::Status => Ok(commands::status::run(ports)),
         Cmd::Infra => commands::infra::run(ports),
+        Cmd::Events {
+            command: EventsCmd::Dlq { command },
+        } => match command {
+            DlqCmd::List { service } => {
+                commands::service_cmd::run(ports, &service, &["dlq".into(), "list".into()])
+            }
+            DlqCmd::Replay { service, event_id } => {
+                let mut args = vec!["dlq".to_owned(), "replay".to_owned()];
+                args.extend(event_id);
+                commands::service_cmd::run(ports, &service, &args)
+            }
+        },
+        Cmd::CreateAdmin { email } => {
+            commands::service_cmd::run(ports, "auth", &["create-admin".into(), email])
+        }
+        Cmd::RotateKeys => commands::service_cmd::run(ports, "auth", &["rotate-keys".into()]),
+        Cmd::Seed { products } => commands::seed::run(ports, products),
     };
     match result {
         Ok(code) => code,

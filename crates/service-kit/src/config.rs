@@ -448,7 +448,11 @@ impl CommonConfig {
                 "AWS endpoint override (a local AWS-compatible server)",
             )?,
             aws_region: env.get("AWS_REGION", "eu-west-2".to_owned(), "AWS region")?,
-            log_format: env.get("LOG_FORMAT", LogFormat::Pretty, "Log format: pretty or json")?,
+            log_format: env.get(
+                "LOG_FORMAT",
+                LogFormat::Pretty,
+                "Log format: pretty or json",
+            )?,
             log_level: env.get(
                 "LOG_LEVEL",
                 "info".to_owned(),
@@ -582,7 +586,10 @@ mod tests {
         let env = Env::from_pairs([
             ("PORT", "4100"),
             ("LOG_FORMAT", "json"),
-            ("CORS_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://a.example, https://b.example",
+            ),
             ("REQUEST_TIMEOUT_MS", "2500"),
         ]);
         let config = CommonConfig::from_env(PRODUCT, &env).expect("valid");
@@ -597,8 +604,9 @@ mod tests {
 
     #[test]
     fn production_refuses_development_secrets() {
-        let err = CommonConfig::from_env(PRODUCT, &Env::from_pairs([("ENVIRONMENT", "production")]))
-            .expect_err("no secrets set");
+        let err =
+            CommonConfig::from_env(PRODUCT, &Env::from_pairs([("ENVIRONMENT", "production")]))
+                .expect_err("no secrets set");
         assert_eq!(err.variable, "DATABASE_URL");
         assert!(err.reason.contains("production"), "{err}");
     }
@@ -626,7 +634,13 @@ mod tests {
         let env = Env::from_pairs::<&str, &str>([]);
         CommonConfig::from_env(PRODUCT, &env).expect("valid");
         let names: Vec<String> = env.described().into_iter().map(|v| v.name).collect();
-        for expected in ["PORT", "DATABASE_URL", "REDIS_URL", "AMQP_URL", "LOG_FORMAT"] {
+        for expected in [
+            "PORT",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "AMQP_URL",
+            "LOG_FORMAT",
+        ] {
             assert!(names.iter().any(|n| n == expected), "{expected} missing");
         }
         let gateway = ServiceSpec {

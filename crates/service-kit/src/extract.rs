@@ -235,7 +235,8 @@ impl CursorParams {
         self.cursor
             .as_deref()
             .map(|c| {
-                decode_cursor(c).ok_or_else(|| Problem::invalid_field("cursor", "is not a valid cursor"))
+                decode_cursor(c)
+                    .ok_or_else(|| Problem::invalid_field("cursor", "is not a valid cursor"))
             })
             .transpose()
     }
@@ -386,7 +387,10 @@ mod tests {
         let page = CursorPage::from_rows(vec![1, 2, 3], 2, |n| *n);
         assert_eq!(page.data, vec![1, 2]);
         assert!(page.has_next_page);
-        assert_eq!(decode_cursor::<i32>(page.next_cursor.as_deref().unwrap_or("")), Some(2));
+        assert_eq!(
+            decode_cursor::<i32>(page.next_cursor.as_deref().unwrap_or("")),
+            Some(2)
+        );
         let last = CursorPage::from_rows(vec![1, 2], 2, |n| *n);
         assert!(!last.has_next_page);
         assert!(last.next_cursor.is_none());

@@ -180,8 +180,10 @@ async fn ready(State(shell): State<Arc<Shell>>) -> Response {
         }
     }
     if failed.is_empty() {
-        axum::Json(serde_json::json!({ "status": "ready", "service": shell.service, "checks": checks }))
-            .into_response()
+        axum::Json(
+            serde_json::json!({ "status": "ready", "service": shell.service, "checks": checks }),
+        )
+        .into_response()
     } else {
         Problem::unavailable(format!("Not ready: {} unreachable.", failed.join(", ")))
             .with_extension("checks", serde_json::Value::Object(checks))

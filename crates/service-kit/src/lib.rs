@@ -20,18 +20,17 @@ pub mod request_id;
 pub mod service;
 pub mod telemetry;
 
+pub use auth_client::{InternalClaims, InternalKeys, Role};
 pub use caller::{AdminCaller, Caller, MaybeCaller, ServiceCaller, StaffCaller};
 pub use config::{CommonConfig, ConfigError, Env, Secret, ServiceSpec};
 pub use extract::{
-    CursorPage, CursorParams, IdempotencyKey, OffsetPage, PageParams, ValidatedJson,
-    ValidatedQuery,
+    CursorPage, CursorParams, IdempotencyKey, OffsetPage, PageParams, ValidatedJson, ValidatedQuery,
 };
 pub use problem::{FieldError, Problem};
-pub use auth_client::{InternalClaims, InternalKeys, Role};
-pub use sqlx::migrate::Migrator;
 pub use service::{
     BackgroundTask, Infra, RunningService, Service, Started, consumer_task, main, start, task,
 };
+pub use sqlx::migrate::Migrator;
 
 /// The event bus, re-exported so services need no extra dependency to publish and consume.
 pub use event_bus;

@@ -214,7 +214,9 @@ impl Problem {
                 "method-not-allowed",
                 "This resource does not support this method.",
             ),
-            StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "The request body is too large."),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ("payload-too-large", "The request body is too large.")
+            }
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
                 "unsupported-media-type",
                 "The request body has an unsupported media type.",
@@ -222,10 +224,9 @@ impl Problem {
             StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => {
                 ("timeout", "The request took too long.")
             }
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
-                "headers-too-large",
-                "The request headers are too large.",
-            ),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                ("headers-too-large", "The request headers are too large.")
+            }
             StatusCode::URI_TOO_LONG => ("uri-too-long", "The request URI is too long."),
             StatusCode::BAD_REQUEST => ("bad-request", "The request could not be read."),
             StatusCode::UNAUTHORIZED => ("unauthorized", "Authentication required."),
@@ -268,10 +269,7 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_JSON),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -69,5 +69,9 @@ impl ReadinessCheck {
 /// Runs every check concurrently; returns each one's outcome in order.
 pub async fn run_all(checks: &[ReadinessCheck]) -> Vec<(&'static str, Result<(), String>)> {
     let outcomes = futures::future::join_all(checks.iter().map(ReadinessCheck::run)).await;
-    checks.iter().map(ReadinessCheck::name).zip(outcomes).collect()
+    checks
+        .iter()
+        .map(ReadinessCheck::name)
+        .zip(outcomes)
+        .collect()
 }

@@ -16,15 +16,18 @@ pub struct Redis {
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redis").field("prefix", &self.prefix).finish()
+        f.debug_struct("Redis")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
 impl Redis {
     /// Connects, failing fast when the server does not answer within a few seconds.
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("invalid value for environment variable REDIS_URL: {e}"))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            anyhow::anyhow!("invalid value for environment variable REDIS_URL: {e}")
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))

@@ -47,7 +47,9 @@ pub fn choose(header: Option<&HeaderValue>) -> String {
 pub async fn middleware(mut request: Request, next: Next) -> Response {
     let id = choose(request.headers().get(&X_REQUEST_ID));
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
+    request
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), value.clone());
     let mut response = CURRENT.scope(id, next.run(request)).await;
     response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     response

@@ -198,12 +198,19 @@ pub trait Service: 'static {
     }
     /// Loads demo data into the (migrated) database for `<bin> seed [args...]`; idempotent.
     /// Services without demo data keep this default, which loads nothing.
-    fn seed(
-        db: PgPool,
-        args: Vec<String>,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+    fn seed(db: PgPool, args: Vec<String>) -> impl Future<Output = anyhow::Result<()>> + Send {
         let _ = (db, args);
         async { Ok(()) }
+    }
+    /// Operational commands of this service's binary beyond the common ones (e.g. auth's
+    /// `create-admin`), run against its migrated database: `Some(future)` when `command` is one.
+    fn admin_command(
+        command: &str,
+        args: Vec<String>,
+        db: PgPool,
+    ) -> Option<BoxFuture<'static, anyhow::Result<()>>> {
+        let _ = (command, args, db);
+        None
     }
     /// Builds the state and background tasks from the connected infrastructure.
     fn start(
@@ -369,16 +376,66 @@ pub async fn termination_signal() {
     }
 }
 
-const USAGE: &str = "usage: <service> [serve|migrate|seed|openapi|env]
+const USAGE: &str = "usage: <service> [serve|migrate|seed|dlq|openapi|env|<service command>]
   serve    run the service (default)
+  dlq list             list the messages in this service's dead-letter queue
+  dlq replay [EVENT]   send them (or the one with event id EVENT) back to its queue
   migrate  apply this service's database migrations and exit
   seed     migrate, then load demo data (idempotent); extra arguments go to the seeder
   openapi  print the OpenAPI document and exit
   env      list the environment variables this service reads";
 
+/// `dlq list` and `dlq replay [EVENT_ID]` for this service's dead-letter queue.
+async fn dead_letter_command(common: &CommonConfig, args: Vec<String>) -> anyhow::Result<()> {
+    use event_bus::{Replay, dlq};
+    let bus = event_bus::connect(common.bus_config()).await?;
+    let service = common.service.name;
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            let letters = dlq::list(&*bus, service).await?;
+            println!(
+                "{} message(s) in {service}'s dead-letter queue",
+                letters.len()
+            );
+            for letter in letters {
+                println!(
+                    "{}  {}  deliveries={}  at={}  reason={}",
+                    letter
+                        .event_id
+                        .map(|id| id.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    letter.topic.as_deref().unwrap_or("-"),
+                    letter.death_count,
+                    letter
+                        .dead_lettered_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "-".into()),
+                    letter.reason,
+                );
+            }
+            Ok(())
+        }
+        Some("replay") => {
+            let selection = match args.get(1) {
+                Some(id) => Replay::Event(
+                    id.parse()
+                        .map_err(|e| anyhow::anyhow!("`{id}` is not an event id: {e}"))?,
+                ),
+                None => Replay::All,
+            };
+            let replayed = dlq::replay(&*bus, service, selection).await?;
+            println!("replayed {replayed} message(s) to {service}'s queue");
+            Ok(())
+        }
+        _ => anyhow::bail!("usage: {service}-service dlq list | dlq replay [EVENT_ID]"),
+    }
+}
+
 /// The whole of a service's `main`.
 pub fn main<S: Service>() -> ExitCode {
-    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".to_owned());
+    let command = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "serve".to_owned());
     match command.as_str() {
         "openapi" => {
             match serde_json::to_string_pretty(&openapi::<S>()) {
@@ -403,15 +460,12 @@ pub fn main<S: Service>() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        "serve" | "migrate" | "seed" => {}
+        "serve" | "migrate" | "seed" | "dlq" => {}
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        other => {
-            eprintln!("unknown command `{other}`\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        _ => {}
     }
 
     let config = match S::config(&Env::from_process()) {
@@ -447,6 +501,22 @@ pub fn main<S: Service>() -> ExitCode {
             crate::db::migrate(url.expose(), migrator).await?;
             tracing::info!(service = S::SPEC.name, "migrations applied");
             return Ok(());
+        }
+        if command == "dlq" {
+            return dead_letter_command(&common, std::env::args().skip(2).collect()).await;
+        }
+        if command != "serve" && command != "seed" {
+            let Some(url) = &common.database_url else {
+                anyhow::bail!("unknown command `{command}`\n{USAGE}");
+            };
+            let pool = crate::db::connect(url.expose(), 2, S::migrator()).await?;
+            let args = std::env::args().skip(2).collect();
+            let Some(run) = S::admin_command(&command, args, pool.clone()) else {
+                anyhow::bail!("unknown command `{command}`\n{USAGE}");
+            };
+            let result = run.await;
+            pool.close().await;
+            return result;
         }
         if command == "seed" {
             let Some(url) = &common.database_url else {

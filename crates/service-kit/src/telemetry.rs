@@ -118,7 +118,8 @@ impl Injector for HeaderWrite<'_> {
 /// its trace id in the span's `trace_id` field so log lines can be joined across services.
 pub fn continue_from_headers(span: &tracing::Span, headers: &HeaderMap) {
     if headers.contains_key("traceparent") {
-        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderRead(headers)));
+        let parent =
+            opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderRead(headers)));
         let _ = span.set_parent(parent);
     }
     record_trace_id(span);

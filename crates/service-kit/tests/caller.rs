@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use service_kit::http::{Shell, wrap};
-use service_kit::{AdminCaller, Caller, InternalClaims, InternalKeys, MaybeCaller, Role, ServiceCaller};
+use service_kit::{
+    AdminCaller, Caller, InternalClaims, InternalKeys, MaybeCaller, Role, ServiceCaller,
+};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -18,11 +20,19 @@ fn app() -> Router {
         .route(
             "/public",
             get(|MaybeCaller(caller): MaybeCaller| async move {
-                caller.map(|c| c.user_id.to_string()).unwrap_or_else(|| "anonymous".into())
+                caller
+                    .map(|c| c.user_id.to_string())
+                    .unwrap_or_else(|| "anonymous".into())
             }),
         )
-        .route("/me", get(|caller: Caller| async move { caller.role.to_string() }))
-        .route("/admin", get(|AdminCaller(c): AdminCaller| async move { c.role.to_string() }))
+        .route(
+            "/me",
+            get(|caller: Caller| async move { caller.role.to_string() }),
+        )
+        .route(
+            "/admin",
+            get(|AdminCaller(c): AdminCaller| async move { c.role.to_string() }),
+        )
         .route(
             "/internal/thing",
             get(|caller: ServiceCaller| async move { caller.service }),
@@ -126,9 +136,15 @@ async fn a_signed_in_user_is_named_to_the_handler() {
 #[tokio::test]
 async fn admin_routes_refuse_customers_and_admit_admins() {
     let (_, customer) = user_token(Role::Customer);
-    assert_eq!(call("/admin", Some(customer), &[]).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call("/admin", Some(customer), &[]).await.0,
+        StatusCode::FORBIDDEN
+    );
     let (_, consultant) = user_token(Role::Consultant);
-    assert_eq!(call("/admin", Some(consultant), &[]).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call("/admin", Some(consultant), &[]).await.0,
+        StatusCode::FORBIDDEN
+    );
     let (_, admin) = user_token(Role::Admin);
     assert_eq!(call("/admin", Some(admin), &[]).await.0, StatusCode::OK);
     let (_, root) = user_token(Role::SuperAdmin);
@@ -138,7 +154,10 @@ async fn admin_routes_refuse_customers_and_admit_admins() {
 #[tokio::test]
 async fn internal_routes_are_for_services_only() {
     let (_, admin) = user_token(Role::SuperAdmin);
-    assert_eq!(call("/internal/thing", Some(admin), &[]).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call("/internal/thing", Some(admin), &[]).await.0,
+        StatusCode::FORBIDDEN
+    );
     let service = InternalKeys::development()
         .mint(InternalClaims::service("customer"))
         .unwrap();

@@ -39,7 +39,9 @@ async fn fails(axum::extract::Path(kind): axum::extract::Path<String>) -> Result
         "422" => Problem::validation(vec![FieldError::new("postcode", "is not a UK postcode")]),
         "429" => Problem::too_many_requests(42),
         "503" => Problem::unavailable("broker unreachable"),
-        _ => Problem::internal(&std::io::Error::other("relation \"secret_table\" does not exist")),
+        _ => Problem::internal(&std::io::Error::other(
+            "relation \"secret_table\" does not exist",
+        )),
     })
 }
 
@@ -112,24 +114,40 @@ fn assert_problem(answer: &Answer, status: u16) {
         answer.text
     );
     assert_eq!(answer.json["status"], status);
-    assert!(answer.json["type"].as_str().unwrap().starts_with("https://"));
+    assert!(
+        answer.json["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
     assert!(answer.json["title"].is_string());
     let request_id = answer.headers["x-request-id"].to_str().unwrap();
-    assert_eq!(answer.json["instance"], request_id, "instance is the request id");
+    assert_eq!(
+        answer.json["instance"], request_id,
+        "instance is the request id"
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_route_is_a_404_problem() {
     let answer = send(app(vec![]), get_req("/nowhere")).await;
     assert_problem(&answer, 404);
-    assert_eq!(answer.json["type"], "https://api.lomashwood.co.uk/problems/not-found");
+    assert_eq!(
+        answer.json["type"],
+        "https://api.lomashwood.co.uk/problems/not-found"
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_method_is_a_405_problem_with_allow() {
     let answer = send(app(vec![]), get_req("/things")).await;
     assert_problem(&answer, 405);
-    assert!(answer.headers[header::ALLOW].to_str().unwrap().contains("POST"));
+    assert!(
+        answer.headers[header::ALLOW]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
 }
 
 #[tokio::test]
@@ -309,9 +327,7 @@ async fn metrics_count_requests_by_route_pattern() {
     let answer = send(app, get_req("/metrics")).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(
-        answer
-            .text
-            .contains(r#"route="/fail/{kind}""#),
+        answer.text.contains(r#"route="/fail/{kind}""#),
         "{}",
         answer.text
     );
@@ -335,5 +351,9 @@ async fn cors_allows_only_configured_origins() {
         "https://shop.example"
     );
     let refused = send(app(vec![]), request("https://evil.example")).await;
-    assert!(!refused.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    assert!(
+        !refused
+            .headers
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
 }

@@ -166,6 +166,44 @@ impl Service for AuthService {
         &config.common
     }
 
+    /// `auth-service create-admin <email>` (password from `ADMIN_PASSWORD`, else generated and
+    /// printed once) and `auth-service rotate-keys`.
+    fn admin_command(
+        command: &str,
+        args: Vec<String>,
+        db: PgPool,
+    ) -> Option<futures::future::BoxFuture<'static, anyhow::Result<()>>> {
+        match command {
+            "create-admin" => Some(Box::pin(async move {
+                let email = args
+                    .first()
+                    .ok_or_else(|| anyhow::anyhow!("usage: auth-service create-admin <email>"))?;
+                let (password, generated) = match std::env::var("ADMIN_PASSWORD") {
+                    Ok(password) if !password.is_empty() => (password, false),
+                    _ => (crypto::random_token(), true),
+                };
+                match create_admin(&db, email, &password).await? {
+                    AdminOutcome::Created(id) => {
+                        println!("created SUPER_ADMIN {email} ({id})");
+                        if generated {
+                            println!("password (shown once): {password}");
+                        }
+                    }
+                    AdminOutcome::Promoted(id) => {
+                        println!("promoted {email} ({id}) to SUPER_ADMIN; password unchanged");
+                    }
+                }
+                Ok(())
+            })),
+            "rotate-keys" => Some(Box::pin(async move {
+                let kid = rotate_signing_key(&db).await?;
+                println!("new active signing key: {kid}");
+                Ok(())
+            })),
+            _ => None,
+        }
+    }
+
     fn routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
             .merge(register::router())

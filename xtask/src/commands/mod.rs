@@ -2,6 +2,8 @@
 
 pub mod infra;
 pub mod migrate;
+pub mod seed;
+pub mod service_cmd;
 pub mod status;
 pub mod test;
 pub mod up;
