@@ -117,7 +117,11 @@ mod tests {
         pub fn encode(input: &[u8]) -> String {
             let mut out = String::new();
             for chunk in input.chunks(3) {
-                let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+                let b = [
+                    chunk[0],
+                    *chunk.get(1).unwrap_or(&0),
+                    *chunk.get(2).unwrap_or(&0),
+                ];
                 let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
                 let chars = chunk.len() + 1;
                 for i in 0..chars {
@@ -149,7 +153,10 @@ mod tests {
     #[test]
     fn public_only_keys_verify_but_cannot_mint() {
         let keys = InternalKeys::from_pem(crate::DEV_PUBLIC_KEY_PEM, None, 60).unwrap();
-        assert!(matches!(keys.mint(user_claims()), Err(KeyError::CannotMint)));
+        assert!(matches!(
+            keys.mint(user_claims()),
+            Err(KeyError::CannotMint)
+        ));
         let token = InternalKeys::development().mint(user_claims()).unwrap();
         assert!(keys.verify(&token).is_ok());
     }
@@ -190,7 +197,10 @@ mod tests {
         claims.iat = chrono::Utc::now().timestamp();
         claims.exp = claims.iat + 60;
         let body = b64(&serde_json::to_vec(&claims).unwrap());
-        assert!(keys.verify(&format!("{}.{body}.{}", parts[0], parts[2])).is_err());
+        assert!(
+            keys.verify(&format!("{}.{body}.{}", parts[0], parts[2]))
+                .is_err()
+        );
     }
 
     #[test]

@@ -19,7 +19,12 @@ pub enum Role {
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Role; 4] = [Role::SuperAdmin, Role::Admin, Role::Consultant, Role::Customer];
+    pub const ALL: [Role; 4] = [
+        Role::SuperAdmin,
+        Role::Admin,
+        Role::Consultant,
+        Role::Customer,
+    ];
 
     /// ADMIN or SUPER_ADMIN.
     pub fn is_admin(self) -> bool {

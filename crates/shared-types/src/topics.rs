@@ -162,13 +162,19 @@ mod subscription_tests {
     fn every_subscribed_topic_exists_and_every_topic_reaches_analytics() {
         for (service, topics) in SUBSCRIPTIONS {
             for topic in *topics {
-                assert!(ALL.contains(topic), "{service} subscribes to unknown {topic}");
+                assert!(
+                    ALL.contains(topic),
+                    "{service} subscribes to unknown {topic}"
+                );
             }
         }
         for topic in ALL {
             assert!(subscribers(topic).any(|s| s == "analytics"), "{topic}");
         }
         let payment: Vec<_> = subscribers(PAYMENT_SUCCEEDED).collect();
-        assert_eq!(payment, vec!["product", "customer", "notification", "analytics"]);
+        assert_eq!(
+            payment,
+            vec!["product", "customer", "notification", "analytics"]
+        );
     }
 }

@@ -64,7 +64,7 @@ impl Drop for TestDb {
                 conn.execute(sqlx::AssertSqlSafe(format!(
                     r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
                 )))
-                    .await?;
+                .await?;
                 conn.close().await?;
                 Ok::<(), anyhow::Error>(())
             })

@@ -473,7 +473,10 @@ pub fn delete_rabbit_topology(config: &BusConfig, service: &str) {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(event_bus::topology::delete_rabbit_topology(&config, &[&service]))
+        runtime.block_on(event_bus::topology::delete_rabbit_topology(
+            &config,
+            &[&service],
+        ))
     })
     .join();
 }
