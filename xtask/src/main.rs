@@ -12,6 +12,7 @@
 //! Plain std threads and processes, no async runtime: the CLI builds in seconds.
 
 mod commands;
+mod deploy_check;
 mod http;
 mod infra;
 mod pg;
@@ -114,6 +115,9 @@ enum Cmd {
     Status,
     /// Start only the infrastructure and databases, and keep private instances running
     Infra,
+    /// Check the deployment files offline: hadolint, compose schema, helm lint/template,
+    /// kubernetes-validate, the manifest policy, actionlint
+    LintDeploy,
     /// Event-bus operations
     Events {
         #[command(subcommand)]
@@ -202,6 +206,9 @@ fn main() -> ExitCode {
         }
         Cmd::RotateKeys => commands::service_cmd::run(ports, "auth", &["rotate-keys".into()]),
         Cmd::Seed { products } => commands::seed::run(ports, products),
+        Cmd::LintDeploy => workspace::Workspace::load()
+            .and_then(|ws| deploy_check::run(&ws.root))
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -182,6 +182,22 @@ impl Env {
         }
     }
 
+    /// A secret that may be absent (never printed).
+    pub fn optional_secret(
+        &self,
+        name: &str,
+        help: &'static str,
+    ) -> Result<Option<Secret<String>>, ConfigError> {
+        self.record(VarSpec {
+            name: name.to_owned(),
+            default: None,
+            help,
+            secret: true,
+            required: false,
+        });
+        Ok(self.raw(name).map(|v| Secret(v.to_owned())))
+    }
+
     /// A duration given in milliseconds.
     pub fn millis(
         &self,
@@ -363,11 +379,20 @@ impl CommonConfig {
             auth_client::DEV_PUBLIC_KEY_PEM,
             "Ed25519 public key (PEM) verifying internal tokens",
         )?;
-        let private_key = env.secret_or(
-            "INTERNAL_TOKEN_PRIVATE_KEY",
-            auth_client::DEV_PRIVATE_KEY_PEM,
-            "Ed25519 private key (PEM) minting internal tokens (gateway, and services calling peers)",
-        )?;
+        // Only the gateway and services that call peers mint; in production the others run
+        // without the private key, so it is optional there.
+        let private_key = if env.is_production() {
+            env.optional_secret(
+                "INTERNAL_TOKEN_PRIVATE_KEY",
+                "Ed25519 private key (PEM) minting internal tokens (gateway, and services calling peers)",
+            )?
+        } else {
+            Some(env.secret_or(
+                "INTERNAL_TOKEN_PRIVATE_KEY",
+                auth_client::DEV_PRIVATE_KEY_PEM,
+                "Ed25519 private key (PEM) minting internal tokens (gateway, and services calling peers)",
+            )?)
+        };
         let internal_ttl: i64 = env.get(
             "INTERNAL_TOKEN_TTL_SECS",
             60,
@@ -375,7 +400,10 @@ impl CommonConfig {
         )?;
         let internal_keys = auth_client::InternalKeys::from_pem(
             &public_key.expose().replace("\\n", "\n"),
-            Some(&private_key.expose().replace("\\n", "\n")),
+            private_key
+                .as_ref()
+                .map(|k| k.expose().replace("\\n", "\n"))
+                .as_deref(),
             internal_ttl,
         )
         .map_err(|e| ConfigError {

@@ -27,7 +27,10 @@ async fn assert_serves_common_endpoints<S: Service>() -> TestApp {
     let metrics = app.get("/metrics").await;
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("http_requests_total"), "{name} metrics: {text}");
+    assert!(
+        text.contains("http_requests_total"),
+        "{name} metrics: {text}"
+    );
 
     let spec = app.get("/openapi.json").await;
     assert_eq!(spec.status(), 200);
@@ -37,8 +40,17 @@ async fn assert_serves_common_endpoints<S: Service>() -> TestApp {
 
     if S::REQUIRES_INTERNAL_TOKEN {
         // Straight to the service, bypassing the gateway: refused before routing.
-        let direct = app.client.get(app.url("/v1/anything")).send().await.unwrap();
-        assert_eq!(direct.status(), 401, "{name} accepted a request without an internal token");
+        let direct = app
+            .client
+            .get(app.url("/v1/anything"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            direct.status(),
+            401,
+            "{name} accepted a request without an internal token"
+        );
     }
 
     let missing = app.get("/no-such-route").await;
@@ -78,8 +90,7 @@ async fn product_boots_and_migrates() {
 
 #[tokio::test]
 async fn order_payment_boots_and_migrates() {
-    let app =
-        assert_serves_common_endpoints::<order_payment_service::OrderPaymentService>().await;
+    let app = assert_serves_common_endpoints::<order_payment_service::OrderPaymentService>().await;
     assert_migrated(&app, &["outbox", "processed_events"]).await;
 }
 
@@ -120,7 +131,10 @@ async fn the_gateway_is_ready_only_when_its_upstreams_are() {
         .iter()
         .map(|(name, _)| {
             // Every upstream but product points at a closed port.
-            (gateway_service::upstream_var(name), "http://127.0.0.1:1".to_owned())
+            (
+                gateway_service::upstream_var(name),
+                "http://127.0.0.1:1".to_owned(),
+            )
         })
         .collect();
     overrides.retain(|(var, _)| var != "UPSTREAM_PRODUCT_URL");
@@ -144,7 +158,10 @@ async fn a_stopped_service_drains_and_releases_its_port() {
     let app = TestApp::spawn::<product_service::ProductService>().await;
     let url = app.url("/health");
     app.stop().await;
-    assert!(reqwest::get(url).await.is_err(), "port still answers after stop");
+    assert!(
+        reqwest::get(url).await.is_err(),
+        "port still answers after stop"
+    );
 }
 
 /// `.env.example` documents every variable each service reads (derived from the config
@@ -156,8 +173,9 @@ fn env_example_lists_every_variable_the_services_read() {
         S::config(&env).unwrap();
         env.described().into_iter().map(|v| v.name).collect()
     }
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example"))
-        .expect(".env.example exists at the repository root");
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example"))
+            .expect(".env.example exists at the repository root");
     let documented: Vec<&str> = example
         .lines()
         .filter_map(|l| l.trim_start_matches('#').trim().split('=').next())
@@ -174,6 +192,9 @@ fn env_example_lists_every_variable_the_services_read() {
         vars::<analytics_service::AnalyticsService>(),
     ]
     .concat();
-    let missing: Vec<&String> = all.iter().filter(|v| !documented.contains(&v.as_str())).collect();
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|v| !documented.contains(&v.as_str()))
+        .collect();
     assert!(missing.is_empty(), "not in .env.example: {missing:?}");
 }

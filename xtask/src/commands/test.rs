@@ -23,6 +23,11 @@ pub fn run(ports: Ports, extra: &[String]) -> Result<ExitCode> {
     check_interrupted()?;
     let _moto = infra::ensure_moto(&ws)?;
     check_interrupted()?;
+    // The deployment files are part of what the tests guard (issue: delivery checked offline).
+    if extra.is_empty() {
+        crate::deploy_check::run(&ws.root)?;
+        check_interrupted()?;
+    }
 
     let nextest = ws
         .cargo()
