@@ -33,10 +33,13 @@ pub struct ProductCreated {
     /// The range it belongs to, if any.
     #[serde(default)]
     pub range_id: Option<Uuid>,
-    /// Price in minor units (pence).
+    /// Price in minor units (pence); 0 when the price is on consultation.
     pub price: i64,
     /// ISO 4217 currency code, e.g. `GBP`.
     pub currency: String,
+    /// Whether the product has no list price ("price on consultation"); `price` is then 0.
+    #[serde(default)]
+    pub price_on_consultation: bool,
     /// Whether shoppers can see it yet.
     pub is_published: bool,
     /// When it was created.
@@ -83,10 +86,16 @@ event_payload!(ProductDeleted, topics::PRODUCT_DELETED, 1);
 pub struct PriceChanged {
     /// The product.
     pub product_id: Uuid,
-    /// The previous price in minor units (pence).
+    /// The previous price in minor units (pence); 0 when it was on consultation.
     pub old_price: i64,
-    /// The new price in minor units (pence).
+    /// The new price in minor units (pence); 0 when it is now on consultation.
     pub new_price: i64,
+    /// Whether the previous price was "on consultation" (no list price).
+    #[serde(default)]
+    pub old_price_on_consultation: bool,
+    /// Whether the new price is "on consultation" (no list price).
+    #[serde(default)]
+    pub new_price_on_consultation: bool,
     /// ISO 4217 currency code of both prices.
     pub currency: String,
     /// When the new price applies from.
@@ -129,6 +138,12 @@ pub struct InventoryUpdated {
     pub reserved: i64,
     /// What changed it.
     pub reason: InventoryChangeReason,
+    /// The stock item (a size/colour variant of the product, or the product itself).
+    #[serde(default)]
+    pub stock_item_id: Option<Uuid>,
+    /// Whether `available` is at or below the item's low-stock threshold (the low-stock signal).
+    #[serde(default)]
+    pub low_stock: bool,
     /// The order behind a reservation, release or sale.
     #[serde(default)]
     pub order_id: Option<Uuid>,
