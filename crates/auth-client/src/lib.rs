@@ -11,10 +11,12 @@
 //! microseconds where RSA-2048 takes about a millisecond.
 
 pub mod access;
+pub mod jwks;
 mod keys;
 mod role;
 
 pub use access::{AccessClaims, session_key};
+pub use jwks::{JwksConfig, JwksError, JwksVerifier};
 pub use keys::{InternalKeys, KeyError};
 pub use role::Role;
 
