@@ -43,7 +43,20 @@ pub struct Shell {
     pub cors_allowed_origins: Vec<String>,
     /// When set, every route but the common endpoints requires a valid internal token.
     pub internal_keys: Option<auth_client::InternalKeys>,
+    /// Browser security headers on every response (the public-facing gateway).
+    pub security_headers: bool,
 }
+
+/// Browser security headers the public-facing gateway sets on every response.
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+];
 
 /// The endpoints probes and scrapers call without an internal token.
 pub const COMMON_PATHS: [&str; 4] = ["/health", "/ready", "/metrics", "/openapi.json"];
@@ -80,6 +93,15 @@ pub fn wrap(routes: Router, shell: Shell) -> Router {
         .layer(CompressionLayer::new());
     if let Some(cors) = cors_layer(&shell.cors_allowed_origins) {
         router = router.layer(cors);
+    }
+    if shell.security_headers {
+        use tower_http::set_header::SetResponseHeaderLayer;
+        for (name, value) in SECURITY_HEADERS {
+            router = router.layer(SetResponseHeaderLayer::if_not_present(
+                header::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            ));
+        }
     }
     router
         .layer(middleware::from_fn(problem_for_bare_errors))

@@ -176,6 +176,9 @@ pub trait Service: 'static {
     /// Whether the service writes domain events to its outbox: then an outbox relay runs beside
     /// it.
     const PUBLISHES_EVENTS: bool = false;
+    /// Whether browsers talk to it directly (the gateway): then every response carries the
+    /// browser security headers.
+    const PUBLIC_FACING: bool = false;
     /// Whether every route needs a valid internal token (all services but the gateway, which is
     /// where tokens are minted).
     const REQUIRES_INTERNAL_TOKEN: bool = true;
@@ -290,6 +293,7 @@ pub async fn start<S: Service>(
             body_limit_bytes: common.body_limit_bytes,
             cors_allowed_origins: common.cors_allowed_origins.clone(),
             internal_keys: S::REQUIRES_INTERNAL_TOKEN.then(|| common.internal_keys.clone()),
+            security_headers: S::PUBLIC_FACING,
         },
     );
     let addr = listener.local_addr()?;
@@ -376,7 +380,8 @@ pub async fn termination_signal() {
     }
 }
 
-const USAGE: &str = "usage: <service> [serve|migrate|seed|dlq|healthcheck|openapi|env|<service command>]
+const USAGE: &str =
+    "usage: <service> [serve|migrate|seed|dlq|healthcheck|openapi|env|<service command>]
   serve    run the service (default)
   healthcheck  exit 0 when this service's /ready answers 200 on its port (container probes)
   dlq list             list the messages in this service's dead-letter queue

@@ -48,6 +48,7 @@ fn app() -> Router {
             body_limit_bytes: 1024,
             cors_allowed_origins: Vec::new(),
             internal_keys: Some(InternalKeys::development()),
+            security_headers: false,
         },
     )
 }

@@ -55,6 +55,7 @@ fn shell(checks: Vec<ReadinessCheck>) -> Shell {
         body_limit_bytes: 1024,
         cors_allowed_origins: vec!["https://shop.example".to_owned()],
         internal_keys: None,
+        security_headers: false,
     }
 }
 

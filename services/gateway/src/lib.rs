@@ -143,6 +143,7 @@ impl Service for GatewayService {
         database: None,
     };
     const REQUIRES_INTERNAL_TOKEN: bool = false;
+    const PUBLIC_FACING: bool = true;
     type Config = Config;
     type State = AppState;
 
@@ -343,8 +344,7 @@ impl Service for GatewayService {
             .route("/docs/", get(docs::index))
             .route("/docs/openapi.json", get(docs::openapi))
             .route("/docs/{*file}", get(docs::asset))
-            .route_layer(axum::middleware::map_response(proxy::security_headers))
-            // The proxy sets the security headers itself (one layer less on the hot path).
+            // Security headers come from service-kit's shell (PUBLIC_FACING) on every response.
             .fallback(proxy::proxy)
     }
 

@@ -166,14 +166,13 @@ pub async fn proxy(State(state): State<AppState>, request: Request) -> Response 
         gateway.routes.find_indexed(request.uri().path())
     };
     let route = found.map(|(_, route)| route);
-    let mut response = match route {
+    let response = match route {
         Some(route) => match forward(&state, route, request).await {
             Ok(response) => response,
             Err(problem) => problem,
         },
         None => Problem::not_found("No resource matches this path.").into_response(),
     };
-    set_security_headers(response.headers_mut());
     let elapsed = started.elapsed();
     if let Some((index, _)) = found
         && let Some(histogram) = gateway.route_metrics.get(index)
@@ -572,29 +571,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Middleware: the security headers on the responses of the gateway's own pages.
-pub async fn security_headers(mut response: Response) -> Response {
-    set_security_headers(response.headers_mut());
-    response
-}
-
-/// HSTS, `nosniff`, frame denial and the referrer policy.
-pub fn set_security_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("strict-origin-when-cross-origin"),
-    );
 }
 
 #[cfg(test)]

@@ -74,7 +74,13 @@ async fn internal_and_unknown_paths_are_404_problems() {
 #[tokio::test]
 async fn every_response_carries_security_headers_and_a_request_id() {
     let s = setup(&[]).await;
-    for path in ["/v1/products", "/v1/nothing-here", "/docs/openapi.json"] {
+    for path in [
+        "/v1/products",
+        "/v1/nothing-here",
+        "/docs/openapi.json",
+        "/health",
+        "/ready",
+    ] {
         let response = s.get(path, None).await;
         let headers = response.headers();
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
