@@ -49,6 +49,8 @@ event_payload!(ReviewCreated, topics::REVIEW_CREATED, 1);
 pub enum TicketCategory {
     /// An order.
     Order,
+    /// An appointment booking.
+    Booking,
     /// Delivery.
     Delivery,
     /// Fitting and installation.

@@ -1,25 +1,136 @@
-//! The customer service: profiles, addresses, wishlists, reviews, support tickets and loyalty.
+//! The customer service: profiles, addresses, wishlists, reviews, support tickets and loyalty
+//! (DESIGN.md §1; issue 9).
+//!
+//! # Endpoints (paths as served; the gateway forwards `/v1/...` unchanged)
+//! | route | who | module |
+//! |---|---|---|
+//! | `GET`, `PATCH` (merge patch) `/v1/profile`; `GET /v1/profile/export` | customer | [`profiles`], [`gdpr`] |
+//! | `GET`, `POST /v1/profile/addresses`; `PATCH`, `DELETE .../{id}`; `POST .../{id}/default` | customer | [`addresses`] |
+//! | `GET`, `POST /v1/wishlist`; `DELETE /v1/wishlist/{productId}` | customer | [`wishlist`] |
+//! | `GET /v1/products/{productId}/reviews`, `/rating` | anyone | [`reviews`] |
+//! | `POST /v1/products/{productId}/reviews`; `PATCH`, `DELETE /v1/reviews/{id}` | customer (DELETE: or ADMIN) | [`reviews`] |
+//! | `POST`, `DELETE /v1/reviews/{id}/helpful` (one vote per user) | customer | [`reviews`] |
+//! | `GET /v1/admin/reviews`; `POST /v1/admin/reviews/{id}/moderation` | ADMIN | [`reviews`] |
+//! | `POST`, `GET /v1/tickets`; `GET /v1/tickets/{id}`; `POST .../{id}/messages`; `POST .../{id}/reopen` | customer | [`tickets`] |
+//! | `GET /v1/admin/tickets`; `PATCH /v1/admin/tickets/{id}` | staff | [`tickets`] |
+//! | `GET /v1/loyalty`, `/v1/loyalty/transactions`; `POST /v1/loyalty/redemptions` | customer | [`loyalty`] |
+//! | `POST /v1/admin/loyalty/{userId}/adjustments` | ADMIN | [`loyalty`] |
+//! | `GET /v1/customers`, `/v1/customers/{id}` | ADMIN | [`customers`] |
+//!
+//! # Design decisions
+//! - **Profiles** are created from `user.created` (idempotently, filling blanks only) or on a
+//!   customer's first request, whichever comes first.
+//! - **Invariants in the schema**: one default address per kind (partial unique index), one review
+//!   per customer and product, one `EARN` per payment and one `REVERSE` per refund (partial
+//!   unique indexes), a loyalty balance that cannot go negative (check) and an append-only ledger
+//!   (trigger).
+//! - **Ownership**: a row of another customer is answered with 404, never 403.
+//! - **Events**: `review.created`, `ticket.created` and `ticket.updated` go through the outbox;
+//!   `user.created`, `payment.succeeded`, `refund.issued` and `user.erasure_requested` are consumed
+//!   once each (see [`loyalty`] and [`gdpr`]).
+//!
+//! # SQL
+//! The loyalty ledger, the event consumers and the erasure use compile-checked `sqlx::query!`
+//! with the offline data in `services/customer/.sqlx`. After changing one of them or a
+//! migration, regenerate it against a migrated scratch database:
+//! ```text
+//! createdb -h 127.0.0.1 -U postgres customer_sqlx && for f in migrations/customer/*.sql; do
+//!   psql -h 127.0.0.1 -U postgres -d customer_sqlx -q -f $f; done
+//! rm -rf services/customer/.sqlx && mkdir services/customer/.sqlx && touch services/customer/src/lib.rs
+//! SQLX_OFFLINE=false DATABASE_URL=postgres://postgres@127.0.0.1/customer_sqlx \
+//!   SQLX_OFFLINE_DIR=$PWD/services/customer/.sqlx cargo check -p customer-service --all-targets
+//! ```
+//! The other modules' queries are run-time checked `sqlx::query`/`query_as` over shared column
+//! lists, with bound parameters only (no SQL is built from input); the integration tests run
+//! every one of them.
+
+pub mod addresses;
+pub mod config;
+pub mod customers;
+pub mod error;
+pub mod gdpr;
+pub mod loyalty;
+pub mod profiles;
+pub mod reviews;
+pub mod tickets;
+pub mod wishlist;
+
+use std::sync::Arc;
 
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
-use service_kit::{Infra, Service, Started};
+use service_kit::shared_types::auth::{UserCreated, UserErasureRequested};
+use service_kit::shared_types::order_payment::{PaymentSucceeded, RefundIssued};
+use service_kit::shared_types::{DomainEvent, EventPayload};
+use service_kit::{Infra, Service, Started, consumer_task, task};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa_axum::router::OpenApiRouter;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/customer");
+pub use config::{Config, CustomerSettings};
 
-/// The customer service's configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Shared settings.
-    pub common: CommonConfig,
-}
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/customer");
 
 /// What its handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// Its own database.
     pub db: PgPool,
+    /// The service's own settings.
+    pub settings: Arc<CustomerSettings>,
+    /// The product service's internal API.
+    pub products: wishlist::ProductClient,
+}
+
+/// A domain event from this service, carrying the current request id.
+pub(crate) fn event<T: EventPayload>(payload: T) -> DomainEvent<T> {
+    let event = DomainEvent::new(CustomerService::SPEC.name, payload);
+    match service_kit::request_id::current() {
+        Some(request_id) => event.correlation_id(request_id),
+        None => event,
+    }
+}
+
+/// Applies an RFC 7396 JSON Merge Patch to `target`: objects merge member by member, `null`
+/// removes a member, anything else replaces it.
+pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+/// Applies a merge patch to `current` and reads the result as `T` (validated), with the same
+/// 422 shape as `ValidatedJson`.
+pub(crate) fn patched<T: serde::de::DeserializeOwned + validator::Validate>(
+    mut current: serde_json::Value,
+    patch: &serde_json::Value,
+) -> error::CustomerResult<T> {
+    if !patch.is_object() {
+        return Err(error::CustomerError::field(
+            "",
+            "a merge patch must be a JSON object",
+        ));
+    }
+    merge_patch(&mut current, patch);
+    let bytes = serde_json::to_vec(&current).map_err(anyhow::Error::from)?;
+    let value: T = service_kit::extract::parse_json(&bytes)?;
+    value
+        .validate()
+        .map_err(service_kit::extract::validation_problem)?;
+    Ok(value)
 }
 
 /// The customer service.
@@ -40,9 +151,7 @@ impl Service for CustomerService {
     }
 
     fn config(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            common: CommonConfig::from_env(Self::SPEC, env)?,
-        })
+        Config::from_env(Self::SPEC, env)
     }
 
     fn common(config: &Config) -> &CommonConfig {
@@ -51,9 +160,137 @@ impl Service for CustomerService {
 
     fn routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
+            .merge(profiles::router())
+            .merge(addresses::router())
+            .merge(wishlist::router())
+            .merge(reviews::router())
+            .merge(tickets::router())
+            .merge(loyalty::router())
+            .merge(gdpr::router())
+            .merge(customers::router())
     }
 
-    async fn start(_config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
-        Ok(Started::new(AppState { db: infra.db()? }))
+    async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
+        let db = infra.db()?;
+        let settings = Arc::new(config.customer);
+        let products = wishlist::ProductClient::new(
+            settings.product_service_url.clone(),
+            settings.product_timeout,
+            infra.config.internal_keys.clone(),
+        )?;
+        let points_per_pound = settings.points_per_pound;
+        let consumer = infra
+            .consumer()?
+            .on::<UserCreated, _>(|event, conn| Box::pin(profiles::on_user_created(event, conn)))
+            .on::<PaymentSucceeded, _>(move |event, conn| {
+                Box::pin(loyalty::on_payment_succeeded(event, conn, points_per_pound))
+            })
+            .on::<RefundIssued, _>(|event, conn| Box::pin(loyalty::on_refund_issued(event, conn)))
+            .on::<UserErasureRequested, _>(|event, conn| {
+                Box::pin(gdpr::on_erasure_requested(event, conn))
+            });
+        let mut started = Started::new(AppState {
+            db: db.clone(),
+            settings: settings.clone(),
+            products,
+        });
+        started.tasks.push(consumer_task(consumer));
+        if let Some(after) = settings.points_expire_after {
+            let every = settings.expiry_sweep_interval;
+            started.tasks.push(task(move |token| {
+                loyalty::run_expiry(db, after, every, token)
+            }));
+        }
+        Ok(started)
+    }
+}
+
+/// The database spelling of a SCREAMING_SNAKE enum (its JSON string).
+pub(crate) fn enum_to_db<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// An enum from its database spelling (the schema's checks keep it one of the variants).
+pub(crate) fn enum_from_db<T: serde::de::DeserializeOwned>(value: &str) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::String(
+        value.to_owned(),
+    ))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The routes this service serves; a change here is an API change (and the gateway's route
+    /// table must follow).
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc = service_kit::service::openapi::<CustomerService>();
+        let mut routes: Vec<String> = doc
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, present)| *present)
+                .map(move |(method, _)| format!("{method} {path}"))
+            })
+            .collect();
+        routes.sort();
+        let mut expected: Vec<String> = [
+            "GET /v1/profile",
+            "PATCH /v1/profile",
+            "GET /v1/profile/export",
+            "GET /v1/profile/addresses",
+            "POST /v1/profile/addresses",
+            "PATCH /v1/profile/addresses/{id}",
+            "DELETE /v1/profile/addresses/{id}",
+            "POST /v1/profile/addresses/{id}/default",
+            "GET /v1/wishlist",
+            "POST /v1/wishlist",
+            "DELETE /v1/wishlist/{productId}",
+            "GET /v1/products/{productId}/reviews",
+            "POST /v1/products/{productId}/reviews",
+            "GET /v1/products/{productId}/rating",
+            "PATCH /v1/reviews/{id}",
+            "DELETE /v1/reviews/{id}",
+            "POST /v1/reviews/{id}/helpful",
+            "DELETE /v1/reviews/{id}/helpful",
+            "GET /v1/admin/reviews",
+            "POST /v1/admin/reviews/{id}/moderation",
+            "POST /v1/tickets",
+            "GET /v1/tickets",
+            "GET /v1/tickets/{id}",
+            "POST /v1/tickets/{id}/messages",
+            "POST /v1/tickets/{id}/reopen",
+            "GET /v1/admin/tickets",
+            "PATCH /v1/admin/tickets/{id}",
+            "GET /v1/loyalty",
+            "GET /v1/loyalty/transactions",
+            "POST /v1/loyalty/redemptions",
+            "POST /v1/admin/loyalty/{userId}/adjustments",
+            "GET /v1/customers",
+            "GET /v1/customers/{id}",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        expected.sort();
+        assert_eq!(routes, expected);
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut doc = serde_json::json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut doc, &serde_json::json!({"a": null, "c": {"f": "h"}}));
+        assert_eq!(doc, serde_json::json!({"c": {"d": "e", "f": "h"}}));
     }
 }

@@ -244,6 +244,28 @@ pub fn default_table() -> Vec<RouteSpec> {
     }
     add(RouteSpec::new("/v1/products/{id}/reviews/**", "customer"));
     add(RouteSpec::new("/v1/products/{id}/rating", "customer"));
+    add(RouteSpec::new("/v1/reviews/**", "customer").auth(Token));
+
+    // Staff back-office paths, each under the service that owns the resource.
+    for (service, names) in [
+        ("customer", &["reviews", "tickets", "loyalty"][..]),
+        (
+            "appointment",
+            &[
+                "appointments",
+                "availability-rules",
+                "availability-exceptions",
+                "brochures",
+                "consultants",
+                "showrooms",
+                "slots",
+            ][..],
+        ),
+    ] {
+        for name in names {
+            add(RouteSpec::new(&format!("/v1/admin/{name}/**"), service).auth(Token));
+        }
+    }
 
     // notification (the WebSocket authenticates with a ticket: browsers cannot send headers)
     add(RouteSpec::new("/v1/notifications/**", "notification").auth(Token));

@@ -1,0 +1,157 @@
+//! Drives the customer service as the gateway and the event bus would.
+
+use std::time::{Duration, Instant};
+
+use customer_service::CustomerService;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::Value;
+use service_kit::Role;
+use service_kit::event_bus::{self, OutgoingMessage};
+use service_kit::shared_types::{DomainEvent, EventPayload};
+use sqlx::PgPool;
+use test_support::{TestApp, TestUser};
+
+/// The service under test and its database.
+pub struct Api {
+    pub app: TestApp,
+    pub pool: PgPool,
+    pub admin: TestUser,
+}
+
+/// The problem type's machine code.
+pub fn problem_code(body: &Value) -> &str {
+    body["type"]
+        .as_str()
+        .and_then(|t| t.rsplit('/').next())
+        .unwrap_or_default()
+}
+
+/// The fields named by a 422.
+pub fn fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Status and JSON body.
+pub async fn body(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
+}
+
+pub fn customer() -> TestUser {
+    TestUser::new(Role::Customer)
+}
+
+impl Api {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        let app = TestApp::spawn_with::<CustomerService>(overrides).await;
+        let pool = app.pool().await;
+        Self {
+            app,
+            pool,
+            admin: TestUser::new(Role::Admin),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        user: &TestUser,
+        method: Method,
+        path: &str,
+        json: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.app.request_as(method.clone(), path, user);
+        if let Some(json) = json {
+            request = if method == Method::PATCH {
+                request
+                    .header("content-type", "application/merge-patch+json")
+                    .body(json.to_string())
+            } else {
+                request.json(json)
+            };
+        }
+        body(request.send().await.expect("request reaches the service")).await
+    }
+
+    pub async fn get(&self, user: &TestUser, path: &str) -> (StatusCode, Value) {
+        self.send(user, Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, user: &TestUser, path: &str, json: &Value) -> (StatusCode, Value) {
+        self.send(user, Method::POST, path, Some(json)).await
+    }
+
+    pub async fn patch(&self, user: &TestUser, path: &str, json: &Value) -> (StatusCode, Value) {
+        self.send(user, Method::PATCH, path, Some(json)).await
+    }
+
+    pub async fn delete(&self, user: &TestUser, path: &str) -> StatusCode {
+        self.send(user, Method::DELETE, path, None).await.0
+    }
+
+    /// `GET` as an anonymous shopper.
+    pub async fn public_get(&self, path: &str) -> (StatusCode, Value) {
+        body(self.app.get(path).await).await
+    }
+
+    /// Envelopes in the outbox with `topic`, oldest first.
+    pub async fn events(&self, topic: &str) -> Vec<Value> {
+        sqlx::query_scalar::<_, Value>("SELECT envelope FROM outbox WHERE topic = $1 ORDER BY seq")
+            .bind(topic)
+            .fetch_all(&self.pool)
+            .await
+            .expect("query the outbox")
+    }
+
+    /// Publishes `event` to the test's exchange until the consumer has recorded it (the consumer
+    /// declares its queue when it starts, so the first publish may find no queue yet).
+    pub async fn deliver<P: EventPayload>(&self, event: &DomainEvent<P>) {
+        let bus = event_bus::connect(self.app.bus_config.clone())
+            .await
+            .unwrap();
+        let message = OutgoingMessage {
+            event_id: event.id,
+            topic: event.topic.clone(),
+            body: serde_json::to_vec(event).unwrap(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let outcome = bus.publish_batch(std::slice::from_ref(&message)).await;
+            assert!(outcome.error.is_none(), "{:?}", outcome.error);
+            for _ in 0..20 {
+                let done: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
+                        .bind(event.id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .unwrap();
+                if done.is_some() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the consumer never processed {}",
+                event.topic
+            );
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the customer service against real Postgres and RabbitMQ.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod addresses;
+mod gdpr;
+mod loyalty;
+mod profiles;
+mod reviews;
+mod tickets;
+mod wishlist;
