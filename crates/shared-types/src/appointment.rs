@@ -25,7 +25,7 @@ pub enum AppointmentType {
 pub struct BookingCreated {
     /// The booking.
     pub booking_id: Uuid,
-    /// The short code the customer quotes, e.g. `LW-7K3Q9`.
+    /// The short code the customer quotes, e.g. `BK-20261201-7K3Q`.
     pub reference_code: String,
     /// The kind of appointment.
     pub appointment_type: AppointmentType,
@@ -247,6 +247,12 @@ pub struct BrochureRequested {
     /// Where to post it (required for [`BrochureDelivery::Post`]).
     #[serde(default)]
     pub address: Option<PostalAddress>,
+    /// The requester's postcode, normalised (`SW4 0AB`), when given.
+    #[serde(default)]
+    pub postcode: Option<String>,
+    /// Whether they agreed to marketing emails.
+    #[serde(default)]
+    pub marketing_consent: bool,
     /// When it was requested.
     pub requested_at: DateTime<Utc>,
 }

@@ -1,0 +1,326 @@
+//! The availability search: free slots by day, cached briefly in Redis.
+//!
+//! Cache keys embed a generation number (`availability:generation`) that every booking,
+//! cancellation, reschedule and slot change bumps, so a change is visible at once although
+//! entries live `AVAILABILITY_CACHE_TTL_SECS`. Redis trouble costs only the cache.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use service_kit::ValidatedQuery;
+use service_kit::redis::Redis;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use validation::UkPostcode;
+use validator::Validate;
+
+use crate::AppState;
+use crate::catalogue::AppointmentKind;
+use crate::error::{AppointmentError, AppointmentResult};
+
+/// Longest span one search may cover, in days.
+pub const MAX_SPAN_DAYS: i64 = 31;
+
+/// What to search for.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct AvailabilityQuery {
+    /// The kind of appointment.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: AppointmentKind,
+    /// The property's postcode (required for HOME_MEASUREMENT).
+    pub postcode: Option<String>,
+    /// The showroom (required for SHOWROOM_VISIT).
+    pub showroom_id: Option<Uuid>,
+    /// First day (London), default today.
+    pub from: Option<NaiveDate>,
+    /// Last day (London, inclusive), default 13 days after `from`; at most 31 days after it.
+    pub to: Option<NaiveDate>,
+}
+
+/// The consultant of a slot.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotConsultant {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+}
+
+/// A free slot.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FreeSlot {
+    /// The slot to book.
+    pub id: Uuid,
+    /// Start (UTC).
+    pub starts_at: DateTime<Utc>,
+    /// End (UTC).
+    pub ends_at: DateTime<Utc>,
+    /// Who.
+    pub consultant: SlotConsultant,
+    /// Where, for showroom visits.
+    pub showroom_id: Option<Uuid>,
+}
+
+/// The free slots of one London day.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Day {
+    /// The date (London).
+    pub date: NaiveDate,
+    /// Its free slots, earliest first.
+    pub slots: Vec<FreeSlot>,
+}
+
+/// The answer: days that have free slots.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Availability {
+    /// The kind searched.
+    #[serde(rename = "type")]
+    pub kind: AppointmentKind,
+    /// First day searched.
+    pub from: NaiveDate,
+    /// Last day searched.
+    pub to: NaiveDate,
+    /// Days with at least one free slot.
+    pub days: Vec<Day>,
+}
+
+struct Search {
+    kind: AppointmentKind,
+    coverage: Option<Vec<String>>,
+    showroom_id: Option<Uuid>,
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+fn parse(query: AvailabilityQuery) -> AppointmentResult<Search> {
+    let mut errors = Vec::new();
+    let postcode = match (query.kind, query.postcode.as_deref()) {
+        (AppointmentKind::HomeMeasurement, None) => {
+            errors.push(service_kit::FieldError::new(
+                "postcode",
+                "is required for HOME_MEASUREMENT",
+            ));
+            None
+        }
+        (_, Some(raw)) => crate::error::collect(&mut errors, "postcode", UkPostcode::parse(raw)),
+        (_, None) => None,
+    };
+    if query.kind == AppointmentKind::ShowroomVisit && query.showroom_id.is_none() {
+        errors.push(service_kit::FieldError::new(
+            "showroomId",
+            "is required for SHOWROOM_VISIT",
+        ));
+    }
+    let from = query.from.unwrap_or_else(|| Utc::now().date_naive());
+    let to = query.to.unwrap_or(from + Duration::days(13));
+    if to < from {
+        errors.push(service_kit::FieldError::new(
+            "to",
+            "must not be before from",
+        ));
+    } else if (to - from).num_days() > MAX_SPAN_DAYS {
+        errors.push(service_kit::FieldError::new(
+            "to",
+            format!("must be at most {MAX_SPAN_DAYS} days after from"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(AppointmentError::Validation(errors));
+    }
+    Ok(Search {
+        kind: query.kind,
+        // Home visits go to consultants covering the district or the whole area.
+        coverage: match query.kind {
+            AppointmentKind::HomeMeasurement => {
+                postcode.map(|p| vec![p.outward().to_owned(), p.area().to_owned()])
+            }
+            _ => None,
+        },
+        showroom_id: match query.kind {
+            AppointmentKind::ShowroomVisit => query.showroom_id,
+            _ => None,
+        },
+        from,
+        to,
+    })
+}
+
+/// Free slots by day: never in the past, inside the minimum notice or beyond the horizon.
+#[utoipa::path(
+    get,
+    path = "/v1/availability",
+    tag = "availability",
+    params(AvailabilityQuery),
+    responses(
+        (status = 200, description = "Days with free slots", body = Availability),
+        (status = 422, description = "Missing postcode or showroom, bad dates", body = service_kit::Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn search(
+    State(state): State<AppState>,
+    ValidatedQuery(query): ValidatedQuery<AvailabilityQuery>,
+) -> AppointmentResult<Response> {
+    let search = parse(query)?;
+    let key = cache_key(&state.redis, &search).await;
+    if let Some(key) = &key
+        && let Some(cached) = cache_get(&state.redis, key).await
+    {
+        return Ok(json_response(cached));
+    }
+    let now = Utc::now();
+    let rows = sqlx::query!(
+        r#"SELECT s.id, lower(s.during) AS "starts_at!", upper(s.during) AS "ends_at!",
+                  s.consultant_id, c.name, s.showroom_id,
+                  (lower(s.during) AT TIME ZONE 'Europe/London')::date AS "day!"
+           FROM time_slots s
+           JOIN consultants c ON c.id = s.consultant_id AND c.active
+           JOIN appointment_types t ON t.code = s.appointment_type
+           WHERE s.appointment_type = $1
+             AND s.status = 'OPEN'
+             AND lower(s.during) >= GREATEST($2::date::timestamp AT TIME ZONE 'Europe/London', $4)
+             AND lower(s.during) < LEAST(($3::date + 1)::timestamp AT TIME ZONE 'Europe/London', $5)
+             AND ($6::uuid IS NULL OR s.showroom_id = $6)
+             AND ($7::text[] IS NULL OR c.coverage && $7)
+             AND NOT EXISTS (
+                 SELECT 1 FROM bookings b
+                 WHERE b.consultant_id = s.consultant_id
+                   AND b.status IN ('PENDING', 'CONFIRMED')
+                   AND b.blocks && tstzrange(lower(s.during),
+                                             upper(s.during) + make_interval(mins => t.buffer_minutes)))
+           ORDER BY lower(s.during), c.name, s.id"#,
+        search.kind.as_str(),
+        search.from,
+        search.to,
+        now + state.settings.min_notice,
+        now + Duration::days(i64::from(state.settings.horizon_days)),
+        search.showroom_id,
+        search.coverage.as_deref(),
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let mut days: Vec<Day> = Vec::new();
+    for row in rows {
+        let slot = FreeSlot {
+            id: row.id,
+            starts_at: row.starts_at,
+            ends_at: row.ends_at,
+            consultant: SlotConsultant {
+                id: row.consultant_id,
+                name: row.name,
+            },
+            showroom_id: row.showroom_id,
+        };
+        match days.last_mut() {
+            Some(day) if day.date == row.day => day.slots.push(slot),
+            _ => days.push(Day {
+                date: row.day,
+                slots: vec![slot],
+            }),
+        }
+    }
+    let body = serde_json::to_string(&Availability {
+        kind: search.kind,
+        from: search.from,
+        to: search.to,
+        days,
+    })
+    .map_err(anyhow::Error::from)?;
+    if let Some(key) = &key {
+        cache_put(
+            &state.redis,
+            key,
+            &body,
+            state.settings.availability_cache_ttl,
+        )
+        .await;
+    }
+    Ok(json_response(body))
+}
+
+fn json_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn generation_key(redis: &Redis) -> String {
+    redis.key("availability", "generation")
+}
+
+async fn cache_key(redis: &Redis, search: &Search) -> Option<String> {
+    let mut conn = redis.conn();
+    let generation: Option<u64> = match conn.get(generation_key(redis)).await {
+        Ok(generation) => generation,
+        Err(error) => {
+            tracing::warn!(%error, "availability cache unavailable");
+            return None;
+        }
+    };
+    let mut hash = Sha256::new();
+    hash.update(format!(
+        "{}|{:?}|{:?}|{}|{}",
+        search.kind.as_str(),
+        search.coverage,
+        search.showroom_id,
+        search.from,
+        search.to
+    ));
+    Some(redis.key(
+        "availability",
+        format!(
+            "{}:{}",
+            generation.unwrap_or(0),
+            hex::encode(&hash.finalize()[..12])
+        ),
+    ))
+}
+
+async fn cache_get(redis: &Redis, key: &str) -> Option<String> {
+    let mut conn = redis.conn();
+    conn.get::<_, Option<String>>(key).await.ok().flatten()
+}
+
+async fn cache_put(redis: &Redis, key: &str, body: &str, ttl: std::time::Duration) {
+    if ttl.is_zero() {
+        return;
+    }
+    let mut conn = redis.conn();
+    if let Err(error) = conn
+        .set_ex::<_, _, ()>(key, body, ttl.as_secs().max(1))
+        .await
+    {
+        tracing::warn!(%error, "could not cache availability");
+    }
+}
+
+/// Makes every cached answer stale (after a booking, cancellation, reschedule or slot change).
+pub async fn invalidate(redis: &Redis) {
+    let mut conn = redis.conn();
+    let key = generation_key(redis);
+    let result: redis::RedisResult<()> = redis::pipe()
+        .incr(&key, 1)
+        .ignore()
+        .expire(&key, 7 * 24 * 3600)
+        .ignore()
+        .query_async(&mut conn)
+        .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, "could not invalidate the availability cache");
+    }
+}
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search))
+}
