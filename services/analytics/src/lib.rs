@@ -1,25 +1,66 @@
-//! The analytics service: event ingest, buffering, funnels, dashboards and exports.
+//! The analytics service: event ingest, buffering, domain-event recording (issue 11).
+//!
+//! # Endpoints
+//! | route | who | module |
+//! |---|---|---|
+//! | `POST /v1/analytics/track` (one event, `{batch}` ≤ 100, or a GTM `{dataLayer}`) | anyone | [`track`] |
+//! | `GET /v1/analytics/dashboard?from&to` | ADMIN | [`aggregates`] |
+//! | `GET /v1/analytics/exports/events.csv?from&to&event=` (streamed) | ADMIN | [`exports`] |
+//! | `POST /v1/analytics/funnels`; `GET /v1/analytics/funnels/{id}/report?from&to` | ADMIN | [`funnels`] |
+//!
+//! # Design
+//! - **Ingest** validates the whole body (422, nothing stored), attaches the gateway's user,
+//!   hashes the truncated IP with a daily-rotating key, parses the user-agent ([`useragent`]),
+//!   and appends one Redis stream entry per request; 202. No database write on the request path
+//!   while Redis is up; straight to Postgres when it is not (or is slower than its timeout).
+//! - **Flushing** through a consumer group, multi-row `UNNEST` inserts of at most
+//!   `ANALYTICS_FLUSH_BATCH_MAX` rows, acked after commit, dead flushers' pending entries
+//!   reclaimed with `XAUTOCLAIM`, `message_id` unique so replays insert nothing: see [`buffer`].
+//! - **Domain events** become server-side rows of the same table, once ([`domain`]);
+//!   `blog.published` also marks the sitemap stale (`sitemap_state`).
+//! - **Store**: one table, BRIN on `occurred_at`, unique `message_id` (no monthly partitions:
+//!   a partitioned table cannot have a unique key without the partition key) — see
+//!   `migrations/analytics/0002_tracking.sql`; retention by the aggregate job.
+//! - **Aggregates**: days touched by inserts are marked dirty in the same statement and
+//!   recomputed by a job; the dashboard reads only `daily_metrics` ([`aggregates`]).
+//! - **Funnels** are one SQL statement of chained CTEs ([`funnels`]); **exports** stream
+//!   through a bounded channel ([`exports`]).
+//!
+//! SQL here is run-time `sqlx::query` with bound parameters (the funnel query is assembled from
+//! step indexes only); it is not compile-checked yet (no `.sqlx` offline data).
+
+pub mod aggregates;
+pub mod buffer;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod exports;
+pub mod funnels;
+pub mod store;
+pub mod track;
+pub mod useragent;
+
+use std::sync::Arc;
 
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
-use service_kit::{Infra, Service, Started};
+use service_kit::{Infra, Service, Started, consumer_task, task};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa_axum::router::OpenApiRouter;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/analytics");
+pub use config::{AnalyticsSettings, Config};
 
-/// The analytics service's configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Shared settings.
-    pub common: CommonConfig,
-}
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/analytics");
 
 /// What its handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// Its own database.
     pub db: PgPool,
+    /// The ingest stream.
+    pub buffer: buffer::StreamBuffer,
+    /// The service's own settings.
+    pub settings: Arc<AnalyticsSettings>,
 }
 
 /// The analytics service.
@@ -39,9 +80,7 @@ impl Service for AnalyticsService {
     }
 
     fn config(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            common: CommonConfig::from_env(Self::SPEC, env)?,
-        })
+        Config::from_env(Self::SPEC, env)
     }
 
     fn common(config: &Config) -> &CommonConfig {
@@ -50,9 +89,75 @@ impl Service for AnalyticsService {
 
     fn routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
+            .merge(track::router())
+            .merge(aggregates::router())
+            .merge(exports::router())
+            .merge(funnels::router())
     }
 
-    async fn start(_config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
-        Ok(Started::new(AppState { db: infra.db()? }))
+    async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
+        let db = infra.db()?;
+        let settings = config.analytics;
+        let buffer = buffer::StreamBuffer::new(infra.redis.clone(), settings.redis_timeout);
+        let mut started = Started::new(AppState {
+            db: db.clone(),
+            buffer,
+            settings: Arc::new(settings.clone()),
+        });
+        started
+            .tasks
+            .push(consumer_task(domain::handlers(infra.consumer()?)));
+        let (job_db, every, keep) = (
+            db.clone(),
+            settings.aggregate_interval,
+            settings.retention_days,
+        );
+        started.tasks.push(task(move |token| {
+            aggregates::run(job_db, every, keep, token)
+        }));
+        if settings.flusher_enabled {
+            let flusher = buffer::Flusher::new(
+                infra.redis.clone(),
+                db,
+                format!("flusher-{}", uuid::Uuid::now_v7()),
+                &settings,
+            );
+            started.tasks.push(task(move |token| flusher.run(token)));
+        }
+        Ok(started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The routes this service serves; a change here is an API change (and the gateway's route
+    /// table must follow).
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc = service_kit::service::openapi::<AnalyticsService>();
+        let mut routes: Vec<String> = doc
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                [("GET", item.get.is_some()), ("POST", item.post.is_some())]
+                    .into_iter()
+                    .filter(|(_, present)| *present)
+                    .map(move |(method, _)| format!("{method} {path}"))
+            })
+            .collect();
+        routes.sort();
+        assert_eq!(
+            routes,
+            [
+                "GET /v1/analytics/dashboard",
+                "GET /v1/analytics/exports/events.csv",
+                "GET /v1/analytics/funnels/{id}/report",
+                "POST /v1/analytics/funnels",
+                "POST /v1/analytics/track",
+            ]
+        );
     }
 }
