@@ -1,0 +1,553 @@
+//! HTTP load: N keep-alive connections, closed loop, for a fixed time.
+//!
+//! Two drivers give the same [`LoadResult`]:
+//! - `own` (default): this process, one task per connection on a hyper HTTP/1.1 client
+//!   connection; each sends a request, reads the whole response, records the latency and sends
+//!   the next. Every latency is kept, so p50/p99 are exact. Only responses that started after the
+//!   warm-up and completed before the end count; a connection the server closes is reopened (a
+//!   failed request counts as an error, a connection closed between requests does not).
+//! - `wrk`: the well-known C tool, `wrk -t<threads> -c<connections> -d<duration> --latency`, its
+//!   `Requests/sec` and latency distribution parsed from its output.
+//!
+//! Both are closed-loop: latencies are those the connections saw (no coordinated-omission
+//! correction), and the same driver is used for every target of a comparison.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::machine::{CpuProbe, CpuUse};
+use crate::stats::Latencies;
+
+/// Which load generator drives the HTTP scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tool {
+    /// The built-in closed-loop generator (exact percentiles).
+    Own,
+    /// wrk (apt-get install wrk).
+    Wrk,
+}
+
+impl Tool {
+    /// Its name in the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Tool::Own => {
+                "lomash-bench's own closed-loop HTTP/1.1 generator (hyper, exact percentiles)"
+            }
+            Tool::Wrk => "wrk (closed loop, its --latency distribution)",
+        }
+    }
+}
+
+/// The run length and concurrency, the same for every target of a comparison.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSettings {
+    /// Concurrent keep-alive connections.
+    pub connections: usize,
+    /// The measured time.
+    pub duration: Duration,
+    /// Unmeasured time before it.
+    pub warmup: Duration,
+    /// wrk's threads (`-t`); the own generator runs on the runtime's threads.
+    pub threads: usize,
+    /// The driver.
+    pub tool: Tool,
+}
+
+/// What to load: `GET http://127.0.0.1:<port><path>` with `headers`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its name in the report.
+    pub label: String,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Path and query.
+    pub path: String,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// The processes serving it directly (the proxy, or the upstream for a direct run).
+    pub target_pids: Vec<i32>,
+    /// The upstream's processes when `target_pids` is a proxy.
+    pub upstream_pids: Vec<i32>,
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadResult {
+    /// Responses counted in the measured window.
+    pub requests: u64,
+    /// Measured seconds.
+    pub seconds: f64,
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// Largest latency, ms (own generator only).
+    pub max_ms: Option<f64>,
+    /// Failed requests (connect, I/O, timeout).
+    pub errors: u64,
+    /// Responses by status.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Responses that were not 2xx.
+    pub non_2xx: u64,
+    /// The first error seen, for the report.
+    pub first_error: Option<String>,
+    /// CPU use during the run.
+    pub cpu: CpuUse,
+}
+
+impl LoadResult {
+    /// p50 as a duration.
+    pub fn p50(&self) -> Option<Duration> {
+        self.p50_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    /// p99 as a duration.
+    pub fn p99(&self) -> Option<Duration> {
+        self.p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    /// Whether every counted response was 2xx and nothing failed.
+    pub fn clean(&self) -> bool {
+        self.errors == 0 && self.non_2xx == 0 && self.requests > 0
+    }
+}
+
+/// How long one request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `settings` against `target`.
+pub async fn run(target: &Target, settings: &LoadSettings) -> Result<LoadResult> {
+    match settings.tool {
+        Tool::Own => run_own(target, settings).await,
+        Tool::Wrk => run_wrk(target, settings).await,
+    }
+}
+
+fn ms(value: Option<Duration>) -> Option<f64> {
+    value.map(|d| d.as_secs_f64() * 1000.0)
+}
+
+fn self_pid() -> Option<i32> {
+    i32::try_from(std::process::id()).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The own generator
+
+#[derive(Default)]
+struct ConnStats {
+    samples: Vec<u64>,
+    statuses: BTreeMap<u16, u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl ConnStats {
+    fn error(&mut self, error: String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(error);
+        }
+    }
+}
+
+async fn run_own(target: &Target, settings: &LoadSettings) -> Result<LoadResult> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, target.port));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::HOST,
+        HeaderValue::from_str(&format!("127.0.0.1:{}", target.port))?,
+    );
+    headers.insert(header::USER_AGENT, HeaderValue::from_static("lomash-bench"));
+    for (name, value) in &target.headers {
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).with_context(|| format!("header {name}"))?,
+            HeaderValue::from_str(value).with_context(|| format!("value of header {name}"))?,
+        );
+    }
+    let headers = Arc::new(headers);
+    let path: Arc<str> = Arc::from(target.path.as_str());
+
+    // Connect everything first, so connection set-up is not part of the measurement.
+    let mut senders = Vec::with_capacity(settings.connections);
+    for _ in 0..settings.connections {
+        senders.push(
+            connect(addr).await.with_context(|| {
+                format!("cannot open a connection to {} ({addr})", target.label)
+            })?,
+        );
+    }
+
+    let probe = CpuProbe::start(&target.target_pids, &target.upstream_pids, self_pid());
+    let started = Instant::now();
+    let measure_from = started + settings.warmup;
+    let end = measure_from + settings.duration;
+    let mut tasks = JoinSet::new();
+    for sender in senders {
+        tasks.spawn(connection_loop(
+            addr,
+            sender,
+            Arc::clone(&path),
+            Arc::clone(&headers),
+            measure_from,
+            end,
+        ));
+    }
+    let mut all = ConnStats::default();
+    while let Some(joined) = tasks.join_next().await {
+        let stats = joined.context("a load connection task failed")?;
+        all.samples.extend(stats.samples);
+        for (status, count) in stats.statuses {
+            *all.statuses.entry(status).or_default() += count;
+        }
+        all.errors += stats.errors;
+        if all.first_error.is_none() {
+            all.first_error = stats.first_error;
+        }
+    }
+    let cpu = probe.finish();
+    let seconds = settings.duration.as_secs_f64();
+    let latencies = Latencies::from_samples(all.samples);
+    let requests = latencies.len() as u64;
+    let non_2xx = all
+        .statuses
+        .iter()
+        .filter(|(status, _)| !(200..300).contains(*status))
+        .map(|(_, n)| n)
+        .sum();
+    Ok(LoadResult {
+        requests,
+        seconds,
+        rps: requests as f64 / seconds,
+        p50_ms: ms(latencies.p50()),
+        p99_ms: ms(latencies.p99()),
+        max_ms: ms(latencies.max()),
+        errors: all.errors,
+        statuses: all.statuses,
+        non_2xx,
+        first_error: all.first_error,
+        cpu,
+    })
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
+    let stream = timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .context("connect timed out")??;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+async fn connection_loop(
+    addr: SocketAddr,
+    sender: SendRequest<Empty<Bytes>>,
+    path: Arc<str>,
+    headers: Arc<HeaderMap>,
+    measure_from: Instant,
+    end: Instant,
+) -> ConnStats {
+    let mut stats = ConnStats {
+        samples: Vec::with_capacity(8192),
+        ..ConnStats::default()
+    };
+    let mut sender = Some(sender);
+    while Instant::now() < end {
+        let mut current = match sender.take() {
+            Some(current) => current,
+            None => match connect(addr).await {
+                Ok(fresh) => fresh,
+                Err(error) => {
+                    if Instant::now() >= measure_from {
+                        stats.error(format!("connect: {error:#}"));
+                    }
+                    sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        // A connection the server closed between requests (keep-alive limits) is reopened
+        // without counting an error.
+        if current.ready().await.is_err() {
+            continue;
+        }
+        let mut request = Request::new(Empty::<Bytes>::new());
+        *request.method_mut() = Method::GET;
+        *request.uri_mut() = match path.parse() {
+            Ok(uri) => uri,
+            Err(error) => {
+                stats.error(format!("bad path: {error}"));
+                return stats;
+            }
+        };
+        *request.headers_mut() = (*headers).clone();
+        let sent = Instant::now();
+        let outcome = timeout(REQUEST_TIMEOUT, async {
+            let response = current.send_request(request).await?;
+            let status = response.status().as_u16();
+            response.into_body().collect().await?;
+            Ok::<u16, hyper::Error>(status)
+        })
+        .await;
+        let done = Instant::now();
+        let counted = sent >= measure_from && done <= end;
+        match outcome {
+            Ok(Ok(status)) => {
+                if counted {
+                    let nanos = u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX);
+                    stats.samples.push(nanos);
+                    *stats.statuses.entry(status).or_default() += 1;
+                }
+                sender = Some(current);
+            }
+            Ok(Err(error)) => {
+                if counted {
+                    stats.error(error.to_string());
+                }
+            }
+            Err(_) => {
+                if sent >= measure_from {
+                    stats.error(format!("no response within {}s", REQUEST_TIMEOUT.as_secs()));
+                }
+            }
+        }
+    }
+    stats
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk
+
+async fn run_wrk(target: &Target, settings: &LoadSettings) -> Result<LoadResult> {
+    let wrk = crate::procs::find_program("wrk", &["/usr/bin/wrk"])
+        .context("wrk is not installed (apt-get install -y wrk), or use --tool own")?;
+    let url = format!("http://127.0.0.1:{}{}", target.port, target.path);
+    let whole_seconds = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
+    let wrk_run = |seconds: u64| {
+        let mut command = tokio::process::Command::new(&wrk);
+        command
+            .arg(format!("-t{}", settings.threads.max(1)))
+            .arg(format!("-c{}", settings.connections))
+            .arg(format!("-d{seconds}s"))
+            .arg(format!("--timeout={}s", REQUEST_TIMEOUT.as_secs()))
+            .arg("--latency");
+        for (name, value) in &target.headers {
+            command.arg("-H").arg(format!("{name}: {value}"));
+        }
+        command.arg(&url).kill_on_drop(true);
+        command
+    };
+    if !settings.warmup.is_zero() {
+        let seconds = whole_seconds(settings.warmup);
+        let _ = timeout(Duration::from_secs(seconds + 30), wrk_run(seconds).output()).await;
+    }
+    let seconds = whole_seconds(settings.duration);
+    let probe = CpuProbe::start(&target.target_pids, &target.upstream_pids, None);
+    let output = timeout(Duration::from_secs(seconds + 30), wrk_run(seconds).output())
+        .await
+        .context("wrk did not finish in time")?
+        .context("cannot run wrk")?;
+    let cpu = probe.finish();
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "wrk failed ({}): {}{}",
+            output.status,
+            text,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let parsed = parse_wrk(&text).with_context(|| format!("cannot read wrk's output:\n{text}"))?;
+    let mut statuses = BTreeMap::new();
+    if parsed.requests > parsed.non_2xx {
+        statuses.insert(200, parsed.requests - parsed.non_2xx);
+    }
+    Ok(LoadResult {
+        requests: parsed.requests,
+        seconds: parsed.seconds,
+        rps: parsed.rps,
+        p50_ms: Some(parsed.p50_ms),
+        p99_ms: Some(parsed.p99_ms),
+        max_ms: None,
+        errors: parsed.socket_errors,
+        statuses,
+        non_2xx: parsed.non_2xx,
+        first_error: (parsed.socket_errors > 0).then(|| "wrk reported socket errors".to_owned()),
+        cpu,
+    })
+}
+
+#[derive(Debug, PartialEq)]
+struct WrkOutput {
+    requests: u64,
+    seconds: f64,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+    socket_errors: u64,
+}
+
+/// `1.23ms`, `456.78us`, `1.02s`, `2.00m` → milliseconds.
+fn wrk_duration_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    Some(match unit {
+        "us" => number / 1000.0,
+        "ms" => number,
+        "s" => number * 1000.0,
+        "m" => number * 60_000.0,
+        "h" => number * 3_600_000.0,
+        _ => return None,
+    })
+}
+
+fn parse_wrk(text: &str) -> Option<WrkOutput> {
+    let mut requests = None;
+    let mut seconds = None;
+    let mut rps = None;
+    let mut p50 = None;
+    let mut p99 = None;
+    let mut non_2xx = 0;
+    let mut socket_errors = 0;
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["50%", value] => p50 = wrk_duration_ms(value),
+            ["99%", value] => p99 = wrk_duration_ms(value),
+            ["Requests/sec:", value] => rps = value.parse().ok(),
+            [count, "requests", "in", elapsed, ..] => {
+                requests = count.parse().ok();
+                seconds = elapsed
+                    .trim_end_matches(',')
+                    .strip_suffix('s')
+                    .and_then(|s| s.parse().ok());
+            }
+            ["Non-2xx", "or", "3xx", "responses:", count] => non_2xx = count.parse().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                socket_errors = rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum();
+            }
+            _ => {}
+        }
+    }
+    Some(WrkOutput {
+        requests: requests?,
+        seconds: seconds?,
+        rps: rps?,
+        p50_ms: p50?,
+        p99_ms: p99?,
+        non_2xx,
+        socket_errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 10s test @ http://127.0.0.1:8080/v1/products
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.23ms  456.00us  12.34ms   89.00%
+    Req/Sec    25.00k     1.00k   27.00k    70.00%
+  Latency Distribution
+     50%  812.00us
+     75%    1.40ms
+     90%    1.80ms
+     99%    3.05ms
+  497512 requests in 10.01s, 60.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 12
+Requests/sec:  49751.20
+Transfer/sec:      6.00MB
+";
+
+    #[test]
+    fn wrk_output_is_read() {
+        let parsed = parse_wrk(WRK).expect("parses");
+        assert_eq!(
+            parsed,
+            WrkOutput {
+                requests: 497_512,
+                seconds: 10.01,
+                rps: 49_751.2,
+                p50_ms: 0.812,
+                p99_ms: 3.05,
+                non_2xx: 12,
+                socket_errors: 3,
+            }
+        );
+        assert!(parse_wrk("nonsense").is_none());
+        assert_eq!(wrk_duration_ms("1.02s"), Some(1020.0));
+        assert_eq!(wrk_duration_ms("7"), None);
+    }
+
+    #[tokio::test]
+    async fn the_own_generator_measures_a_local_server() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_r| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"{}")),
+                        ))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let target = Target {
+            label: "test".into(),
+            port,
+            path: "/v1/products".into(),
+            headers: vec![("authorization".into(), "Bearer x".into())],
+            target_pids: vec![],
+            upstream_pids: vec![],
+        };
+        let settings = LoadSettings {
+            connections: 4,
+            duration: Duration::from_millis(300),
+            warmup: Duration::from_millis(50),
+            threads: 1,
+            tool: Tool::Own,
+        };
+        let result = run(&target, &settings).await.expect("runs");
+        server.abort();
+        assert!(result.requests > 0, "{result:?}");
+        assert!(result.clean(), "{result:?}");
+        assert_eq!(result.statuses.get(&200).copied(), Some(result.requests));
+        assert!(result.p50_ms.is_some() && result.p99_ms >= result.p50_ms);
+    }
+}

@@ -1,0 +1,784 @@
+//! `gateway`: is our gateway as cheap a hop as the best proxy? One run, the same upstream route
+//! three ways, back to back with the same settings:
+//! (a) straight to a trivial upstream (`lomash-bench __upstream`, its own process);
+//! (b) through nginx (Debian's nginx-light, keep-alive upstream, config generated under
+//!     `<work dir>/nginx/`);
+//! (c) through the release-built gateway with token verification and rate limiting on, in front
+//!     of the real auth service (release, its own fresh database) and the trivial upstream as the
+//!     product service.
+//!
+//! Budgets (DESIGN.md §7): gateway req/s ≥ 0.9 × nginx req/s; gateway p99 − direct p99 ≤ 2 ms.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures::future::BoxFuture;
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use super::{Ctx, Scenario};
+use crate::cleanup::{self, Item};
+use crate::load::{self, LoadResult, Target};
+use crate::procs::{ChildProc, find_program, free_port, wait_ready};
+use crate::report::{Mark, Section, Table, Verdict};
+use crate::stats;
+
+/// The scenario.
+pub const SCENARIO: Scenario = Scenario {
+    name: "gateway",
+    about: "the same upstream route directly, through nginx and through our gateway",
+    run,
+};
+
+fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
+    Box::pin(run_scenario(ctx))
+}
+
+/// The route all three targets are asked for.
+const PATH: &str = "/v1/products";
+/// Far above anything the run can send in a window: the limiter runs but never refuses.
+const RATE_LIMIT: &str = "1000000000/60s";
+const RATE_LIMIT_COUNT: &str = "1000000000";
+/// The benchmark user's password (passes auth's policy).
+const PASSWORD: &str = "oak-worktop-with-brass-42";
+/// The gateway's other upstreams are never called; they point at the trivial upstream.
+const UPSTREAMS: &[&str] = &[
+    "product",
+    "order-payment",
+    "appointment",
+    "content",
+    "customer",
+    "notification",
+    "analytics",
+];
+
+/// The budget: gateway req/s ÷ nginx req/s at least this.
+const MIN_RATIO: f64 = 0.9;
+/// The budget: gateway p99 − direct p99 at most this many ms.
+const MAX_P99_ADDED_MS: f64 = 2.0;
+
+fn upstream_var(name: &str) -> String {
+    format!(
+        "UPSTREAM_{}_URL",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!(
+            "step `binaries`: {} not found; build it with `cargo build --release -p \
+             gateway-service -p auth-service` (cargo xtask bench does), or point --bin-dir at it",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+async fn run_scenario(ctx: &Ctx) -> Result<Section> {
+    let s = &ctx.settings;
+    let gateway_bin = binary(&s.bin_dir, "gateway-service")?;
+    let auth_bin = binary(&s.bin_dir, "auth-service")?;
+    let nginx_bin = std::env::var_os("BENCH_NGINX")
+        .map(PathBuf::from)
+        .or_else(|| find_program("nginx", &["/usr/sbin/nginx"]))
+        .context(
+            "step `nginx`: nginx is not installed; `apt-get install -y nginx-light` (cargo xtask \
+             bench installs it when run as root), or set BENCH_NGINX",
+        )?;
+    let nginx_version = tokio::process::Command::new(&nginx_bin)
+        .arg("-v")
+        .output()
+        .await
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .trim_start_matches("nginx version: ")
+                .to_owned()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "nginx".to_owned());
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+
+    // (a) the trivial upstream
+    let upstream_port = free_port()?;
+    let upstream_url = format!("http://127.0.0.1:{upstream_port}");
+    let upstream = ctx.cleanup.child(
+        ChildProc::spawn(
+            "upstream",
+            &exe,
+            &[
+                crate::upstream::SUBCOMMAND.to_owned(),
+                "--port".to_owned(),
+                upstream_port.to_string(),
+            ],
+            &[],
+            &ctx.log_path("upstream"),
+        )
+        .context("step `upstream`")?,
+    );
+    wait_ready(
+        &upstream,
+        &client,
+        &format!("{upstream_url}{PATH}"),
+        Duration::from_secs(15),
+    )
+    .await
+    .context("step `upstream`")?;
+    println!("  trivial upstream on {upstream_url}");
+
+    // (b) nginx
+    let nginx_port = free_port()?;
+    let nginx_dir = s.work_dir.join("nginx");
+    let nginx_conf = write_nginx_config(&nginx_dir, nginx_port, upstream_port, cpus)
+        .context("step `nginx`: cannot write its configuration")?;
+    let nginx = ctx.cleanup.child(
+        ChildProc::spawn(
+            "nginx",
+            &nginx_bin,
+            &[
+                "-p".to_owned(),
+                nginx_dir.display().to_string(),
+                "-c".to_owned(),
+                nginx_conf.display().to_string(),
+                "-e".to_owned(),
+                "stderr".to_owned(),
+            ],
+            &[],
+            &ctx.log_path("nginx"),
+        )
+        .context("step `nginx`")?,
+    );
+    wait_ready(
+        &nginx,
+        &client,
+        &format!("http://127.0.0.1:{nginx_port}{PATH}"),
+        Duration::from_secs(15),
+    )
+    .await
+    .context("step `nginx`")?;
+    println!(
+        "  {nginx_version} on 127.0.0.1:{nginx_port} ({})",
+        nginx_conf.display()
+    );
+
+    // (c) auth, then the gateway in front of it and the upstream
+    let auth_db = format!("lomash_bench_auth_{}", ctx.suffix);
+    let auth_prefix = format!("bench-auth-{}", ctx.suffix);
+    let gateway_prefix = format!("bench-gw-{}", ctx.suffix);
+    let auth_bus = event_bus::BusConfig {
+        amqp_url: s.amqp_url.clone(),
+        exchange: format!("lomash.bench.{}.auth", ctx.suffix),
+        queue_prefix: format!("bench-{}-", ctx.suffix),
+        ..event_bus::BusConfig::default()
+    };
+    ctx.cleanup.push(Item::Database(auth_db.clone()));
+    ctx.cleanup.push(Item::RedisPrefix(auth_prefix.clone()));
+    ctx.cleanup.push(Item::RedisPrefix(gateway_prefix.clone()));
+    ctx.cleanup.push(Item::Rabbit {
+        config: Box::new(auth_bus.clone()),
+        services: Vec::new(),
+    });
+    cleanup::create_database(&s.database_url, &auth_db)
+        .await
+        .context("step `auth database`")?;
+    let auth_db_url = cleanup::database_url(&s.database_url, &auth_db);
+    let auth_port = free_port()?;
+    let auth_url = format!("http://127.0.0.1:{auth_port}");
+    let auth = ctx.cleanup.child(
+        ChildProc::spawn(
+            "auth",
+            &auth_bin,
+            &[],
+            &env(&[
+                ("HOST", "127.0.0.1".to_owned()),
+                ("PORT", auth_port.to_string()),
+                ("DATABASE_URL", auth_db_url.clone()),
+                ("REDIS_URL", s.redis_url.clone()),
+                ("REDIS_KEY_PREFIX", auth_prefix.clone()),
+                ("AMQP_URL", s.amqp_url.clone()),
+                ("EVENT_EXCHANGE", auth_bus.exchange.clone()),
+                ("EVENT_QUEUE_PREFIX", auth_bus.queue_prefix.clone()),
+                // Outlives any run length this tool allows in practice.
+                ("ACCESS_TOKEN_TTL_SECS", "7200".to_owned()),
+                ("LOG_LEVEL", "warn".to_owned()),
+                ("LOG_FORMAT", "pretty".to_owned()),
+            ]),
+            &ctx.log_path("auth"),
+        )
+        .context("step `auth`")?,
+    );
+    wait_ready(
+        &auth,
+        &client,
+        &format!("{auth_url}/health"),
+        Duration::from_secs(90),
+    )
+    .await
+    .context("step `auth`")?;
+    println!("  auth-service (release) on {auth_url}, database {auth_db}");
+
+    let gateway_port = free_port()?;
+    let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+    let mut gateway_env = env(&[
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", gateway_port.to_string()),
+        ("REDIS_URL", s.redis_url.clone()),
+        ("REDIS_KEY_PREFIX", gateway_prefix.clone()),
+        ("SESSION_KEY_PREFIX", auth_prefix.clone()),
+        ("UPSTREAM_AUTH_URL", auth_url.clone()),
+        ("RATE_LIMIT_DEFAULT_USER", RATE_LIMIT.to_owned()),
+        ("RATE_LIMIT_DEFAULT_IP", RATE_LIMIT.to_owned()),
+        ("LOG_LEVEL", "warn".to_owned()),
+        ("LOG_FORMAT", "pretty".to_owned()),
+    ]);
+    for name in UPSTREAMS {
+        gateway_env.push((upstream_var(name), upstream_url.clone()));
+    }
+    let gateway = ctx.cleanup.child(
+        ChildProc::spawn(
+            "gateway",
+            &gateway_bin,
+            &[],
+            &gateway_env,
+            &ctx.log_path("gateway"),
+        )
+        .context("step `gateway`")?,
+    );
+    wait_ready(
+        &gateway,
+        &client,
+        &format!("{gateway_url}/health"),
+        Duration::from_secs(30),
+    )
+    .await
+    .context("step `gateway`")?;
+    println!("  gateway-service (release) on {gateway_url}");
+
+    let auth_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&auth_db_url)
+        .await
+        .context("step `sign-in`: cannot read auth's database")?;
+    ctx.cleanup.push(Item::Pool(auth_pool.clone()));
+    let email = format!("bench-{}@example.com", ctx.suffix);
+    let token = sign_in(&client, &gateway_url, &auth_pool, &email)
+        .await
+        .context("step `sign-in` (register → verify → login through the gateway)")?;
+    println!("  signed in {email} through the gateway (RS256 access token)");
+    let limit_header = check_gateway(&client, &gateway_url, &token)
+        .await
+        .context("step `gateway check`")?;
+    println!(
+        "  checks: valid token → 200 with the upstream's body and RateLimit-Limit {limit_header}; \
+         tampered token → 401"
+    );
+
+    // The three runs, back to back with the same settings.
+    let headers = vec![("authorization".to_owned(), format!("Bearer {token}"))];
+    let targets = [
+        Target {
+            label: "direct to the upstream".to_owned(),
+            port: upstream_port,
+            path: PATH.to_owned(),
+            headers: headers.clone(),
+            target_pids: upstream.tree(),
+            upstream_pids: Vec::new(),
+        },
+        Target {
+            label: format!("through {nginx_version}"),
+            port: nginx_port,
+            path: PATH.to_owned(),
+            headers: headers.clone(),
+            target_pids: nginx.tree(),
+            upstream_pids: upstream.tree(),
+        },
+        Target {
+            label: "through our gateway".to_owned(),
+            port: gateway_port,
+            path: PATH.to_owned(),
+            headers,
+            target_pids: gateway.tree(),
+            upstream_pids: upstream.tree(),
+        },
+    ];
+    let load_settings = s.load();
+    let everyone: [&Arc<ChildProc>; 4] = [&upstream, &nginx, &auth, &gateway];
+    let mut results = Vec::new();
+    for target in &targets {
+        for process in everyone {
+            process.check_alive()?;
+        }
+        println!(
+            "  {}: {} connections, {} ...",
+            target.label,
+            load_settings.connections,
+            stats::show_duration(load_settings.duration)
+        );
+        let result = load::run(target, &load_settings)
+            .await
+            .with_context(|| format!("step `load {}`", target.label))?;
+        println!(
+            "    {} req/s, p50 {}, p99 {}, {} non-2xx, {} errors",
+            stats::rate(result.rps),
+            stats::latency(result.p50()),
+            stats::latency(result.p99()),
+            result.non_2xx,
+            result.errors
+        );
+        results.push(result);
+    }
+    for process in everyone {
+        process.check_alive()?;
+    }
+
+    let [direct, via_nginx, via_gateway] = [&results[0], &results[1], &results[2]];
+    Ok(section(
+        ctx,
+        &nginx_version,
+        cpus,
+        &limit_header,
+        &targets,
+        direct,
+        via_nginx,
+        via_gateway,
+    ))
+}
+
+/// Writes `nginx.conf` (and its temp directories) under `dir`; returns the config's path.
+fn write_nginx_config(
+    dir: &Path,
+    port: u16,
+    upstream_port: u16,
+    workers: usize,
+) -> Result<PathBuf> {
+    for sub in [
+        "tmp/body",
+        "tmp/proxy",
+        "tmp/fastcgi",
+        "tmp/uwsgi",
+        "tmp/scgi",
+    ] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let d = dir.display();
+    let config = format!(
+        "# Generated by lomash-bench (gateway scenario); rewritten on every run.
+worker_processes {workers};
+daemon off;
+master_process on;
+pid {d}/nginx.pid;
+error_log stderr warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    keepalive_requests 1000000;
+
+    upstream bench_upstream {{
+        server 127.0.0.1:{upstream_port};
+        keepalive 64;
+        keepalive_requests 1000000;
+    }}
+
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }}
+    }}
+}}
+"
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
+
+/// Register → verify (the OTP read from auth's outbox) → login, all through the gateway; returns
+/// the access token.
+async fn sign_in(
+    client: &reqwest::Client,
+    gateway: &str,
+    auth_db: &PgPool,
+    email: &str,
+) -> Result<String> {
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{gateway}{path}")).json(&body).send()
+    };
+    let expect = |what: &str, expected: u16, response: reqwest::Response| {
+        let what = what.to_owned();
+        async move {
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            if status != expected {
+                bail!("{what} answered {status} (expected {expected}): {body}");
+            }
+            Ok(body)
+        }
+    };
+    let registered = post(
+        "/v1/auth/register",
+        json!({"email": email, "password": PASSWORD, "firstName": "Bench", "lastName": "Runner"}),
+    )
+    .await?;
+    expect("register", 201, registered).await?;
+
+    let mut code = None;
+    for _ in 0..100 {
+        code = sqlx::query_scalar::<_, String>(
+            "SELECT envelope->'payload'->>'code' FROM outbox \
+             WHERE topic = 'auth.otp_requested' AND envelope->'payload'->>'email' = $1 \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(email)
+        .fetch_optional(auth_db)
+        .await
+        .context("cannot read auth's outbox")?;
+        if code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = code.context("no auth.otp_requested event in auth's outbox after registering")?;
+    let verified = post(
+        "/v1/auth/verify-email",
+        json!({"email": email, "code": code}),
+    )
+    .await?;
+    expect("verify-email", 200, verified).await?;
+    let login = post(
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await?;
+    let body = expect("login", 200, login).await?;
+    let body: serde_json::Value =
+        serde_json::from_str(&body).context("login did not answer JSON")?;
+    body["accessToken"]
+        .as_str()
+        .map(str::to_owned)
+        .context("login's answer has no accessToken")
+}
+
+/// A valid token gets the upstream's answer with the raised rate limit; a tampered one gets 401.
+/// Returns the `RateLimit-Limit` header seen.
+async fn check_gateway(client: &reqwest::Client, gateway: &str, token: &str) -> Result<String> {
+    let response = client
+        .get(format!("{gateway}{PATH}"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let limit = response
+        .headers()
+        .get("ratelimit-limit")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.bytes().await?;
+    if status != 200 || body.as_ref() != crate::upstream::BODY {
+        bail!(
+            "GET {PATH} with a valid token answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    if limit != RATE_LIMIT_COUNT {
+        bail!(
+            "the gateway's RateLimit-Limit is {limit:?}, not {RATE_LIMIT_COUNT}: the rate limiter \
+             is off or did not take RATE_LIMIT_DEFAULT_USER"
+        );
+    }
+    let mut tampered = token.to_owned();
+    let last = tampered
+        .pop()
+        .map_or('A', |c| if c == 'A' { 'B' } else { 'A' });
+    tampered.push(last);
+    let refused = client
+        .get(format!("{gateway}{PATH}"))
+        .bearer_auth(&tampered)
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    if refused != 401 {
+        bail!("a tampered token answered {refused}, not 401: token verification is not on");
+    }
+    Ok(limit)
+}
+
+fn cpu_cell(result: &LoadResult) -> String {
+    let c = &result.cpu;
+    let generator = c
+        .load_generator
+        .map_or_else(|| "–".to_owned(), |g| format!("{g:.2}"));
+    if c.upstream > 0.0 {
+        format!(
+            "{:.2} / {:.2} / {generator} / {:.2}",
+            c.target, c.upstream, c.machine
+        )
+    } else {
+        format!("{:.2} / – / {generator} / {:.2}", c.target, c.machine)
+    }
+}
+
+/// Cores used by processes other than the measured ones (Redis, Postgres, other builds...).
+fn other_cores(result: &LoadResult) -> f64 {
+    let c = &result.cpu;
+    (c.machine - c.target - c.upstream - c.load_generator.unwrap_or(0.0)).max(0.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn section(
+    ctx: &Ctx,
+    nginx_version: &str,
+    cpus: usize,
+    limit_header: &str,
+    targets: &[Target; 3],
+    direct: &LoadResult,
+    via_nginx: &LoadResult,
+    via_gateway: &LoadResult,
+) -> Section {
+    let s = &ctx.settings;
+    let results = [direct, via_nginx, via_gateway];
+    let direct_p99 = direct.p99_ms.unwrap_or(0.0);
+    let nginx_rps = via_nginx.rps;
+    let mut table = Table::new(&[
+        "target",
+        "req/s",
+        "p50",
+        "p99",
+        "max",
+        "req/s ÷ nginx",
+        "p99 − direct",
+        "non-2xx / errors",
+        "CPU cores: target / upstream / lomash-bench / machine",
+    ]);
+    for (target, result) in targets.iter().zip(results) {
+        table.row(vec![
+            target.label.clone(),
+            stats::rate(result.rps),
+            stats::latency(result.p50()),
+            stats::latency(result.p99()),
+            stats::latency(result.max_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))),
+            if nginx_rps > 0.0 {
+                format!("{:.2}", result.rps / nginx_rps)
+            } else {
+                "–".to_owned()
+            },
+            result
+                .p99_ms
+                .map_or_else(|| "–".to_owned(), |p| stats::delta_ms(p - direct_p99)),
+            format!("{} / {}", result.non_2xx, result.errors),
+            cpu_cell(result),
+        ]);
+    }
+
+    let all_clean = results.iter().all(|r| r.clean());
+    let ratio = if nginx_rps > 0.0 {
+        via_gateway.rps / nginx_rps
+    } else {
+        0.0
+    };
+    let added = via_gateway.p99_ms.zip(direct.p99_ms).map(|(g, d)| g - d);
+    let mark = |ok: bool| match (all_clean, ok) {
+        (false, _) => Mark::Invalid,
+        (true, true) => Mark::Pass,
+        (true, false) => Mark::Fail,
+    };
+    let invalid_reason = if all_clean {
+        String::new()
+    } else {
+        " — not decidable: a run had errors or non-2xx answers".to_owned()
+    };
+    let verdicts = vec![
+        Verdict {
+            mark: mark(ratio >= MIN_RATIO),
+            text: format!(
+                "gateway req/s ÷ nginx req/s = {} ÷ {} = **{ratio:.2}** (budget ≥ {MIN_RATIO}){invalid_reason}",
+                stats::rate(via_gateway.rps),
+                stats::rate(nginx_rps),
+            ),
+        },
+        Verdict {
+            mark: mark(added.is_some_and(|a| a <= MAX_P99_ADDED_MS)),
+            text: format!(
+                "gateway p99 − direct p99 = {} − {} = **{}** (budget ≤ {MAX_P99_ADDED_MS} ms at {} connections){invalid_reason}",
+                stats::latency(via_gateway.p99()),
+                stats::latency(direct.p99()),
+                added.map_or_else(|| "–".to_owned(), stats::delta_ms),
+                s.connections,
+            ),
+        },
+    ];
+
+    let mut notes = vec![
+        format!(
+            "Rate limiting on, never refusing: RATE_LIMIT_DEFAULT_USER and RATE_LIMIT_DEFAULT_IP \
+             = {RATE_LIMIT}, so the gateway ran its Redis rate-limit script on every request \
+             (the check request carried `RateLimit-Limit: {limit_header}`) and no answer was 429."
+        ),
+        "Token verification on: a real user's RS256 access token (register → verify-email with \
+         the OTP read from auth's outbox → login, all through the gateway) is sent as \
+         `Authorization: Bearer` to all three targets; the gateway verifies it against auth's \
+         JWKS and checks its session in Redis (`SESSION_CACHE_MS` default: a live session is \
+         believed for ≤ 1 s); before the runs a tampered token was refused with 401. nginx and \
+         the upstream ignore the header."
+            .to_owned(),
+        format!(
+            "nginx ({nginx_version}) is a plain reverse proxy with no token or rate-limit work: \
+             worker_processes {cpus}, `upstream {{ keepalive 64; }}`, `proxy_http_version 1.1`, \
+             `proxy_set_header Connection \"\"`, keepalive_requests 1000000 on both sides, \
+             access_log off; config in {}/nginx/nginx.conf. Our gateway runs tokio's default \
+             {cpus} worker threads.",
+            s.work_dir.display()
+        ),
+        "Gateway and auth log at LOG_LEVEL=warn (the gateway's per-request access-log lines are \
+         at info, so none are written); the gateway's other upstream URLs point at the trivial \
+         upstream and are never called."
+            .to_owned(),
+        format!(
+            "nginx req/s ÷ direct req/s = {:.2} (DESIGN.md §7 expects about 0.31 on this 2-core \
+             machine, since load generator, proxy and upstream share the cores).",
+            if direct.rps > 0.0 {
+                via_nginx.rps / direct.rps
+            } else {
+                0.0
+            }
+        ),
+        "CPU = cores used during each run, from /proc: the target (proxy, or the upstream for the \
+         direct run), the upstream behind a proxy, lomash-bench (the load generator; – for wrk), \
+         and the whole machine (which includes Redis, Postgres and anything else running)."
+            .to_owned(),
+    ];
+    let busiest = results.iter().map(|r| other_cores(r)).fold(0.0, f64::max);
+    if busiest > 0.5 {
+        notes.push(format!(
+            "The machine was not quiet: up to {busiest:.2} cores went to other processes during a \
+             run (Redis's share of the gateway run included). Figures from a busy machine are \
+             indicative only."
+        ));
+    }
+    for (target, result) in targets.iter().zip(results) {
+        if let Some(error) = &result.first_error {
+            notes.push(format!("{}: first error: {error}", target.label));
+        }
+        let other: Vec<String> = result
+            .statuses
+            .iter()
+            .filter(|(status, _)| !(200..300).contains(*status))
+            .map(|(status, n)| format!("{n}× {status}"))
+            .collect();
+        if !other.is_empty() {
+            notes.push(format!(
+                "{}: non-2xx answers: {}",
+                target.label,
+                other.join(", ")
+            ));
+        }
+    }
+
+    let warmup = if s.warmup.is_zero() {
+        "no warm-up".to_owned()
+    } else {
+        format!("{} warm-up", stats::show_duration(s.warmup))
+    };
+    Section {
+        scenario: "gateway",
+        title: "the gateway as a proxy hop, against nginx and the direct route".to_owned(),
+        settings: vec![format!(
+            "**Settings:** GET {PATH}, {} concurrent keep-alive connections, {} measured per \
+             target ({warmup}), the three targets run back to back; load generator: {}, {} \
+             thread(s)",
+            s.connections,
+            stats::show_duration(s.duration),
+            s.tool.describe(),
+            s.threads,
+        )],
+        design: vec![
+            format!(
+                "Direct: GET /v1/products straight to the trivial upstream — `lomash-bench \
+                 __upstream`, a separate process (hyper HTTP/1.1 keep-alive, tokio's default \
+                 threads) answering 200 with a {}-byte JSON body to every request.",
+                crate::upstream::BODY.len()
+            ),
+            "nginx: the same request through nginx to the same upstream. Gateway: the same \
+             request through the release-built gateway-service (UPSTREAM_PRODUCT_URL → the \
+             upstream, so /v1/products is proxied to it), with the release-built auth-service \
+             behind UPSTREAM_AUTH_URL on its own fresh database `lomash_bench_auth_<id>` for \
+             JWKS and sign-in."
+                .to_owned(),
+            "Every process listens on 127.0.0.1 only and is stopped at the end (also on error or \
+             Ctrl-C); the auth database, the Redis keys under the run's prefixes and auth's \
+             RabbitMQ exchange are deleted."
+                .to_owned(),
+        ],
+        table,
+        verdicts,
+        notes,
+        json: json!({
+            "connections": s.connections,
+            "durationSeconds": s.duration.as_secs_f64(),
+            "warmupSeconds": s.warmup.as_secs_f64(),
+            "tool": s.tool,
+            "direct": direct,
+            "nginx": via_nginx,
+            "gateway": via_gateway,
+            "gatewayOverNginx": ratio,
+            "gatewayP99MinusDirectMs": added,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nginx_config_has_the_keepalive_upstream() {
+        let dir = std::env::temp_dir().join(format!("bench-nginx-{}", std::process::id()));
+        let path = write_nginx_config(&dir, 8081, 9091, 2).expect("writes");
+        let text = std::fs::read_to_string(&path).expect("reads");
+        assert!(text.contains("worker_processes 2;"));
+        assert!(text.contains("listen 127.0.0.1:8081;"));
+        assert!(text.contains("server 127.0.0.1:9091;"));
+        assert!(text.contains("keepalive 64;"));
+        assert!(text.contains("proxy_http_version 1.1;"));
+        assert!(text.contains("proxy_set_header Connection \"\";"));
+        assert!(text.contains("access_log off;"));
+        assert!(text.contains("daemon off;"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn upstream_variables_match_the_gateway() {
+        assert_eq!(upstream_var("order-payment"), "UPSTREAM_ORDER_PAYMENT_URL");
+        assert_eq!(upstream_var("product"), "UPSTREAM_PRODUCT_URL");
+    }
+}

@@ -1,0 +1,107 @@
+//! The scenarios: one module each, listed in [`ALL`]. A scenario gets the shared [`Ctx`], starts
+//! what it needs (registering it in `ctx.cleanup` first), measures, and returns its report
+//! section. Adding one (`products`, `booking`, `checkout`, `content`, `analytics`) is a module
+//! with a `pub const SCENARIO` and a line in [`ALL`].
+
+pub mod events;
+pub mod gateway;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::cleanup::Cleanup;
+use crate::load::{LoadSettings, Tool};
+use crate::report::Section;
+
+/// Settings shared by every scenario (from flags and `BENCH_*` variables).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// HTTP: concurrent keep-alive connections.
+    pub connections: usize,
+    /// HTTP: measured time per target; events: length of the paced runs.
+    pub duration: Duration,
+    /// HTTP: unmeasured time before each run.
+    pub warmup: Duration,
+    /// Runtime worker threads of this process (and wrk's `-t`).
+    pub threads: usize,
+    /// HTTP load generator.
+    pub tool: Tool,
+    /// Events per burst run.
+    pub events: u32,
+    /// Concurrent producer tasks in burst runs.
+    pub producers: usize,
+    /// Events per producer transaction, one run each.
+    pub tx_sizes: Vec<u32>,
+    /// Paced-run rate; `None` = half of the burst run's end-to-end rate.
+    pub events_rate: Option<f64>,
+    /// Postgres URL of a database we may create databases from (`.../postgres`).
+    pub database_url: String,
+    /// Redis URL.
+    pub redis_url: String,
+    /// RabbitMQ URL.
+    pub amqp_url: String,
+    /// Where `gateway-service` and `auth-service` are.
+    pub bin_dir: PathBuf,
+    /// Scratch space: configs, logs, JSON results (`target/bench`).
+    pub work_dir: PathBuf,
+}
+
+impl Settings {
+    /// The HTTP load settings.
+    pub fn load(&self) -> LoadSettings {
+        LoadSettings {
+            connections: self.connections,
+            duration: self.duration,
+            warmup: self.warmup,
+            threads: self.threads,
+            tool: self.tool,
+        }
+    }
+}
+
+/// What a running scenario has.
+pub struct Ctx {
+    /// The settings.
+    pub settings: Settings,
+    /// Undo list for what it creates.
+    pub cleanup: Arc<Cleanup>,
+    /// A short random string that makes this run's names unique (databases, exchanges, keys).
+    pub suffix: String,
+}
+
+impl Ctx {
+    /// `target/bench/logs/<name>.log`.
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.settings
+            .work_dir
+            .join("logs")
+            .join(format!("{name}.log"))
+    }
+}
+
+/// A scenario's entry point.
+pub type RunFn = for<'a> fn(&'a Ctx) -> BoxFuture<'a, anyhow::Result<Section>>;
+
+/// One scenario.
+pub struct Scenario {
+    /// Its name on the command line and in RESULTS.md.
+    pub name: &'static str,
+    /// One line for `--help` and listings.
+    pub about: &'static str,
+    /// Runs it.
+    pub run: RunFn,
+}
+
+/// Every implemented scenario, in the order they run when none is named.
+pub const ALL: &[Scenario] = &[events::SCENARIO, gateway::SCENARIO];
+
+/// Scenarios DESIGN.md §7 calls for that later work adds.
+pub const PLANNED: &[&str] = &["products", "booking", "checkout", "content", "analytics"];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    ALL.iter().find(|s| s.name == name)
+}
