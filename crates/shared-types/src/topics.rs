@@ -113,7 +113,10 @@ pub const ALL: &[&str] = &[
 pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
     ("product", &[PAYMENT_SUCCEEDED, ORDER_CANCELLED]),
     ("order-payment", &[USER_ERASURE_REQUESTED]),
-    ("appointment", &[USER_ERASURE_REQUESTED, USER_EMAIL_VERIFIED]),
+    (
+        "appointment",
+        &[USER_ERASURE_REQUESTED, USER_EMAIL_VERIFIED],
+    ),
     (
         "customer",
         &[

@@ -26,7 +26,12 @@ impl Platform {
         let session_prefix = auth.env["REDIS_KEY_PREFIX"].clone();
         let mut env: Vec<(String, String)> = gateway_service::UPSTREAMS
             .iter()
-            .map(|(name, _)| (gateway_service::upstream_var(name), "http://127.0.0.1:1".into()))
+            .map(|(name, _)| {
+                (
+                    gateway_service::upstream_var(name),
+                    "http://127.0.0.1:1".into(),
+                )
+            })
             .filter(|(var, _)| var != "UPSTREAM_AUTH_URL")
             .collect();
         env.extend([
@@ -50,7 +55,12 @@ impl Platform {
     }
 
     async fn post(&self, path: &str, body: Value) -> Response {
-        self.client.post(self.url(path)).json(&body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn me(&self, token: &str) -> StatusCode {
@@ -96,7 +106,10 @@ impl Platform {
         assert!(registered.headers().contains_key("x-request-id"));
         let code = self.otp(email).await;
         let verified = self
-            .post("/v1/auth/verify-email", json!({"email": email, "code": code}))
+            .post(
+                "/v1/auth/verify-email",
+                json!({"email": email, "code": code}),
+            )
             .await;
         assert_eq!(verified.status(), 200);
     }
@@ -104,7 +117,10 @@ impl Platform {
     /// Signs in; returns (access token, refresh token).
     async fn login(&self, email: &str) -> (String, String) {
         let login = self
-            .post("/v1/auth/login", json!({"email": email, "password": PASSWORD}))
+            .post(
+                "/v1/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
             .await;
         assert_eq!(login.status(), 200);
         tokens(login).await
@@ -218,11 +234,19 @@ async fn a_suspended_user_is_refused_at_once_and_roles_are_enforced() {
         .send()
         .await
         .unwrap();
-    assert_eq!(suspended.status(), 200, "{}", suspended.text().await.unwrap());
+    assert_eq!(
+        suspended.status(),
+        200,
+        "{}",
+        suspended.text().await.unwrap()
+    );
     past_the_session_cache().await;
     assert_eq!(platform.me(&customer).await, 401);
     let login = platform
-        .post("/v1/auth/login", json!({"email": "sam@example.com", "password": PASSWORD}))
+        .post(
+            "/v1/auth/login",
+            json!({"email": "sam@example.com", "password": PASSWORD}),
+        )
         .await;
     assert_ne!(login.status(), 200);
 }

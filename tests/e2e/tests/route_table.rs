@@ -25,17 +25,26 @@ fn every_public_path_of_every_service_is_routed_to_it() {
         unrouted::<analytics_service::AnalyticsService>(),
     ]
     .concat();
-    assert!(missing.is_empty(), "served but not routed by the gateway: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "served but not routed by the gateway: {missing:?}"
+    );
 }
 
 #[test]
 fn the_check_sees_the_services_paths() {
     // Guard against a vacuous pass: auth and product do declare public paths.
-    let spec = serde_json::to_value(service_kit::service::openapi::<auth_service::AuthService>())
-        .unwrap();
-    assert!(spec["paths"].as_object().unwrap().len() > 10);
     let spec =
-        serde_json::to_value(service_kit::service::openapi::<product_service::ProductService>())
-            .unwrap();
-    assert!(spec["paths"].as_object().unwrap().contains_key("/v1/products"));
+        serde_json::to_value(service_kit::service::openapi::<auth_service::AuthService>()).unwrap();
+    assert!(spec["paths"].as_object().unwrap().len() > 10);
+    let spec = serde_json::to_value(service_kit::service::openapi::<
+        product_service::ProductService,
+    >())
+    .unwrap();
+    assert!(
+        spec["paths"]
+            .as_object()
+            .unwrap()
+            .contains_key("/v1/products")
+    );
 }
