@@ -72,6 +72,23 @@ impl BusConfig {
         }
     }
 
+    /// The consuming services and their topics, from the routing table (`sqs.routes`, which is
+    /// the platform's subscriptions whatever the backend): what a publisher declares up front so
+    /// no event is dropped for want of a queue before its consumer first starts.
+    #[must_use]
+    pub fn subscriptions(&self) -> BTreeMap<String, Vec<String>> {
+        let mut by_service = BTreeMap::<String, Vec<String>>::new();
+        for (topic, services) in &self.sqs.routes {
+            for service in services {
+                by_service
+                    .entry(service.clone())
+                    .or_default()
+                    .push(topic.clone());
+            }
+        }
+        by_service
+    }
+
     /// The dead-letter exchange (`<exchange>.dlx`).
     #[must_use]
     pub fn dead_letter_exchange(&self) -> String {

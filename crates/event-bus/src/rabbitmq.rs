@@ -249,6 +249,7 @@ impl RabbitBus {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
+        self.declare_subscribers(&connection).await;
         *slot = Some(Publisher {
             connection,
             channel: channel.clone(),
@@ -299,6 +300,26 @@ impl RabbitBus {
             }
         }
         publish_error.map_or(Ok(()), Err)
+    }
+
+    /// Declares every subscribed service's queue and bindings, so events published before a
+    /// consumer first starts wait in its queue instead of being dropped by the exchange. On its
+    /// own channel: a refused declaration (a queue with other arguments) closes that channel,
+    /// not the publisher's; it is logged and the consumer's own declaration will report it.
+    async fn declare_subscribers(&self, connection: &Connection) {
+        for (service, topics) in self.config.subscriptions() {
+            let declared = match connection.create_channel().await {
+                Ok(channel) => {
+                    let result = self.declare_topology(&channel, &service, &topics).await;
+                    let _ = channel.close(200, "declared".into()).await;
+                    result
+                }
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = declared {
+                tracing::warn!(%service, %error, "could not declare a subscriber's queue");
+            }
+        }
     }
 
     /// Declares the exchanges and `service`'s queues and bindings on `channel`.

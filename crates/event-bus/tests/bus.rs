@@ -655,3 +655,46 @@ async fn a_consumer_without_handlers_or_with_two_for_a_topic_refuses_to_start() 
     assert!(matches!(empty, Err(event_bus::BusError::Config(_))));
     assert!(matches!(doubled, Err(event_bus::BusError::Config(_))));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Subscribers declared by the publisher
+
+/// An event committed before its consumer has ever started is not dropped by the exchange: the
+/// publisher declares every subscriber's queue from the routing table first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_an_event_published_before_its_consumer_first_starts_waits_for_it() {
+    let mut s = Setup::new(Backend::RabbitMq, false).await;
+    let routes = std::collections::BTreeMap::from([(
+        <Ping as event_bus::EventPayload>::TOPIC.to_owned(),
+        vec![s.service.clone()],
+    )]);
+    s.config.sqs.routes = routes.clone();
+    let mut direct_config = rabbit_config(direct_amqp_url());
+    direct_config.exchange = s.config.exchange.clone();
+    direct_config.queue_prefix = s.config.queue_prefix.clone();
+    direct_config.sqs.routes = routes;
+    s.direct = event_bus::connect(direct_config).await.unwrap();
+    s.bus = s.direct.clone();
+
+    let mut running = Running::new();
+    running.relay(&s.db.pool, &s.direct, &s.service);
+    s.db.commit(Ping { seq: 1 }).await;
+    eventually("the relay to publish", || async {
+        (s.db
+            .scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await
+            == 0)
+            .then_some(())
+    })
+    .await;
+
+    // Only now does the consumer start for the first time.
+    let controls = Controls::new();
+    running.consumer(s.consumer(&controls));
+    eventually("the early event to be applied", || async {
+        (s.db.effects_for(1).await == 1).then_some(())
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(controls.calls_for(1), 1);
+}

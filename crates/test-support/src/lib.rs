@@ -201,15 +201,17 @@ impl Drop for TestApp {
             running.shutdown_token().cancel();
         }
         // Remove this test's exchanges and queues so the broker does not collect them.
+        // Publishers declare every subscriber's queue too, so remove them all.
         let bus = self.bus_config.clone();
-        let service = self.service;
+        let mut services: Vec<String> = bus.subscriptions().into_keys().collect();
+        services.push(self.service.to_owned());
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
+            let services: Vec<&str> = services.iter().map(String::as_str).collect();
             runtime.block_on(service_kit::event_bus::topology::delete_rabbit_topology(
-                &bus,
-                &[service],
+                &bus, &services,
             ))?;
             Ok::<(), anyhow::Error>(())
         })
