@@ -143,6 +143,20 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
+/// The processes whose command name (`/proc/<pid>/comm`) is `name`.
+pub fn processes_named(name: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
+}
+
 /// CPU ticks of `roots` and all their descendants.
 fn tree_ticks(roots: &[i32]) -> u64 {
     let mut seen = HashSet::new();
@@ -185,6 +199,8 @@ pub struct CpuUse {
     pub upstream: f64,
     /// The load generator (this process without its children); `None` for an external tool.
     pub load_generator: Option<f64>,
+    /// Every `redis-server` process (the gateway's rate limits and sessions live there).
+    pub redis: f64,
     /// Everything on the machine, ours included.
     pub machine: f64,
 }
@@ -195,17 +211,20 @@ pub struct CpuProbe {
     target: Vec<i32>,
     upstream: Vec<i32>,
     generator: Option<i32>,
-    ticks: [u64; 4],
+    redis: Vec<i32>,
+    ticks: [u64; 5],
 }
 
 impl CpuProbe {
     /// Snapshots the process trees `target` and `upstream`, the process `generator` (alone) and
     /// the machine.
     pub fn start(target: &[i32], upstream: &[i32], generator: Option<i32>) -> Self {
+        let redis = processes_named("redis-server");
         let ticks = [
             tree_ticks(target),
             tree_ticks(upstream),
             generator.and_then(process_ticks).unwrap_or(0),
+            tree_ticks(&redis),
             machine_busy_ticks(),
         ];
         Self {
@@ -213,6 +232,7 @@ impl CpuProbe {
             target: target.to_vec(),
             upstream: upstream.to_vec(),
             generator,
+            redis,
             ticks,
         }
     }
@@ -229,7 +249,8 @@ impl CpuProbe {
                 .generator
                 .and_then(process_ticks)
                 .map(|now| cores(now, self.ticks[2])),
-            machine: cores(machine_busy_ticks(), self.ticks[3]),
+            redis: cores(tree_ticks(&self.redis), self.ticks[3]),
+            machine: cores(machine_busy_ticks(), self.ticks[4]),
         }
     }
 }

@@ -121,7 +121,10 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BENCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // lapin logs expected channel closes (queue probes, teardown) as errors.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,lapin=off,sqlx::postgres::notice=off")
+                }),
         )
         .with_writer(std::io::stderr)
         .try_init();
@@ -193,6 +196,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         amqp_url: cli.amqp_url.clone(),
         bin_dir: cli.bin_dir.clone().unwrap_or(exe_dir),
         work_dir,
+        root: workspace_root(),
     })
 }
 
@@ -259,7 +263,8 @@ async fn run(cli: Cli, args: Vec<String>) -> Result<ExitCode> {
         .filter(|c| !c.is_empty());
     let load = settings.load();
     println!(
-        "lomash-bench: {} | {} connections, {} measured{}, load generator {:?}, {} runtime threads",
+        "lomash-bench: {} | HTTP: {} connections, {} measured{}, load generator {} | events: {} \
+         per burst, {} producers, transactions of {} | {} runtime threads",
         chosen.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
         load.connections,
         stats::show_duration(load.duration),
@@ -268,7 +273,18 @@ async fn run(cli: Cli, args: Vec<String>) -> Result<ExitCode> {
         } else {
             format!(" after {} warm-up", stats::show_duration(load.warmup))
         },
-        load.tool,
+        match load.tool {
+            Tool::Own => "own",
+            Tool::Wrk => "wrk",
+        },
+        settings.events,
+        settings.producers,
+        settings
+            .tx_sizes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" and "),
         settings.threads,
     );
 
@@ -336,7 +352,12 @@ async fn run(cli: Cli, args: Vec<String>) -> Result<ExitCode> {
                 if cli.no_write {
                     println!("  (--no-write: {} left as it was)", out.display());
                 } else {
-                    report::update_file(&out, &section, &meta)?;
+                    let order: Vec<&str> = scenarios::ALL
+                        .iter()
+                        .map(|s| s.name)
+                        .chain(scenarios::PLANNED.iter().copied())
+                        .collect();
+                    report::update_file(&out, &section, &meta, &order)?;
                     println!(
                         "  wrote the `{}` section of {} (raw figures: {})",
                         scenario.name,

@@ -220,8 +220,9 @@ pub fn render(section: &Section, meta: &RunMeta) -> String {
     out
 }
 
-/// `existing` with `scenario`'s section replaced by `rendered` (appended when absent).
-pub fn merge(existing: &str, scenario: &str, rendered: &str) -> String {
+/// `existing` with `scenario`'s section replaced by `rendered`; a new section goes before the
+/// first section of a scenario that comes after it in `order`, else at the end.
+pub fn merge(existing: &str, scenario: &str, rendered: &str, order: &[&str]) -> String {
     let begin = begin_marker(scenario);
     let end = end_marker(scenario);
     let base = if existing.trim().is_empty() {
@@ -235,14 +236,23 @@ pub fn merge(existing: &str, scenario: &str, rendered: &str) -> String {
         let after = base[stop..].strip_prefix('\n').unwrap_or(&base[stop..]);
         return format!("{}{rendered}{after}", &base[..start]);
     }
+    let later = order
+        .iter()
+        .skip_while(|s| **s != scenario)
+        .skip(1)
+        .filter_map(|s| base.find(&begin_marker(s)))
+        .min();
+    if let Some(at) = later {
+        return format!("{}{rendered}\n{}", &base[..at], &base[at..]);
+    }
     let mut out = base.trim_end().to_owned();
     out.push_str("\n\n");
     out.push_str(rendered);
     out
 }
 
-/// Writes `section` into the results file at `path`.
-pub fn update_file(path: &Path, section: &Section, meta: &RunMeta) -> Result<()> {
+/// Writes `section` into the results file at `path` (sections kept in `order`).
+pub fn update_file(path: &Path, section: &Section, meta: &RunMeta, order: &[&str]) -> Result<()> {
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -250,7 +260,7 @@ pub fn update_file(path: &Path, section: &Section, meta: &RunMeta) -> Result<()>
             return Err(error).with_context(|| format!("cannot read {}", path.display()));
         }
     };
-    let merged = merge(&existing, section.scenario, &render(section, meta));
+    let merged = merge(&existing, section.scenario, &render(section, meta), order);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -292,25 +302,32 @@ mod tests {
     #[test]
     fn a_section_is_replaced_and_the_others_are_kept() {
         let meta = meta();
-        let first = merge("", "gateway", &render(&section("gateway", "100"), &meta));
+        let order = ["events", "gateway", "products"];
+        let put = |base: &str, scenario: &'static str, cell: &str| {
+            merge(
+                base,
+                scenario,
+                &render(&section(scenario, cell), &meta),
+                &order,
+            )
+        };
+        let first = put("", "gateway", "100");
         assert!(first.starts_with("# Benchmark results"));
-        let both = merge(&first, "events", &render(&section("events", "7"), &meta));
-        let replaced = merge(&both, "gateway", &render(&section("gateway", "200"), &meta));
+        // `events` comes first in the order, so it goes before `gateway`.
+        let both = put(&first, "events", "7");
+        let replaced = put(&both, "gateway", "200");
         assert!(replaced.contains("| direct | 200 |"));
         assert!(!replaced.contains("| direct | 100 |"));
         assert!(replaced.contains("| direct | 7 |"));
         assert_eq!(replaced.matches("bench:gateway:begin").count(), 1);
-        // The gateway section stays before the events section.
-        let gateway_at = replaced.find("bench:gateway:begin").unwrap_or(usize::MAX);
-        let events_at = replaced.find("bench:events:begin").unwrap_or(0);
-        assert!(gateway_at < events_at);
+        let gateway_at = replaced.find("bench:gateway:begin").unwrap_or(0);
+        let events_at = replaced.find("bench:events:begin").unwrap_or(usize::MAX);
+        assert!(events_at < gateway_at);
+        // A later scenario goes at the end.
+        let three = put(&replaced, "products", "1");
+        assert!(three.find("bench:products:begin") > three.find("bench:gateway:end"));
         // Replacing again changes nothing else.
-        let again = merge(
-            &replaced,
-            "gateway",
-            &render(&section("gateway", "200"), &meta),
-        );
-        assert_eq!(again, replaced);
+        assert_eq!(put(&replaced, "gateway", "200"), replaced);
     }
 
     #[test]

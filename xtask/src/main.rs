@@ -7,7 +7,9 @@
 //! - `cargo xtask infra` starts only the infrastructure and keeps it running;
 //! - `cargo xtask seed [--products N]` loads demo data;
 //! - `cargo xtask events dlq list|replay <service> [EVENT_ID]` inspects and replays dead letters;
-//! - `cargo xtask create-admin <email>` and `cargo xtask rotate-keys` run auth's operations.
+//! - `cargo xtask create-admin <email>` and `cargo xtask rotate-keys` run auth's operations;
+//! - `cargo xtask bench [SCENARIO]... [FLAGS]` measures performance into bench/RESULTS.md;
+//! - `cargo xtask lint-deploy` checks the deployment files offline.
 //!
 //! Plain std threads and processes, no async runtime: the CLI builds in seconds.
 
@@ -115,6 +117,14 @@ enum Cmd {
     Status,
     /// Start only the infrastructure and databases, and keep private instances running
     Infra,
+    /// Measure the performance scenarios of DESIGN.md §7 (release builds, a separate
+    /// load-generating process) and write bench/RESULTS.md; `cargo xtask bench -- --help` lists
+    /// the scenarios and flags
+    Bench {
+        /// Scenario names and flags passed to lomash-bench (e.g. `gateway --duration 15s`)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Check the deployment files offline: hadolint, compose schema, helm lint/template,
     /// kubernetes-validate, the manifest policy, actionlint
     LintDeploy,
@@ -206,6 +216,7 @@ fn main() -> ExitCode {
         }
         Cmd::RotateKeys => commands::service_cmd::run(ports, "auth", &["rotate-keys".into()]),
         Cmd::Seed { products } => commands::seed::run(ports, products),
+        Cmd::Bench { args } => commands::bench::run(ports, &args),
         Cmd::LintDeploy => workspace::Workspace::load()
             .and_then(|ws| deploy_check::run(&ws.root))
             .map(|()| ExitCode::SUCCESS),

@@ -191,9 +191,13 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     ctx.cleanup.push(Item::Database(auth_db.clone()));
     ctx.cleanup.push(Item::RedisPrefix(auth_prefix.clone()));
     ctx.cleanup.push(Item::RedisPrefix(gateway_prefix.clone()));
+    // Auth's relay declares every subscribing service's queue under its prefix before publishing.
     ctx.cleanup.push(Item::Rabbit {
         config: Box::new(auth_bus.clone()),
-        services: Vec::new(),
+        services: shared_types::topics::SUBSCRIPTIONS
+            .iter()
+            .map(|(service, _)| (*service).to_owned())
+            .collect(),
     });
     cleanup::create_database(&s.database_url, &auth_db)
         .await
@@ -535,23 +539,22 @@ async fn check_gateway(client: &reqwest::Client, gateway: &str, token: &str) -> 
 
 fn cpu_cell(result: &LoadResult) -> String {
     let c = &result.cpu;
-    let generator = c
-        .load_generator
-        .map_or_else(|| "–".to_owned(), |g| format!("{g:.2}"));
+    let mut parts = vec![format!("target {:.2}", c.target)];
     if c.upstream > 0.0 {
-        format!(
-            "{:.2} / {:.2} / {generator} / {:.2}",
-            c.target, c.upstream, c.machine
-        )
-    } else {
-        format!("{:.2} / – / {generator} / {:.2}", c.target, c.machine)
+        parts.push(format!("upstream {:.2}", c.upstream));
     }
+    if let Some(generator) = c.load_generator {
+        parts.push(format!("bench {generator:.2}"));
+    }
+    parts.push(format!("redis {:.2}", c.redis));
+    parts.push(format!("machine {:.2}", c.machine));
+    parts.join(" · ")
 }
 
-/// Cores used by processes other than the measured ones (Redis, Postgres, other builds...).
+/// Cores used by processes other than the measured ones and Redis (Postgres, other builds...).
 fn other_cores(result: &LoadResult) -> f64 {
     let c = &result.cpu;
-    (c.machine - c.target - c.upstream - c.load_generator.unwrap_or(0.0)).max(0.0)
+    (c.machine - c.target - c.upstream - c.redis - c.load_generator.unwrap_or(0.0)).max(0.0)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -578,7 +581,7 @@ fn section(
         "req/s ÷ nginx",
         "p99 − direct",
         "non-2xx / errors",
-        "CPU cores: target / upstream / lomash-bench / machine",
+        "CPU (cores)",
     ]);
     for (target, result) in targets.iter().zip(results) {
         table.row(vec![
@@ -657,7 +660,7 @@ fn section(
              `proxy_set_header Connection \"\"`, keepalive_requests 1000000 on both sides, \
              access_log off; config in {}/nginx/nginx.conf. Our gateway runs tokio's default \
              {cpus} worker threads.",
-            s.work_dir.display()
+            s.show(&s.work_dir)
         ),
         "Gateway and auth log at LOG_LEVEL=warn (the gateway's per-request access-log lines are \
          at info, so none are written); the gateway's other upstream URLs point at the trivial \
@@ -672,17 +675,18 @@ fn section(
                 0.0
             }
         ),
-        "CPU = cores used during each run, from /proc: the target (proxy, or the upstream for the \
-         direct run), the upstream behind a proxy, lomash-bench (the load generator; – for wrk), \
-         and the whole machine (which includes Redis, Postgres and anything else running)."
+        "CPU = cores used during each run, from /proc: the target (the proxy, or the upstream for \
+         the direct run), the upstream behind a proxy, lomash-bench (the load generator; absent \
+         for wrk), every redis-server process (the gateway's rate-limit and session checks), and \
+         the whole machine (everything, e.g. Postgres and other builds, included)."
             .to_owned(),
     ];
     let busiest = results.iter().map(|r| other_cores(r)).fold(0.0, f64::max);
     if busiest > 0.5 {
         notes.push(format!(
-            "The machine was not quiet: up to {busiest:.2} cores went to other processes during a \
-             run (Redis's share of the gateway run included). Figures from a busy machine are \
-             indicative only."
+            "The machine was not quiet: up to {busiest:.2} cores went to processes outside the \
+             benchmark (not the target, upstream, load generator or Redis) during a run. Figures \
+             from a busy machine are indicative only."
         ));
     }
     for (target, result) in targets.iter().zip(results) {
@@ -736,7 +740,7 @@ fn section(
                 .to_owned(),
             "Every process listens on 127.0.0.1 only and is stopped at the end (also on error or \
              Ctrl-C); the auth database, the Redis keys under the run's prefixes and auth's \
-             RabbitMQ exchange are deleted."
+             RabbitMQ exchanges and queues (prefix `bench-<id>-`) are deleted."
                 .to_owned(),
         ],
         table,

@@ -47,9 +47,19 @@ pub struct Settings {
     pub bin_dir: PathBuf,
     /// Scratch space: configs, logs, JSON results (`target/bench`).
     pub work_dir: PathBuf,
+    /// The workspace root (paths in the report are shown relative to it).
+    pub root: PathBuf,
 }
 
 impl Settings {
+    /// `path` relative to the workspace root when inside it, for the report.
+    pub fn show(&self, path: &std::path::Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
     /// The HTTP load settings.
     pub fn load(&self) -> LoadSettings {
         LoadSettings {
