@@ -74,7 +74,7 @@ pub fn load_average() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The commit the workspace is at (`abc123def456`, `-dirty` when tracked files changed).
+/// The commit the workspace is at (`abc123def456`; `-dirty` when files differ from it).
 pub fn git_commit(root: &Path) -> String {
     let run = |args: &[&str]| {
         Command::new("git")
@@ -88,8 +88,16 @@ pub fn git_commit(root: &Path) -> String {
     };
     match run(&["rev-parse", "--short=12", "HEAD"]) {
         Some(commit) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
+            // Changed or new files (the results file itself aside) mean the commit is not all
+            // of what ran.
+            let dirty = run(&[
+                "status",
+                "--porcelain",
+                "--",
+                ".",
+                ":(exclude)bench/RESULTS.md",
+            ])
+            .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{commit}-dirty")
             } else {
