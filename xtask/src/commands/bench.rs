@@ -88,7 +88,10 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     check_interrupted()?;
 
     let bench = ws.bin_path("lomash-bench", true);
-    let results = ws.root.join("bench").join("RESULTS.md");
+    let results = flag_value(args, "--out")
+        .map(|out| ws.root.join(out))
+        .unwrap_or_else(|| ws.root.join("bench").join("RESULTS.md"));
+    let written = !args.iter().any(|a| a == "--no-write");
     let shown_command = std::iter::once("cargo xtask bench".to_owned())
         .chain(args.iter().cloned())
         .collect::<Vec<_>>()
@@ -120,10 +123,14 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
         return Ok(exit_code(status));
     }
     if status.success() {
+        let where_ = if written {
+            format!("results in {}", ws.show(&results))
+        } else {
+            "results printed (--no-write)".to_owned()
+        };
         ui().println(format!(
-            "{} results in {} (raw figures in {})",
+            "{} {where_} (raw figures in {})",
             style("✔").green().bold(),
-            ws.show(&results),
             ws.show(&ws.target_dir.join("bench"))
         ));
         Ok(ExitCode::SUCCESS)
@@ -137,6 +144,17 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
         ));
         Ok(exit_code(status))
     }
+}
+
+/// The value of `--flag VALUE` or `--flag=VALUE`, if given.
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter().enumerate().find_map(|(i, a)| {
+        if a == flag {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            a.strip_prefix(flag)?.strip_prefix('=')
+        }
+    })
 }
 
 /// Whether the arguments (or `BENCH_TOOL`) ask for wrk.
@@ -266,6 +284,15 @@ mod tests {
 
     fn strings(args: &[&str]) -> Vec<String> {
         args.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn flag_values_are_found_in_both_spellings() {
+        let args = strings(&["gateway", "--out", "/tmp/r.md", "--duration=3s"]);
+        assert_eq!(flag_value(&args, "--out"), Some("/tmp/r.md"));
+        assert_eq!(flag_value(&args, "--duration"), Some("3s"));
+        assert_eq!(flag_value(&args, "--connections"), None);
+        assert_eq!(flag_value(&strings(&["--outside=x"]), "--out"), None);
     }
 
     #[test]
