@@ -230,6 +230,31 @@ pub fn openapi<S: Service>() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// Every route of the service's OpenAPI document as `METHOD /path`, sorted: what route-list
+/// tests pin, so an API change shows up in review.
+pub fn route_list<S: Service>() -> Vec<String> {
+    let doc = openapi::<S>();
+    let mut routes: Vec<String> = doc
+        .paths
+        .paths
+        .iter()
+        .flat_map(|(path, item)| {
+            [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(move |(method, _)| format!("{method} {path}"))
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
 /// A started service: its address and the means to stop it.
 pub struct RunningService {
     /// Where it listens.
