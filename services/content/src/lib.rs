@@ -1,25 +1,50 @@
-//! The content service: CMS pages, blog, media uploads, the media wall and storefront content.
+//! The content service: CMS pages, blog, media uploads, the media wall and storefront content
+//! (DESIGN.md §1; issue 8).
+//!
+//! # Design decisions
+//! - **Publishing** (blog, pages) writes its state change and its event (`blog.published`,
+//!   `page.published`) in one transaction through the outbox; a cached public list is
+//!   invalidated by bumping a version number after the commit.
+//! - **Ownership**: only ADMIN and SUPER_ADMIN write content; public reads never show drafts,
+//!   scheduled or deleted rows (they are 404).
+//! - **Forms** limit submissions per email address in Redis (the gateway cannot read bodies).
+
+pub mod config;
+pub mod error;
+
+use std::sync::Arc;
 
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
+use service_kit::redis::Redis;
+use service_kit::shared_types::{DomainEvent, EventPayload};
 use service_kit::{Infra, Service, Started};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa_axum::router::OpenApiRouter;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/content");
+pub use config::{Config, ContentSettings};
+pub use error::{ContentError, ContentResult};
 
-/// The content service's configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Shared settings.
-    pub common: CommonConfig,
-}
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/content");
 
 /// What its handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// Its own database.
     pub db: PgPool,
+    /// Redis, under the service's key prefix.
+    pub redis: Redis,
+    /// The publishing side's settings.
+    pub settings: Arc<ContentSettings>,
+}
+
+/// A domain event from this service, carrying the current request id (as its correlation id).
+pub fn event<T: EventPayload>(payload: T) -> DomainEvent<T> {
+    let event = DomainEvent::new(ContentService::SPEC.name, payload);
+    match service_kit::request_id::current() {
+        Some(request_id) => event.correlation_id(request_id),
+        None => event,
+    }
 }
 
 /// The content service.
@@ -40,9 +65,7 @@ impl Service for ContentService {
     }
 
     fn config(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            common: CommonConfig::from_env(Self::SPEC, env)?,
-        })
+        Config::from_env(Self::SPEC, env)
     }
 
     fn common(config: &Config) -> &CommonConfig {
@@ -53,7 +76,14 @@ impl Service for ContentService {
         OpenApiRouter::new()
     }
 
-    async fn start(_config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
-        Ok(Started::new(AppState { db: infra.db()? }))
+    async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
+        let db = infra.db()?;
+        let settings = Arc::new(config.content);
+        let started = Started::new(AppState {
+            db,
+            redis: infra.redis.clone(),
+            settings,
+        });
+        Ok(started)
     }
 }
