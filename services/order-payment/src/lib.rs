@@ -1,25 +1,59 @@
-//! The order-payment service: carts, orders, Stripe payments and webhooks, invoices and refunds.
+//! The order-payment service: carts, checkout, coupons, tax and shipping, orders, Stripe
+//! payments and webhooks, invoices and refunds (DESIGN.md §1; issue 7).
+//!
+//! # Design decisions
+//! - **Prices come from the product service**, never from the client: carts, summaries and
+//!   orders re-price through [`products::ProductClient`].
+//! - **Money** is integer pence, GBP.
+//! - **Ownership**: another customer's order or cart item is answered with 404, never 403.
+//! - **Events** go through the outbox in the transaction that changes the state.
+//!
+//! # SQL
+//! Compile-checked `sqlx::query!` reads the offline data in `services/order-payment/.sqlx`.
+//! After changing a query or a migration, regenerate it against a migrated scratch database:
+//! ```text
+//! dropdb --if-exists -h 127.0.0.1 -U postgres op_sqlx; createdb -h 127.0.0.1 -U postgres op_sqlx
+//! for f in migrations/order-payment/*.sql; do psql -h 127.0.0.1 -U postgres -d op_sqlx -q -f $f; done
+//! rm -rf services/order-payment/.sqlx && mkdir services/order-payment/.sqlx && touch services/order-payment/src/lib.rs
+//! SQLX_OFFLINE=false DATABASE_URL=postgres://postgres@127.0.0.1/op_sqlx \
+//!   SQLX_OFFLINE_DIR=$PWD/services/order-payment/.sqlx cargo check -p order-payment-service --all-targets
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod products;
+
+use std::sync::Arc;
 
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
+use service_kit::shared_types::{DomainEvent, EventPayload};
 use service_kit::{Infra, Service, Started};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa_axum::router::OpenApiRouter;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/order-payment");
+pub use config::{Config, OrderSettings};
 
-/// The order-payment service's configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Shared settings.
-    pub common: CommonConfig,
-}
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/order-payment");
 
 /// What its handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// Its own database.
     pub db: PgPool,
+    /// Carts, checkout and orders settings.
+    pub settings: Arc<OrderSettings>,
+    /// The product service's internal API.
+    pub products: products::ProductClient,
+}
+
+/// A domain event from this service, carrying the current request id.
+pub fn event<T: EventPayload>(payload: T) -> DomainEvent<T> {
+    let event = DomainEvent::new(OrderPaymentService::SPEC.name, payload);
+    match service_kit::request_id::current() {
+        Some(request_id) => event.correlation_id(request_id),
+        None => event,
+    }
 }
 
 /// The order-payment service.
@@ -40,9 +74,7 @@ impl Service for OrderPaymentService {
     }
 
     fn config(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            common: CommonConfig::from_env(Self::SPEC, env)?,
-        })
+        Config::from_env(Self::SPEC, env)
     }
 
     fn common(config: &Config) -> &CommonConfig {
@@ -53,7 +85,34 @@ impl Service for OrderPaymentService {
         OpenApiRouter::new()
     }
 
-    async fn start(_config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
-        Ok(Started::new(AppState { db: infra.db()? }))
+    async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
+        let db = infra.db()?;
+        let settings = Arc::new(config.orders);
+        let products = products::ProductClient::new(
+            &settings.product_service_url,
+            settings.product_timeout,
+            infra.config.internal_keys.clone(),
+        )?;
+        let started = Started::new(AppState {
+            db,
+            settings,
+            products,
+        });
+        Ok(started)
     }
+}
+
+/// The database spelling of a SCREAMING_SNAKE enum (its JSON string).
+pub fn enum_to_db<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// An enum from its database spelling (the schema's checks keep it one of the variants).
+pub fn enum_from_db<T: serde::de::DeserializeOwned>(value: &str) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::String(
+        value.to_owned(),
+    ))?)
 }
