@@ -13,6 +13,7 @@ pub mod db;
 pub mod extract;
 pub mod http;
 pub mod metrics;
+pub mod peer;
 pub mod problem;
 pub mod readiness;
 pub mod redis;
@@ -26,6 +27,7 @@ pub use config::{CommonConfig, ConfigError, Env, Secret, ServiceSpec};
 pub use extract::{
     CursorPage, CursorParams, IdempotencyKey, OffsetPage, PageParams, ValidatedJson, ValidatedQuery,
 };
+pub use peer::{PeerClient, PeerError};
 pub use problem::{FieldError, Problem};
 pub use service::{
     BackgroundTask, Infra, RunningService, Service, Started, consumer_task, main, start, task,

@@ -15,9 +15,6 @@ pub enum CustomerError {
     /// The request conflicts with the current state (409 with a machine code).
     #[error("conflict: {1}")]
     Conflict(&'static str, String),
-    /// A peer service could not answer (502).
-    #[error("upstream error: {0}")]
-    Upstream(String),
     /// A database failure (named constraints become 409/422).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -44,15 +41,6 @@ impl CustomerError {
             Self::Validation(errors) => Problem::validation(errors.clone()),
             Self::NotFound(what) => Problem::not_found(format!("No such {what}.")),
             Self::Conflict(code, detail) => Problem::conflict(code, detail.clone()),
-            Self::Upstream(detail) => {
-                tracing::warn!(%detail, "peer service call failed");
-                Problem::new(
-                    axum::http::StatusCode::BAD_GATEWAY,
-                    "upstream-unavailable",
-                    "Upstream unavailable",
-                )
-                .with_detail("A service this request depends on did not answer.")
-            }
             Self::Database(error) => constraint_problem(error),
             Self::Outbox(error) => Problem::internal(error),
             Self::Problem(problem) => problem.clone(),

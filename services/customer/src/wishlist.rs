@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::{Caller, InternalClaims, InternalKeys, Problem, ValidatedJson};
+use service_kit::{Caller, InternalKeys, PeerClient, Problem, ValidatedJson};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,9 +19,6 @@ use validator::Validate;
 
 use crate::AppState;
 use crate::error::{CustomerError, CustomerResult};
-
-/// Header carrying the internal token.
-const INTERNAL_TOKEN_HEADER: &str = "x-internal-token";
 
 /// Price in minor units.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -59,21 +56,16 @@ struct LookupResponse {
 }
 
 /// The product service's `/internal` API, called with a token naming this service.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ProductClient {
-    http: reqwest::Client,
-    base_url: String,
-    keys: InternalKeys,
+    peer: PeerClient,
 }
 
 impl ProductClient {
     /// A client of the product service at `base_url`.
     pub fn new(base_url: String, timeout: Duration, keys: InternalKeys) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(timeout).build()?;
         Ok(Self {
-            http,
-            base_url,
-            keys,
+            peer: PeerClient::new("customer", "product", base_url, timeout, keys)?,
         })
     }
 
@@ -82,28 +74,11 @@ impl ProductClient {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let token = self
-            .keys
-            .mint(InternalClaims::service("customer"))
-            .map_err(|e| anyhow::anyhow!("cannot mint an internal token: {e}"))?;
-        let response = self
-            .http
-            .post(format!("{}/internal/products/lookup", self.base_url))
-            .header(INTERNAL_TOKEN_HEADER, token)
-            .json(&serde_json::json!({ "ids": ids }))
-            .send()
+        let body: LookupResponse = self
+            .peer
+            .post("/internal/products/lookup", &serde_json::json!({ "ids": ids }))
             .await
-            .map_err(|e| CustomerError::Upstream(format!("product lookup: {e}")))?;
-        if !response.status().is_success() {
-            return Err(CustomerError::Upstream(format!(
-                "product lookup answered {}",
-                response.status()
-            )));
-        }
-        let body: LookupResponse = response
-            .json()
-            .await
-            .map_err(|e| CustomerError::Upstream(format!("product lookup body: {e}")))?;
+            .map_err(Problem::from)?;
         Ok(body.data.into_iter().map(|p| (p.id, p)).collect())
     }
 }
@@ -174,7 +149,7 @@ async fn items(state: &AppState, user_id: Uuid) -> CustomerResult<Vec<WishlistIt
     tag = "wishlist",
     responses(
         (status = 200, description = "The wishlist", body = [WishlistItem]),
-        (status = 502, description = "Product service unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Product service unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list(
