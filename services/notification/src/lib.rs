@@ -1,4 +1,21 @@
-//! The notification service: email, SMS and push from events, templates, preferences and live WebSocket sessions.
+//! The notification service: email, SMS and push from events, templates, preferences and live
+//! WebSocket sessions (DESIGN.md §1; issue 10).
+//!
+//! # Design decisions
+//! - **Events become rows, a sender sends them.** An event handler only renders its messages
+//!   and writes them as `QUEUED` rows of the delivery log in the consumer's transaction (with
+//!   the `processed_events` record), so a redelivered event queues nothing twice and a slow
+//!   provider never holds up the queue. A replica-safe sender claims due rows with
+//!   `FOR UPDATE SKIP LOCKED`, calls the channel's provider, and records `SENT` or `FAILED`
+//!   (with `notification.sent` / `notification.failed` through the outbox).
+//! - **Providers** sit behind one small trait per channel (`Arc<dyn ...>`, the edge we fake in
+//!   tests), chosen by configuration; the `log` provider keeps messages in the database.
+//! - **Templates** are files in the repository, rendered with strict undefined variables.
+
+pub mod config;
+pub mod error;
+
+use std::sync::Arc;
 
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
 use service_kit::{Infra, Service, Started};
@@ -6,20 +23,17 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa_axum::router::OpenApiRouter;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/notification");
+pub use config::{Config, NotificationSettings};
 
-/// The notification service's configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Shared settings.
-    pub common: CommonConfig,
-}
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/notification");
 
 /// What its handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// Its own database.
     pub db: PgPool,
+    /// The service's own settings.
+    pub settings: Arc<NotificationSettings>,
 }
 
 /// The notification service.
@@ -40,9 +54,7 @@ impl Service for NotificationService {
     }
 
     fn config(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            common: CommonConfig::from_env(Self::SPEC, env)?,
-        })
+        Config::from_env(Self::SPEC, env)
     }
 
     fn common(config: &Config) -> &CommonConfig {
@@ -53,7 +65,9 @@ impl Service for NotificationService {
         OpenApiRouter::new()
     }
 
-    async fn start(_config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
-        Ok(Started::new(AppState { db: infra.db()? }))
+    async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
+        let db = infra.db()?;
+        let settings = Arc::new(config.notification);
+        Ok(Started::new(AppState { db, settings }))
     }
 }
