@@ -13,17 +13,26 @@
 //! - **Templates** are files in the repository, rendered with strict undefined variables.
 
 pub mod config;
+pub mod consumers;
+pub mod delivery;
+pub mod devices;
 pub mod error;
+pub mod preferences;
+pub mod providers;
+pub mod storage;
+pub mod templates;
 
 use std::sync::Arc;
 
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
-use service_kit::{Infra, Service, Started};
+use service_kit::shared_types::{DomainEvent, EventPayload};
+use service_kit::{Infra, Service, Started, consumer_task, task};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use config::{Config, NotificationSettings};
+pub use delivery::{Category, Channel};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/notification");
 
@@ -34,6 +43,34 @@ pub struct AppState {
     pub db: PgPool,
     /// The service's own settings.
     pub settings: Arc<NotificationSettings>,
+    /// The compiled message templates.
+    pub templates: Arc<templates::Templates>,
+}
+
+/// A domain event from this service, carrying the current request id.
+pub(crate) fn event<T: EventPayload>(payload: T) -> DomainEvent<T> {
+    let event = DomainEvent::new(NotificationService::SPEC.name, payload);
+    match service_kit::request_id::current() {
+        Some(request_id) => event.correlation_id(request_id),
+        None => event,
+    }
+}
+
+/// The AWS client settings of SES and S3: the platform's region and endpoint override, with
+/// this service's fixed credentials when configured.
+pub fn aws_settings(config: &Config) -> event_bus::aws::AwsSettings {
+    event_bus::aws::AwsSettings {
+        region: config.common.aws_region.clone(),
+        endpoint_url: config.common.sqs_endpoint.clone(),
+        credentials: config
+            .notification
+            .aws_credentials
+            .as_ref()
+            .map(|(id, secret)| event_bus::SqsCredentials {
+                access_key_id: id.clone(),
+                secret_access_key: secret.expose().clone(),
+            }),
+    }
 }
 
 /// The notification service.
@@ -63,11 +100,44 @@ impl Service for NotificationService {
 
     fn routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
+            .merge(templates::router())
+            .merge(delivery::router())
+            .merge(preferences::router())
+            .merge(devices::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
         let db = infra.db()?;
+        let aws = aws_settings(&config);
+        let templates = Arc::new(templates::Templates::load(
+            &config.notification.web_base_url,
+        )?);
+        let providers =
+            providers::Providers::from_settings(&config.notification, &db, &aws).await?;
+        let storage = storage::from_settings(&config.notification.brochures, &aws).await;
         let settings = Arc::new(config.notification);
-        Ok(Started::new(AppState { db, settings }))
+        let consumer = consumers::consumer(
+            &infra,
+            delivery::Composer {
+                templates: templates.clone(),
+                settings: settings.clone(),
+            },
+        )?;
+        let sender = delivery::Sender {
+            db: db.clone(),
+            providers,
+            storage,
+            settings: settings.clone(),
+        };
+        let mut started = Started::new(AppState {
+            db,
+            settings,
+            templates,
+        });
+        started.tasks.push(consumer_task(consumer));
+        started
+            .tasks
+            .push(task(move |token| delivery::run_sender(sender, token)));
+        Ok(started)
     }
 }

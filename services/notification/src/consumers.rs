@@ -1,0 +1,830 @@
+//! Events → messages. Each handler runs in the consumer's transaction (with the
+//! `processed_events` record) and only *queues* messages ([`Composer::queue`]); the sender
+//! delivers them. A redelivered event is skipped by the consumer, and the delivery log's unique
+//! index would refuse a second copy anyway.
+//!
+//! | event | messages |
+//! |---|---|
+//! | `user.created` | records the recipient and their email marketing choice; `welcome` (marketing) |
+//! | `auth.otp_requested` | `otp_<purpose>` email (the code is rendered, never logged) |
+//! | `booking.created` | `booking_received` with an `.ics`; `booking_team_alert` to both teams when kitchen **and** bedroom |
+//! | `booking.confirmed` | `booking_confirmed` email + `booking_confirmed_sms` + push to the account's devices |
+//! | `booking.rescheduled` / `booking.cancelled` | `booking_rescheduled` / `booking_cancelled` |
+//! | `booking.reminder_due` | DAY_BEFORE: `booking_reminder` email; SAME_DAY: `booking_reminder_sms` |
+//! | `payment.succeeded` | `payment_receipt` with the invoice link |
+//! | `refund.issued` | `refund_confirmation` |
+//! | `brochure.requested` (by email) | `brochure` with the PDF(s) attached |
+//! | `ticket.updated` with a staff reply | `ticket_reply` (address from `recipients`) |
+//! | `contact.received` | `contact_ack` |
+//! | `newsletter.subscribed` | `newsletter_confirm` (double opt-in) |
+//!
+//! Times are shown in Europe/London. A message whose recipient is unknown (an event with only a
+//! user id we never saw `user.created` for) is skipped with a warning: we never guess addresses.
+//! Rendering failures (a template and its context out of step) reject the event to the DLQ.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
+use event_bus::{Consumer, HandlerError};
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use service_kit::Infra;
+use service_kit::shared_types::DomainEvent;
+use service_kit::shared_types::appointment::{
+    AppointmentType, BookingCancelled, BookingConfirmed, BookingCreated, BookingReminderDue,
+    BookingRescheduled, BrochureDelivery, BrochureRequested, ReminderKind,
+};
+use service_kit::shared_types::auth::{OtpPurpose, OtpRequested, UserCreated};
+use service_kit::shared_types::content::{ContactReceived, NewsletterSubscribed};
+use service_kit::shared_types::customer::TicketUpdated;
+use service_kit::shared_types::order_payment::{PaymentSucceeded, RefundIssued};
+use sha2::Sha256;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::delivery::{Channel, Composer, NewMessage, StoredAttachment};
+use crate::error::NotificationError;
+use crate::{devices, preferences};
+
+impl From<NotificationError> for HandlerError {
+    fn from(error: NotificationError) -> Self {
+        match error {
+            // The template and the code feeding it disagree: retrying cannot help.
+            NotificationError::Template(error) => HandlerError::reject(error),
+            NotificationError::Database(error) => HandlerError::retry(error),
+            other => HandlerError::retry(anyhow::Error::from(other)),
+        }
+    }
+}
+
+/// The consumer of this service's queue.
+pub fn consumer(infra: &Infra, composer: Composer) -> anyhow::Result<Consumer> {
+    let c = Arc::new(composer);
+    macro_rules! on {
+        ($consumer:expr, $payload:ty, $handler:path) => {{
+            let c = Arc::clone(&c);
+            $consumer.on::<$payload, _>(move |event, conn| {
+                let c = Arc::clone(&c);
+                Box::pin(async move { $handler(&c, event, conn).await })
+            })
+        }};
+    }
+    let consumer = infra.consumer()?;
+    let consumer = on!(consumer, UserCreated, on_user_created);
+    let consumer = on!(consumer, OtpRequested, on_otp_requested);
+    let consumer = on!(consumer, BookingCreated, on_booking_created);
+    let consumer = on!(consumer, BookingConfirmed, on_booking_confirmed);
+    let consumer = on!(consumer, BookingRescheduled, on_booking_rescheduled);
+    let consumer = on!(consumer, BookingCancelled, on_booking_cancelled);
+    let consumer = on!(consumer, BookingReminderDue, on_reminder_due);
+    let consumer = on!(consumer, PaymentSucceeded, on_payment_succeeded);
+    let consumer = on!(consumer, RefundIssued, on_refund_issued);
+    let consumer = on!(consumer, BrochureRequested, on_brochure_requested);
+    let consumer = on!(consumer, TicketUpdated, on_ticket_updated);
+    let consumer = on!(consumer, ContactReceived, on_contact_received);
+    let consumer = on!(consumer, NewsletterSubscribed, on_newsletter_subscribed);
+    Ok(consumer)
+}
+
+type Handled = Result<(), HandlerError>;
+
+fn message(
+    template: &'static str,
+    recipient: &str,
+    user_id: Option<Uuid>,
+    event_id: Uuid,
+    context: serde_json::Value,
+) -> NewMessage {
+    NewMessage {
+        template,
+        recipient: recipient.trim().to_owned(),
+        user_id,
+        source_event_id: Some(event_id),
+        context,
+        attachments: Vec::new(),
+    }
+}
+
+/// The known email address of an account.
+async fn email_of(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT email, first_name FROM recipients WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// `user.created`.
+pub async fn on_user_created(
+    c: &Composer,
+    event: DomainEvent<UserCreated>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let user = &event.payload;
+    sqlx::query(
+        "INSERT INTO recipients (user_id, email, phone, first_name, last_name)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email,
+             phone = coalesce(EXCLUDED.phone, recipients.phone),
+             first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name",
+    )
+    .bind(user.user_id)
+    .bind(user.email.trim())
+    .bind(&user.phone)
+    .bind(&user.first_name)
+    .bind(&user.last_name)
+    .execute(&mut *conn)
+    .await?;
+    preferences::set_marketing(conn, user.user_id, Channel::Email, user.marketing_opt_in).await?;
+    c.queue(
+        conn,
+        message(
+            "welcome",
+            &user.email,
+            Some(user.user_id),
+            event.id,
+            json!({ "first_name": user.first_name }),
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `auth.otp_requested`.
+pub async fn on_otp_requested(
+    c: &Composer,
+    event: DomainEvent<OtpRequested>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let otp = &event.payload;
+    let template = match otp.purpose {
+        OtpPurpose::EmailVerification => "otp_email_verification",
+        OtpPurpose::PasswordReset => "otp_password_reset",
+        OtpPurpose::TwoFactorAuth => "otp_two_factor",
+        OtpPurpose::Login => "otp_login",
+    };
+    let minutes = (otp.expires_at - event.timestamp).num_minutes().max(1);
+    c.queue(
+        conn,
+        message(
+            template,
+            &otp.email,
+            otp.user_id,
+            event.id,
+            json!({
+                "code": otp.code.expose(),
+                "expires_at": london(otp.expires_at).format("%H:%M").to_string(),
+                "valid_minutes": minutes,
+            }),
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The variables every appointment template shares.
+fn appointment_context(
+    reference: &str,
+    kind: AppointmentType,
+    starts: DateTime<Utc>,
+    ends: DateTime<Utc>,
+    customer_name: &str,
+    postcode: Option<&str>,
+) -> serde_json::Value {
+    json!({
+        "reference": reference,
+        "appointment_label": appointment_label(kind),
+        "starts_local": long_local(starts),
+        "starts_time_local": london(starts).format("%H:%M").to_string(),
+        "ends_time_local": london(ends).format("%H:%M").to_string(),
+        "location": location(kind, postcode),
+        "customer_name": customer_name,
+    })
+}
+
+/// `booking.created`.
+pub async fn on_booking_created(
+    c: &Composer,
+    event: DomainEvent<BookingCreated>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let b = &event.payload;
+    sqlx::query(
+        "INSERT INTO booking_contacts (booking_id, phone) VALUES ($1, $2)
+         ON CONFLICT (booking_id) DO UPDATE SET phone = EXCLUDED.phone",
+    )
+    .bind(b.booking_id)
+    .bind(&b.customer_phone)
+    .execute(&mut *conn)
+    .await?;
+    let mut context = appointment_context(
+        &b.reference_code,
+        b.appointment_type,
+        b.slot_starts_at,
+        b.slot_ends_at,
+        &b.customer_name,
+        Some(&b.postcode),
+    );
+    context["topics"] = json!(topics(b.for_kitchen, b.for_bedroom));
+    let mut ack = message(
+        "booking_received",
+        &b.customer_email,
+        b.user_id,
+        event.id,
+        context.clone(),
+    );
+    ack.attachments.push(StoredAttachment::inline(
+        &format!("{}.ics", b.reference_code),
+        "text/calendar; charset=utf-8; method=PUBLISH",
+        ics(b, event.timestamp).as_bytes(),
+    ));
+    c.queue(conn, ack).await?;
+    if b.for_kitchen && b.for_bedroom {
+        context["customer_email"] = json!(b.customer_email);
+        context["customer_phone"] = json!(b.customer_phone);
+        context["postcode"] = json!(b.postcode);
+        for team in [
+            &c.settings.kitchen_team_email,
+            &c.settings.bedroom_team_email,
+        ] {
+            c.queue(
+                conn,
+                message("booking_team_alert", team, None, event.id, context.clone()),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The phone a booking was made with (booking.created), else the account's.
+async fn phone_of(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+    user_id: Option<Uuid>,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT phone FROM booking_contacts WHERE booking_id = $1
+         UNION ALL
+         SELECT phone FROM recipients WHERE user_id = $2 AND phone IS NOT NULL
+         LIMIT 1",
+    )
+    .bind(booking_id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// `booking.confirmed`.
+pub async fn on_booking_confirmed(
+    c: &Composer,
+    event: DomainEvent<BookingConfirmed>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let b = &event.payload;
+    let context = appointment_context(
+        &b.reference_code,
+        b.appointment_type,
+        b.slot_starts_at,
+        b.slot_ends_at,
+        &b.customer_name,
+        None,
+    );
+    c.queue(
+        conn,
+        message(
+            "booking_confirmed",
+            &b.customer_email,
+            b.user_id,
+            event.id,
+            context.clone(),
+        ),
+    )
+    .await?;
+    match phone_of(conn, b.booking_id, b.user_id).await? {
+        Some(phone) => {
+            c.queue(
+                conn,
+                message(
+                    "booking_confirmed_sms",
+                    &phone,
+                    b.user_id,
+                    event.id,
+                    context.clone(),
+                ),
+            )
+            .await?;
+        }
+        None => {
+            tracing::warn!(booking_id = %b.booking_id, "no phone known for the confirmation SMS")
+        }
+    }
+    if let Some(user_id) = b.user_id {
+        for token in devices::tokens_of(conn, user_id).await? {
+            c.queue(
+                conn,
+                message(
+                    "booking_confirmed_push",
+                    &token,
+                    Some(user_id),
+                    event.id,
+                    context.clone(),
+                ),
+            )
+            .await?;
+        }
+    }
+    // Live WebSocket notification (part B): LiveHub::publish(user_id, LiveEvent) goes here.
+    Ok(())
+}
+
+/// `booking.rescheduled`.
+pub async fn on_booking_rescheduled(
+    c: &Composer,
+    event: DomainEvent<BookingRescheduled>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let b = &event.payload;
+    let mut context = appointment_context(
+        &b.reference_code,
+        b.appointment_type,
+        b.slot_starts_at,
+        b.slot_ends_at,
+        &b.customer_name,
+        None,
+    );
+    context["previous_starts_local"] = json!(long_local(b.previous_slot_starts_at));
+    c.queue(
+        conn,
+        message(
+            "booking_rescheduled",
+            &b.customer_email,
+            b.user_id,
+            event.id,
+            context,
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `booking.cancelled`.
+pub async fn on_booking_cancelled(
+    c: &Composer,
+    event: DomainEvent<BookingCancelled>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let b = &event.payload;
+    let context = json!({
+        "reference": b.reference_code,
+        "customer_name": b.customer_name,
+        "starts_local": long_local(b.slot_starts_at),
+        "reason": b.reason,
+    });
+    c.queue(
+        conn,
+        message(
+            "booking_cancelled",
+            &b.customer_email,
+            b.user_id,
+            event.id,
+            context,
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `booking.reminder_due`: email the day before, SMS on the day.
+pub async fn on_reminder_due(
+    c: &Composer,
+    event: DomainEvent<BookingReminderDue>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let b = &event.payload;
+    let context = appointment_context(
+        &b.reference_code,
+        b.appointment_type,
+        b.slot_starts_at,
+        b.slot_ends_at,
+        &b.customer_name,
+        None,
+    );
+    match b.reminder {
+        ReminderKind::DayBefore => {
+            c.queue(
+                conn,
+                message(
+                    "booking_reminder",
+                    &b.customer_email,
+                    b.user_id,
+                    event.id,
+                    context,
+                ),
+            )
+            .await?;
+        }
+        ReminderKind::SameDay => {
+            let phone = match &b.customer_phone {
+                Some(phone) if !phone.trim().is_empty() => Some(phone.clone()),
+                _ => phone_of(conn, b.booking_id, b.user_id).await?,
+            };
+            match phone {
+                Some(phone) => {
+                    c.queue(
+                        conn,
+                        message("booking_reminder_sms", &phone, b.user_id, event.id, context),
+                    )
+                    .await?;
+                }
+                None => {
+                    tracing::warn!(booking_id = %b.booking_id, "no phone known for the reminder SMS")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `payment.succeeded`.
+pub async fn on_payment_succeeded(
+    c: &Composer,
+    event: DomainEvent<PaymentSucceeded>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let p = &event.payload;
+    let recipient = match (&p.customer_email, p.user_id) {
+        (Some(email), _) => Some(email.clone()),
+        (None, Some(user_id)) => email_of(conn, user_id).await?.map(|(email, _)| email),
+        (None, None) => None,
+    };
+    let Some(recipient) = recipient else {
+        tracing::warn!(payment_id = %p.payment_id, "no address known for the receipt");
+        return Ok(());
+    };
+    let invoice_url = p.invoice_number.as_ref().map(|number| {
+        c.settings
+            .invoice_url_template
+            .replace("{invoiceNumber}", number)
+            .replace("{orderId}", &p.order_id.to_string())
+    });
+    let context = json!({
+        "amount": money(p.amount, &p.currency),
+        "paid_local": long_local(p.paid_at),
+        "invoice_number": p.invoice_number,
+        "invoice_url": invoice_url,
+        "payment_reference": p.provider_payment_id,
+    });
+    c.queue(
+        conn,
+        message("payment_receipt", &recipient, p.user_id, event.id, context),
+    )
+    .await?;
+    // Live WebSocket notification (part B): LiveHub::publish(user_id, LiveEvent) goes here.
+    Ok(())
+}
+
+/// `refund.issued`.
+pub async fn on_refund_issued(
+    c: &Composer,
+    event: DomainEvent<RefundIssued>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let r = &event.payload;
+    let recipient = match (&r.customer_email, r.user_id) {
+        (Some(email), _) => Some(email.clone()),
+        (None, Some(user_id)) => email_of(conn, user_id).await?.map(|(email, _)| email),
+        (None, None) => None,
+    };
+    let Some(recipient) = recipient else {
+        tracing::warn!(refund_id = %r.refund_id, "no address known for the refund confirmation");
+        return Ok(());
+    };
+    let context = json!({
+        "amount": money(r.amount, &r.currency),
+        "issued_local": long_local(r.issued_at),
+        "reason": r.reason,
+    });
+    c.queue(
+        conn,
+        message(
+            "refund_confirmation",
+            &recipient,
+            r.user_id,
+            event.id,
+            context,
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `brochure.requested`: by email, with the PDF(s) attached (posted ones need no message).
+pub async fn on_brochure_requested(
+    c: &Composer,
+    event: DomainEvent<BrochureRequested>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let r = &event.payload;
+    if r.delivery != BrochureDelivery::Email {
+        return Ok(());
+    }
+    let mut brochure = message(
+        "brochure",
+        &r.email,
+        r.user_id,
+        event.id,
+        json!({ "name": r.name, "topics": topics(r.for_kitchen, r.for_bedroom) }),
+    );
+    // Neither ticked means "send me what you have": both.
+    let both = !r.for_kitchen && !r.for_bedroom;
+    if r.for_kitchen || both {
+        brochure.attachments.push(StoredAttachment::stored(
+            "Lomash-Wood-Kitchens.pdf",
+            "application/pdf",
+            &c.settings.brochures.kitchen_key,
+        ));
+    }
+    if r.for_bedroom || both {
+        brochure.attachments.push(StoredAttachment::stored(
+            "Lomash-Wood-Bedrooms.pdf",
+            "application/pdf",
+            &c.settings.brochures.bedroom_key,
+        ));
+    }
+    c.queue(conn, brochure).await?;
+    Ok(())
+}
+
+/// `ticket.updated`: tell the customer when staff replied.
+pub async fn on_ticket_updated(
+    c: &Composer,
+    event: DomainEvent<TicketUpdated>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let t = &event.payload;
+    if !t.staff_replied {
+        return Ok(());
+    }
+    let Some((email, first_name)) = email_of(conn, t.user_id).await? else {
+        tracing::warn!(ticket_id = %t.ticket_id, "no address known for the ticket's customer");
+        return Ok(());
+    };
+    let status = serde_json::to_value(t.status).unwrap_or_default();
+    let context = json!({
+        "first_name": if first_name.is_empty() { "there".to_owned() } else { first_name },
+        "ticket_number": t.ticket_number,
+        "ticket_id": t.ticket_id,
+        "status": status.as_str().unwrap_or("OPEN").replace('_', " ").to_lowercase(),
+    });
+    c.queue(
+        conn,
+        message("ticket_reply", &email, Some(t.user_id), event.id, context),
+    )
+    .await?;
+    // Live WebSocket notification (part B): LiveHub::publish(user_id, LiveEvent) goes here.
+    Ok(())
+}
+
+/// `contact.received`.
+pub async fn on_contact_received(
+    c: &Composer,
+    event: DomainEvent<ContactReceived>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let m = &event.payload;
+    let context = json!({ "name": m.name, "subject": m.subject });
+    c.queue(
+        conn,
+        message("contact_ack", &m.email, None, event.id, context),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The double opt-in token of a newsletter subscription: HMAC-SHA256 with the unsubscribe
+/// secret over `newsletter:<subscription id>`, hex.
+pub fn newsletter_token(secret: &str, subscription_id: Uuid) -> String {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) else {
+        unreachable!("HMAC-SHA256 takes any key length");
+    };
+    mac.update(format!("newsletter:{subscription_id}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `newsletter.subscribed`: the double opt-in email.
+pub async fn on_newsletter_subscribed(
+    c: &Composer,
+    event: DomainEvent<NewsletterSubscribed>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let s = &event.payload;
+    let confirm_url = format!(
+        "{}/newsletter/confirm?subscription={}&token={}",
+        c.settings.web_base_url,
+        s.subscription_id,
+        newsletter_token(c.settings.unsubscribe_secret.expose(), s.subscription_id)
+    );
+    c.queue(
+        conn,
+        message(
+            "newsletter_confirm",
+            &s.email,
+            None,
+            event.id,
+            json!({ "confirm_url": confirm_url }),
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+fn topics(kitchen: bool, bedroom: bool) -> &'static str {
+    match (kitchen, bedroom) {
+        (true, true) | (false, false) => "kitchen and bedroom",
+        (true, false) => "kitchen",
+        (false, true) => "bedroom",
+    }
+}
+
+fn appointment_label(kind: AppointmentType) -> &'static str {
+    match kind {
+        AppointmentType::HomeMeasurement => "home measurement",
+        AppointmentType::ShowroomVisit => "showroom visit",
+        AppointmentType::VirtualConsultation => "virtual consultation",
+    }
+}
+
+fn location(kind: AppointmentType, postcode: Option<&str>) -> String {
+    match (kind, postcode) {
+        (AppointmentType::HomeMeasurement, Some(postcode)) => format!("At your home ({postcode})"),
+        (AppointmentType::HomeMeasurement, None) => "At your home".to_owned(),
+        (AppointmentType::ShowroomVisit, _) => "At our showroom".to_owned(),
+        (AppointmentType::VirtualConsultation, _) => {
+            "Online: we will email you the video link".to_owned()
+        }
+    }
+}
+
+/// The last Sunday of `month` in `year`, at 01:00 UTC (when UK clocks change).
+fn last_sunday_1am_utc(year: i32, month: u32) -> Option<DateTime<Utc>> {
+    let first_of_next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)?
+    };
+    let mut day = first_of_next.pred_opt()?;
+    while day.weekday() != Weekday::Sun {
+        day = day.pred_opt()?;
+    }
+    Some(Utc.from_utc_datetime(&day.and_hms_opt(1, 0, 0)?))
+}
+
+/// Europe/London wall-clock time of `at`: GMT, or BST (UTC+1) from the last Sunday of March to
+/// the last Sunday of October, both at 01:00 UTC (the UK rule since 1996).
+pub fn london(at: DateTime<Utc>) -> NaiveDateTime {
+    let year = at.year();
+    let summer = match (last_sunday_1am_utc(year, 3), last_sunday_1am_utc(year, 10)) {
+        (Some(start), Some(end)) => at >= start && at < end,
+        _ => false,
+    };
+    let offset = if summer {
+        Duration::hours(1)
+    } else {
+        Duration::zero()
+    };
+    (at + offset).naive_utc()
+}
+
+fn long_local(at: DateTime<Utc>) -> String {
+    london(at).format("%A %-d %B %Y, %H:%M").to_string()
+}
+
+/// `129900`, `GBP` → `£1,299.00`.
+pub fn money(minor: i64, currency: &str) -> String {
+    let negative = minor < 0;
+    let minor = minor.unsigned_abs();
+    let whole = (minor / 100).to_string();
+    let mut grouped = String::new();
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if negative { "-" } else { "" };
+    let amount = format!("{grouped}.{:02}", minor % 100);
+    match currency.to_ascii_uppercase().as_str() {
+        "GBP" => format!("{sign}£{amount}"),
+        "EUR" => format!("{sign}€{amount}"),
+        other => format!("{sign}{amount} {other}"),
+    }
+}
+
+/// Escapes an iCalendar TEXT value (RFC 5545 §3.3.11).
+fn ics_text(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace(';', "\\;")
+        .replace(',', "\\,")
+        .replace('\n', "\\n")
+}
+
+/// The `.ics` calendar entry of a booking (times in UTC, which every calendar shows locally).
+pub fn ics(b: &BookingCreated, stamp: DateTime<Utc>) -> String {
+    const FORMAT: &str = "%Y%m%dT%H%M%SZ";
+    let summary = format!(
+        "Lomash Wood {} ({})",
+        appointment_label(b.appointment_type),
+        b.reference_code
+    );
+    let lines = [
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//Lomash Wood//Bookings//EN".to_owned(),
+        "METHOD:PUBLISH".to_owned(),
+        "BEGIN:VEVENT".to_owned(),
+        format!("UID:{}@lomashwood.co.uk", b.booking_id),
+        format!("DTSTAMP:{}", stamp.format(FORMAT)),
+        format!("DTSTART:{}", b.slot_starts_at.format(FORMAT)),
+        format!("DTEND:{}", b.slot_ends_at.format(FORMAT)),
+        format!("SUMMARY:{}", ics_text(&summary)),
+        format!(
+            "LOCATION:{}",
+            ics_text(&location(b.appointment_type, Some(&b.postcode)))
+        ),
+        format!(
+            "DESCRIPTION:{}",
+            ics_text(&format!(
+                "Your {} consultation, reference {}.",
+                topics(b.for_kitchen, b.for_bedroom),
+                b.reference_code
+            ))
+        ),
+        "END:VEVENT".to_owned(),
+        "END:VCALENDAR".to_owned(),
+    ];
+    let mut out = lines.join("\r\n");
+    out.push_str("\r\n");
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn london_time_follows_british_summer_time() {
+        assert_eq!(
+            london(utc("2026-12-01T10:00:00Z")).to_string(),
+            "2026-12-01 10:00:00"
+        );
+        assert_eq!(
+            london(utc("2026-07-01T10:00:00Z")).to_string(),
+            "2026-07-01 11:00:00"
+        );
+        // 2026: BST from Sunday 29 March 01:00 UTC to Sunday 25 October 01:00 UTC.
+        assert_eq!(
+            london(utc("2026-03-29T00:59:00Z")).to_string(),
+            "2026-03-29 00:59:00"
+        );
+        assert_eq!(
+            london(utc("2026-03-29T01:00:00Z")).to_string(),
+            "2026-03-29 02:00:00"
+        );
+        assert_eq!(
+            london(utc("2026-10-25T00:59:00Z")).to_string(),
+            "2026-10-25 01:59:00"
+        );
+        assert_eq!(
+            london(utc("2026-10-25T01:00:00Z")).to_string(),
+            "2026-10-25 01:00:00"
+        );
+    }
+
+    #[test]
+    fn money_is_shown_in_pounds_with_separators() {
+        assert_eq!(money(129_900, "GBP"), "£1,299.00");
+        assert_eq!(money(5, "gbp"), "£0.05");
+        assert_eq!(money(123_456_789, "GBP"), "£1,234,567.89");
+        assert_eq!(money(1000, "USD"), "10.00 USD");
+    }
+
+    #[test]
+    fn the_newsletter_token_depends_on_the_secret_and_the_subscription() {
+        let id = Uuid::now_v7();
+        assert_eq!(newsletter_token("a", id), newsletter_token("a", id));
+        assert_ne!(newsletter_token("a", id), newsletter_token("b", id));
+        assert_ne!(
+            newsletter_token("a", id),
+            newsletter_token("a", Uuid::now_v7())
+        );
+    }
+}
