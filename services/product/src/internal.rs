@@ -1,5 +1,6 @@
 //! What other services read about products (`/internal`, service tokens only): the price,
-//! title and status snapshot order-payment puts on an order line.
+//! title and status snapshot order-payment puts on an order line, and the published catalogue's
+//! URLs for content-service's sitemap.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -147,9 +148,69 @@ async fn lookup(
     Ok(Json(LookupResponse { data, missing }))
 }
 
+/// Most products one sitemap answer lists (a sitemap file holds at most 50 000 URLs).
+const SITEMAP_MAX_PRODUCTS: i64 = 45_000;
+
+/// A published product or a category, as a sitemap entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct SitemapEntry {
+    /// URL slug.
+    pub slug: String,
+    /// `KITCHEN` or `BEDROOM`.
+    pub family: String,
+    /// Last change.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the storefront's sitemap lists from the catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SitemapResponse {
+    /// Published, undeleted products, most recently changed first.
+    pub products: Vec<SitemapEntry>,
+    /// Undeleted categories, in display order.
+    pub categories: Vec<SitemapEntry>,
+}
+
+/// The published catalogue's slugs for the sitemap (services only).
+#[utoipa::path(
+    get,
+    path = "/internal/sitemap",
+    tag = "internal",
+    responses(
+        (status = 200, description = "Products and categories", body = SitemapResponse),
+        (status = 403, description = "Not a service", body = service_kit::Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn sitemap(
+    State(state): State<AppState>,
+    _service: ServiceCaller,
+) -> ProductResult<Json<SitemapResponse>> {
+    let products: Vec<SitemapEntry> = sqlx::query_as(
+        "SELECT slug, category AS family, updated_at FROM products
+         WHERE status = 'PUBLISHED' AND deleted_at IS NULL
+         ORDER BY updated_at DESC, id LIMIT $1",
+    )
+    .bind(SITEMAP_MAX_PRODUCTS)
+    .fetch_all(&state.db)
+    .await?;
+    let categories: Vec<SitemapEntry> = sqlx::query_as(
+        "SELECT slug, family, updated_at FROM categories
+         WHERE deleted_at IS NULL ORDER BY sort_order, id",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(SitemapResponse {
+        products,
+        categories,
+    }))
+}
+
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(product_snapshot))
         .routes(routes!(lookup))
+        .routes(routes!(sitemap))
 }

@@ -12,7 +12,7 @@
 //! | `GET /v1/products/{id}/inventory`; `POST /v1/products/{id}/inventory/adjustments` | ADMIN | [`inventory`] |
 //! | `GET /v1/sales`, `/v1/packages` (+ `/{id}`), admin CRUD | anyone / ADMIN | [`offers`] |
 //! | `POST /internal/inventory/reservations`, `.../{orderId}/commit`, `.../{orderId}/release` | services | [`inventory`] |
-//! | `GET /internal/products/{id}`; `POST /internal/products/lookup` | services | [`internal`] |
+//! | `GET /internal/products/{id}`; `POST /internal/products/lookup`; `GET /internal/sitemap` | services | [`internal`] |
 //!
 //! # Design decisions
 //! - **Listing** is keyset-paged on (sort key, id) over partial indexes of the published rows;
@@ -209,6 +209,7 @@ mod tests {
                 "POST /v1/products/{id}/inventory/adjustments",
                 "GET /internal/products/{id}",
                 "POST /internal/products/lookup",
+                "GET /internal/sitemap",
                 "POST /internal/inventory/reservations",
                 "POST /internal/inventory/reservations/{orderId}/commit",
                 "POST /internal/inventory/reservations/{orderId}/release",

@@ -8,4 +8,5 @@ mod helpers;
 mod inventory;
 mod products;
 mod seed;
+mod sitemap;
 mod taxonomy;
