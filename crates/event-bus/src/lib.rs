@@ -57,6 +57,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aws;
 mod backoff;
 mod bus;
 mod config;

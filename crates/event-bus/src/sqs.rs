@@ -14,12 +14,10 @@ use std::{
 
 use aws_sdk_sqs::{
     Client,
-    config::{BehaviorVersion, Credentials, Region},
     error::{DisplayErrorContext, SdkError},
     operation::{create_queue::CreateQueueError, get_queue_url::GetQueueUrlError},
     types::{Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName},
 };
-use aws_smithy_http_client::tls;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use tokio::{
@@ -101,27 +99,14 @@ pub(crate) struct SqsBus {
 
 impl SqsBus {
     pub(crate) async fn new(config: BusConfig) -> Result<Self, BusError> {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client)
-            .region(Region::new(config.sqs.region.clone()));
-        if let Some(endpoint) = &config.sqs.endpoint_url {
-            loader = loader.endpoint_url(endpoint);
-        }
-        if let Some(credentials) = &config.sqs.credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                &credentials.access_key_id,
-                &credentials.secret_access_key,
-                None,
-                None,
-                "event-bus config",
-            ));
-        }
-        let client = Client::new(&loader.load().await);
+        let client = Client::new(
+            &crate::aws::sdk_config(&crate::aws::AwsSettings {
+                region: config.sqs.region.clone(),
+                endpoint_url: config.sqs.endpoint_url.clone(),
+                credentials: config.sqs.credentials.clone(),
+            })
+            .await,
+        );
         Ok(Self {
             config,
             client,

@@ -11,6 +11,8 @@ pub struct Config {
     pub common: CommonConfig,
     /// Publishing, forms and SEO settings (blog, pages, storefront content, forms, sitemap).
     pub content: ContentSettings,
+    /// Media uploads, storage and CDN settings.
+    pub media: crate::media::MediaSettings,
 }
 
 /// Settings of the publishing side of the content service.
@@ -37,7 +39,11 @@ pub struct ContentSettings {
 impl Config {
     /// Reads the configuration of `spec` from `env`.
     pub fn from_env(spec: ServiceSpec, env: &Env) -> Result<Self, ConfigError> {
-        let common = CommonConfig::from_env(spec, env)?;
+        let mut common = CommonConfig::from_env(spec, env)?;
+        let media = crate::media::MediaSettings::from_env(env, &common)?;
+        // Uploads are multipart bodies up to the upload limit: the service-wide body limit must
+        // admit them (JSON routes stay bounded by the gateway's per-route limit).
+        common.body_limit_bytes = common.body_limit_bytes.max(media.body_limit_bytes());
         let public_site_url: String = env.get(
             "PUBLIC_SITE_URL",
             "https://www.lomashwood.co.uk".to_owned(),
@@ -86,6 +92,7 @@ impl Config {
         )?;
         Ok(Self {
             common,
+            media,
             content: ContentSettings {
                 public_site_url: public_site_url.trim_end_matches('/').to_owned(),
                 product_service_url: product_service_url.trim_end_matches('/').to_owned(),

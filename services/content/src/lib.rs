@@ -8,9 +8,15 @@
 //! - **Ownership**: only ADMIN and SUPER_ADMIN write content; public reads never show drafts,
 //!   scheduled or deleted rows (they are 404).
 //! - **Forms** limit submissions per email address in Redis (the gateway cannot read bodies).
+//! - **Media** ([`media`]): uploads sniffed from their bytes, resized off the async runtime into
+//!   WebP variants, stored behind [`storage::ObjectStore`] (S3 in production, a local directory
+//!   served at `/media` in development); CDN invalidation through [`cdn::Invalidator`].
 
+pub mod cdn;
 pub mod config;
 pub mod error;
+pub mod media;
+pub mod storage;
 
 use std::sync::Arc;
 
@@ -36,6 +42,10 @@ pub struct AppState {
     pub redis: Redis,
     /// The publishing side's settings.
     pub settings: Arc<ContentSettings>,
+    /// Media storage and settings.
+    pub media: media::Media,
+    /// CDN invalidation (after media changes and publishes).
+    pub cdn: cdn::Invalidator,
 }
 
 /// A domain event from this service, carrying the current request id (as its correlation id).
@@ -74,16 +84,34 @@ impl Service for ContentService {
 
     fn routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
+            .merge(media::api::router())
+            .merge(media::serve::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
         let db = infra.db()?;
         let settings = Arc::new(config.content);
-        let started = Started::new(AppState {
+        let cdn = cdn::Invalidator::new(
+            config.media.cloudfront_distribution_id.clone(),
+            &config.media.aws,
+            config.media.cdn_timeout,
+        )
+        .await;
+        let media = media::Media::from_settings(config.media).await?;
+        let storage = media.storage.clone();
+        let mut started = Started::new(AppState {
             db,
             redis: infra.redis.clone(),
             settings,
+            media,
+            cdn,
         });
+        started
+            .checks
+            .push(service_kit::readiness::ReadinessCheck::new("media-storage", move || {
+                let storage = storage.clone();
+                async move { storage.check().await }
+            }));
         Ok(started)
     }
 }
