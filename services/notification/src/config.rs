@@ -18,6 +18,8 @@ pub struct Config {
     pub common: CommonConfig,
     /// What is specific to notifications.
     pub notification: NotificationSettings,
+    /// Live notifications over WebSocket.
+    pub live: crate::live::LiveSettings,
 }
 
 /// Which implementation delivers one channel's messages.
@@ -376,9 +378,11 @@ impl Config {
                 )?,
             },
         };
+        let live = crate::live::LiveSettings::from_env(env)?;
         Ok(Self {
             common,
             notification,
+            live,
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod consumers;
 pub mod delivery;
 pub mod devices;
 pub mod error;
+pub mod live;
 pub mod preferences;
 pub mod providers;
 pub mod storage;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub db: PgPool,
     /// The service's own settings.
     pub settings: Arc<NotificationSettings>,
+    /// Live notifications: publishing, and this replica's sockets.
+    pub live: live::LiveHub,
     /// The compiled message templates.
     pub templates: Arc<templates::Templates>,
 }
@@ -73,6 +76,12 @@ pub fn aws_settings(config: &Config) -> event_bus::aws::AwsSettings {
     }
 }
 
+impl axum::extract::FromRef<AppState> for live::LiveHub {
+    fn from_ref(state: &AppState) -> Self {
+        state.live.clone()
+    }
+}
+
 /// The notification service.
 pub struct NotificationService;
 
@@ -100,6 +109,7 @@ impl Service for NotificationService {
 
     fn routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
+            .merge(live::router())
             .merge(templates::router())
             .merge(delivery::router())
             .merge(preferences::router())
@@ -129,11 +139,15 @@ impl Service for NotificationService {
             storage,
             settings: settings.clone(),
         };
+        let live = live::LiveHub::new(infra.redis.clone(), config.live);
+        let live_subscriber = live.subscribe(infra.config.redis_url.expose()).await?;
         let mut started = Started::new(AppState {
             db,
             settings,
+            live,
             templates,
         });
+        started.tasks.push(live_subscriber);
         started.tasks.push(consumer_task(consumer));
         started
             .tasks

@@ -1,0 +1,494 @@
+//! Live notifications over WebSocket: tickets, per-user delivery, fan-out across replicas
+//! through Redis, slow clients, heartbeats and shutdown.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use notification_service::NotificationService;
+use notification_service::live::{LiveEvent, LiveHub, LiveKind, LiveSettings};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use service_kit::Role;
+use service_kit::redis::Redis;
+use test_support::{INTERNAL_TOKEN_HEADER, TestApp, TestUser, anonymous_token, unique_suffix};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use uuid::Uuid;
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// How long a live message may take to arrive before the test fails (a bound, not a measure).
+const ARRIVES_WITHIN: Duration = Duration::from_secs(1);
+/// How long a socket may take to be closed once the server has reason to close it.
+const CLOSED_WITHIN: Duration = Duration::from_secs(10);
+
+async fn spawn(overrides: &[(&str, &str)]) -> TestApp {
+    TestApp::spawn_with::<NotificationService>(overrides).await
+}
+
+fn customer() -> TestUser {
+    TestUser::new(Role::Customer)
+}
+
+/// A publisher on the same Redis channel as `app` (what another replica's consumer would be).
+async fn publisher(app: &TestApp) -> LiveHub {
+    let url = app
+        .env
+        .get("REDIS_URL")
+        .cloned()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+    let redis = Redis::connect(&url, &app.env["REDIS_KEY_PREFIX"])
+        .await
+        .expect("Redis is reachable");
+    LiveHub::new(redis, LiveSettings::default())
+}
+
+fn event(kind: LiveKind, data: Value) -> LiveEvent {
+    LiveEvent::new(kind, data)
+}
+
+async fn ticket_for(app: &TestApp, user: &TestUser) -> String {
+    let response = app
+        .request_as(Method::POST, "/v1/notifications/ws-ticket", user)
+        .send()
+        .await
+        .expect("request reaches the service");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.expect("JSON body");
+    assert!(body["expiresAt"].is_string(), "{body}");
+    body["ticket"].as_str().expect("a ticket").to_owned()
+}
+
+/// Starts the upgrade as the gateway forwards it (anonymous internal token, ticket in the
+/// query); `recv_buffer` shrinks the client's TCP receive buffer (for clients that stop
+/// reading).
+async fn upgrade(
+    app: &TestApp,
+    ticket: &str,
+    recv_buffer: Option<u32>,
+) -> Result<Socket, tungstenite::Error> {
+    let addr = app.base_url.trim_start_matches("http://");
+    let url = format!("ws://{addr}/v1/notifications/ws?ticket={ticket}");
+    let mut request = url.into_client_request().expect("a valid URL");
+    request.headers_mut().insert(
+        INTERNAL_TOKEN_HEADER,
+        anonymous_token().parse().expect("a header value"),
+    );
+    let socket = TcpSocket::new_v4().expect("a socket");
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+    }
+    let stream = socket
+        .connect(addr.parse().expect("an address"))
+        .await
+        .expect("the service accepts TCP");
+    tokio_tungstenite::client_async(request, stream)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// Opens a socket for `user` and waits for the server's `CONNECTED`.
+async fn open(app: &TestApp, user: &TestUser) -> Socket {
+    open_with(app, user, None).await
+}
+
+async fn open_with(app: &TestApp, user: &TestUser, recv_buffer: Option<u32>) -> Socket {
+    let ticket = ticket_for(app, user).await;
+    let mut socket = upgrade(app, &ticket, recv_buffer)
+        .await
+        .expect("the upgrade succeeds");
+    let hello = next_message(&mut socket).await;
+    assert_eq!(hello["type"], "CONNECTED", "{hello}");
+    socket
+}
+
+/// The next JSON text message, skipping control frames; fails after [`ARRIVES_WITHIN`].
+async fn next_message(socket: &mut Socket) -> Value {
+    tokio::time::timeout(ARRIVES_WITHIN, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str::<Value>(&text).expect("JSON text");
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a live message arrives within a second")
+}
+
+/// Reads until the server closes; the close code, if the close frame made it.
+async fn closed(socket: &mut Socket) -> Option<u16> {
+    tokio::time::timeout(CLOSED_WITHIN, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the server closes the socket")
+}
+
+/// The refusal of an upgrade: its status and problem document.
+fn refusal(result: Result<Socket, tungstenite::Error>) -> (StatusCode, Value) {
+    match result {
+        Err(tungstenite::Error::Http(response)) => {
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(content_type, "application/problem+json");
+            let body = response.body().clone().unwrap_or_default();
+            (
+                StatusCode::from_u16(response.status().as_u16()).expect("a status"),
+                serde_json::from_slice(&body).expect("a problem document"),
+            )
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, the upgrade succeeded"),
+    }
+}
+
+/// `live_connections_dropped_total{reason="..."}` from the service's `/metrics`.
+async fn dropped(app: &TestApp, reason: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    let needle = format!("live_connections_dropped_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&needle))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+#[tokio::test]
+async fn a_users_event_reaches_their_socket_within_a_second_and_nobody_elses() {
+    let app = spawn(&[]).await;
+    let hub = publisher(&app).await;
+    let (alice, bob) = (customer(), customer());
+    let mut alices = open(&app, &alice).await;
+    let mut bobs = open(&app, &bob).await;
+
+    let for_alice = event(LiveKind::OrderPaid, json!({ "orderId": Uuid::now_v7() }));
+    hub.publish(alice.id, &for_alice).await.unwrap();
+    let for_bob = event(LiveKind::TicketUpdated, json!({ "ticketNumber": "T-7" }));
+    hub.publish(bob.id, &for_bob).await.unwrap();
+
+    let received = next_message(&mut alices).await;
+    assert_eq!(received["id"], for_alice.id.to_string());
+    assert_eq!(received["type"], "ORDER_PAID");
+    assert_eq!(received["data"], for_alice.data);
+    assert!(received["at"].is_string());
+    // Bob's first message is his own: Alice's, published before it, never reached him.
+    let received = next_message(&mut bobs).await;
+    assert_eq!(received["id"], for_bob.id.to_string());
+    assert_eq!(received["type"], "TICKET_UPDATED");
+}
+
+#[tokio::test]
+async fn every_socket_of_a_user_receives_their_events() {
+    let app = spawn(&[]).await;
+    let hub = publisher(&app).await;
+    let user = customer();
+    let mut laptop = open(&app, &user).await;
+    let mut phone = open(&app, &user).await;
+
+    let message = event(
+        LiveKind::BookingConfirmed,
+        json!({ "referenceCode": "LW-1" }),
+    );
+    hub.publish(user.id, &message).await.unwrap();
+
+    for socket in [&mut laptop, &mut phone] {
+        assert_eq!(next_message(socket).await["id"], message.id.to_string());
+    }
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_redeem_each_others_tickets_and_deliver_each_others_events() {
+    let prefix = format!("test-{}:notification", unique_suffix());
+    let first = spawn(&[("REDIS_KEY_PREFIX", &prefix)]).await;
+    let second = spawn(&[("REDIS_KEY_PREFIX", &prefix)]).await;
+    let user = customer();
+
+    // The load balancer may send the ticket request and the upgrade to different replicas.
+    let ticket = ticket_for(&first, &user).await;
+    let mut socket = upgrade(&second, &ticket, None).await.expect("upgrade");
+    assert_eq!(next_message(&mut socket).await["type"], "CONNECTED");
+
+    // Published by the other replica (its consumer's hub), delivered by the one holding it.
+    let message = event(LiveKind::OrderPaid, json!({ "amount": 129900 }));
+    publisher(&first)
+        .await
+        .publish(user.id, &message)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut socket).await["id"],
+        message.id.to_string()
+    );
+}
+
+#[tokio::test]
+async fn replicas_with_different_prefixes_do_not_hear_each_other() {
+    let here = spawn(&[]).await;
+    let elsewhere = spawn(&[]).await;
+    let user = customer();
+    let mut socket = open(&here, &user).await;
+
+    let stray = event(LiveKind::OrderPaid, json!({ "stray": true }));
+    publisher(&elsewhere)
+        .await
+        .publish(user.id, &stray)
+        .await
+        .unwrap();
+    let own = event(LiveKind::OrderPaid, json!({ "stray": false }));
+    publisher(&here).await.publish(user.id, &own).await.unwrap();
+
+    assert_eq!(next_message(&mut socket).await["id"], own.id.to_string());
+}
+
+#[tokio::test]
+async fn a_slow_client_is_disconnected_without_holding_up_another() {
+    let app = spawn(&[("LIVE_BUFFER_CAPACITY", "4")]).await;
+    let hub = publisher(&app).await;
+    let user = customer();
+    // Stops reading after the greeting; a small receive buffer makes its TCP window fill soon.
+    let mut slow = open_with(&app, &user, Some(4096)).await;
+    let mut fast = open(&app, &user).await;
+
+    // Keep publishing (in rounds, the fast client reading everything) until the server drops
+    // the slow one. Its kernel buffers absorb a few megabytes first.
+    let padding = "x".repeat(16 << 10);
+    let mut published = 0;
+    for _round in 0..100 {
+        for _ in 0..10 {
+            let message = event(
+                LiveKind::TicketUpdated,
+                json!({ "n": published, "padding": padding }),
+            );
+            hub.publish(user.id, &message).await.unwrap();
+            published += 1;
+        }
+        for expected in published - 10..published {
+            assert_eq!(next_message(&mut fast).await["data"]["n"], expected);
+        }
+        if dropped(&app, "slow_consumer").await > 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        dropped(&app, "slow_consumer").await,
+        1,
+        "the slow client was dropped after {published} messages"
+    );
+
+    // The fast client carries on.
+    let after = event(LiveKind::OrderPaid, json!({ "after": true }));
+    hub.publish(user.id, &after).await.unwrap();
+    assert_eq!(next_message(&mut fast).await["id"], after.id.to_string());
+    // The slow one, reading again, finds the messages it had buffered and then the end: the
+    // close frame (1013) when it got through, else the closed connection.
+    let code = closed(&mut slow).await;
+    assert!(matches!(code, None | Some(1013)), "closed with {code:?}");
+}
+
+#[tokio::test]
+async fn tickets_are_single_use() {
+    let app = spawn(&[]).await;
+    let user = customer();
+    let ticket = ticket_for(&app, &user).await;
+    let _socket = upgrade(&app, &ticket, None)
+        .await
+        .expect("the first use succeeds");
+
+    let (status, problem) = refusal(upgrade(&app, &ticket, None).await);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(problem["status"], 401);
+    assert!(problem["detail"].as_str().unwrap().contains("already used"));
+}
+
+#[tokio::test]
+async fn missing_malformed_and_unknown_tickets_are_refused_before_upgrading() {
+    let app = spawn(&[]).await;
+    let unknown = "A".repeat(43);
+    for ticket in ["", "not-a-ticket", unknown.as_str()] {
+        let (status, problem) = refusal(upgrade(&app, ticket, None).await);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "ticket {ticket:?}");
+        assert_eq!(
+            problem["type"],
+            "https://api.lomashwood.co.uk/problems/unauthorized"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_ticket_is_refused() {
+    let app = spawn(&[("LIVE_TICKET_TTL_SECS", "1")]).await;
+    let ticket = ticket_for(&app, &customer()).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, _) = refusal(upgrade(&app, &ticket, None).await);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_an_upgrade_does_not_burn_the_ticket() {
+    let app = spawn(&[]).await;
+    let user = customer();
+    let ticket = ticket_for(&app, &user).await;
+
+    let plain = app
+        .get(&format!("/v1/notifications/ws?ticket={ticket}"))
+        .await;
+    assert!(plain.status().is_client_error(), "{}", plain.status());
+    assert!(plain.status() != StatusCode::UNAUTHORIZED);
+
+    upgrade(&app, &ticket, None)
+        .await
+        .expect("the ticket still opens a socket");
+}
+
+#[tokio::test]
+async fn only_signed_in_callers_get_tickets() {
+    let app = spawn(&[]).await;
+    let response = app
+        .request(Method::POST, "/v1/notifications/ws-ticket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let direct = app
+        .client
+        .post(app.url("/v1/notifications/ws-ticket"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        direct.status(),
+        StatusCode::UNAUTHORIZED,
+        "no internal token"
+    );
+}
+
+#[tokio::test]
+async fn the_upgrade_needs_the_gateways_internal_token() {
+    let app = spawn(&[]).await;
+    let ticket = ticket_for(&app, &customer()).await;
+    let addr = app.base_url.trim_start_matches("http://");
+    let url = format!("ws://{addr}/v1/notifications/ws?ticket={ticket}");
+    let result = tokio_tungstenite::connect_async(url).await;
+    match result {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected a 401, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn a_user_may_hold_only_so_many_sockets() {
+    let app = spawn(&[("LIVE_MAX_CONNECTIONS_PER_USER", "1")]).await;
+    let user = customer();
+    let _first = open(&app, &user).await;
+    let ticket = ticket_for(&app, &user).await;
+    let (status, problem) = refusal(upgrade(&app, &ticket, None).await);
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        problem["type"],
+        "https://api.lomashwood.co.uk/problems/too-many-live-sockets"
+    );
+    // Someone else is not affected.
+    let _other = open(&app, &customer()).await;
+}
+
+#[tokio::test]
+async fn the_server_pings_and_a_client_that_answers_stays_connected() {
+    let app = spawn(&[
+        ("LIVE_PING_INTERVAL_MS", "100"),
+        ("LIVE_PONG_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    let user = customer();
+    let mut socket = open(&app, &user).await;
+
+    // Reading answers pings (the client library sends the pong); several deadlines pass.
+    let mut pings = 0;
+    while pings < 8 {
+        match tokio::time::timeout(ARRIVES_WITHIN, socket.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            other => panic!("expected pings, got {other:?}"),
+        }
+    }
+    let message = event(LiveKind::OrderPaid, json!({}));
+    publisher(&app)
+        .await
+        .publish(user.id, &message)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut socket).await["id"],
+        message.id.to_string()
+    );
+    assert_eq!(dropped(&app, "heartbeat_timeout").await, 0);
+}
+
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_disconnected() {
+    let app = spawn(&[
+        ("LIVE_PING_INTERVAL_MS", "100"),
+        ("LIVE_PONG_TIMEOUT_MS", "200"),
+    ])
+    .await;
+    let mut socket = open(&app, &customer()).await;
+
+    // Not reading means not answering pings.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(dropped(&app, "heartbeat_timeout").await, 1);
+    // Reading again, the client finds the pings and then the end: the close frame (1008), or a
+    // reset when the pongs it now sends reach a connection the server has already dropped.
+    let code = closed(&mut socket).await;
+    assert!(matches!(code, None | Some(1008)), "closed with {code:?}");
+}
+
+#[tokio::test]
+async fn stopping_the_service_closes_sockets_with_going_away() {
+    let app = spawn(&[]).await;
+    let mut socket = open(&app, &customer()).await;
+    app.stop().await;
+    assert_eq!(closed(&mut socket).await, Some(1001));
+}
+
+#[tokio::test]
+async fn client_messages_are_ignored_and_do_not_close_the_socket() {
+    let app = spawn(&[]).await;
+    let user = customer();
+    let mut socket = open(&app, &user).await;
+    socket
+        .send(Message::text("hello?"))
+        .await
+        .expect("the client may send text");
+    let message = event(LiveKind::OrderPaid, json!({}));
+    publisher(&app)
+        .await
+        .publish(user.id, &message)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut socket).await["id"],
+        message.id.to_string()
+    );
+}
