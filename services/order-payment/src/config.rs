@@ -11,6 +11,8 @@ pub struct Config {
     pub common: CommonConfig,
     /// Carts, checkout and orders.
     pub orders: OrderSettings,
+    /// Stripe (payments, webhooks, refunds).
+    pub stripe: crate::stripe::StripeSettings,
 }
 
 /// Settings of carts, checkout and orders.
@@ -66,8 +68,10 @@ impl Config {
             30,
             "Days an untouched guest cart is kept",
         )?;
+        let stripe = crate::stripe::StripeSettings::from_env(env)?;
         Ok(Self {
             common,
+            stripe,
             orders: OrderSettings {
                 product_service_url: product_service_url.trim_end_matches('/').to_owned(),
                 product_timeout: product_timeout.max(Duration::from_millis(1)),

@@ -19,9 +19,22 @@
 //!   SQLX_OFFLINE_DIR=$PWD/services/order-payment/.sqlx cargo check -p order-payment-service --all-targets
 //! ```
 
+pub mod cart;
+pub mod checkout;
 pub mod config;
+pub mod coupons;
 pub mod error;
+pub mod idempotency;
+pub mod invoices;
+pub mod orders;
+pub mod payments;
+pub mod pricing;
 pub mod products;
+pub mod rates;
+pub mod reconcile;
+pub mod refunds;
+pub mod stripe;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -45,6 +58,10 @@ pub struct AppState {
     pub settings: Arc<OrderSettings>,
     /// The product service's internal API.
     pub products: products::ProductClient,
+    /// Stripe's API.
+    pub stripe: stripe::Stripe,
+    /// Stripe settings (webhook secrets, reconciliation).
+    pub stripe_settings: Arc<stripe::StripeSettings>,
 }
 
 /// A domain event from this service, carrying the current request id.
@@ -83,6 +100,15 @@ impl Service for OrderPaymentService {
 
     fn routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
+            .merge(cart::router())
+            .merge(checkout::router())
+            .merge(coupons::router())
+            .merge(rates::router())
+            .merge(orders::router())
+            .merge(payments::router())
+            .merge(webhooks::router())
+            .merge(invoices::router())
+            .merge(refunds::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
@@ -93,11 +119,36 @@ impl Service for OrderPaymentService {
             settings.product_timeout,
             infra.config.internal_keys.clone(),
         )?;
-        let started = Started::new(AppState {
+        let stripe_settings = Arc::new(config.stripe);
+        let stripe = stripe::Stripe::new(&stripe_settings)?;
+        let mut started = Started::new(AppState {
             db,
             settings,
             products,
+            stripe,
+            stripe_settings: stripe_settings.clone(),
         });
+        // Part A: unpaid orders expire (replica-safe), erasure requests are applied once each.
+        let expiry_db = started.state.db.clone();
+        let sweep_every = started.state.settings.expiry_sweep_interval;
+        started.tasks.push(service_kit::task(move |token| {
+            orders::expiry::run(expiry_db, sweep_every, token)
+        }));
+        let consumer = infra
+            .consumer()?
+            .on::<service_kit::shared_types::auth::UserErasureRequested, _>(|event, conn| {
+                Box::pin(orders::erasure::on_erasure_requested(event, conn))
+            });
+        started.tasks.push(service_kit::consumer_task(consumer));
+        let reconcile_state = started.state.clone();
+        started.tasks.push(service_kit::task(move |token| {
+            reconcile::run(
+                reconcile_state,
+                stripe_settings.reconcile_after,
+                stripe_settings.reconcile_interval,
+                token,
+            )
+        }));
         Ok(started)
     }
 }
