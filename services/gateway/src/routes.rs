@@ -270,6 +270,8 @@ pub fn default_table() -> Vec<RouteSpec> {
     // notification (the WebSocket authenticates with a ticket: browsers cannot send headers)
     add(RouteSpec::new("/v1/notifications/**", "notification").auth(Token));
     add(RouteSpec::new("/v1/notifications/ws", "notification"));
+    // one-click unsubscribe links in marketing email: signed tokens, no account needed
+    add(RouteSpec::new("/v1/notifications/unsubscribe/{token}", "notification").auth(Public));
 
     // analytics
     add(RouteSpec::new("/v1/analytics/**", "analytics"));
@@ -580,6 +582,14 @@ mod tests {
         assert_eq!(
             t.find("/v1/notifications/ws").unwrap().auth,
             AuthMode::Optional
+        );
+        assert_eq!(
+            t.find("/v1/notifications/unsubscribe/djEuYWJj.c2ln").unwrap().auth,
+            AuthMode::Public
+        );
+        assert_eq!(
+            t.find("/v1/notifications/preferences").unwrap().auth,
+            AuthMode::Token
         );
         assert_eq!(service(&t, "/v1/webhooks/stripe"), Some("order-payment"));
         assert_eq!(service(&t, "/media/2026/01/x.webp"), Some("content"));
