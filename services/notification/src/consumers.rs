@@ -42,6 +42,7 @@ use uuid::Uuid;
 
 use crate::delivery::{Channel, Composer, NewMessage, StoredAttachment};
 use crate::error::NotificationError;
+use crate::live::{LiveEvent, LiveHub};
 use crate::{devices, preferences};
 
 impl From<NotificationError> for HandlerError {
@@ -56,7 +57,14 @@ impl From<NotificationError> for HandlerError {
 }
 
 /// The consumer of this service's queue.
-pub fn consumer(infra: &Infra, composer: Composer) -> anyhow::Result<Consumer> {
+///
+/// `booking.confirmed`, `payment.succeeded` and `ticket.updated` also go to the user's live
+/// sockets through `live`, once their handler has queued its messages. That is still inside the
+/// consumer's transaction (the consumer has no after-commit hook): a commit that then fails makes
+/// the event come again and the live message go out twice, which the live channel allows (it is
+/// best-effort, and its messages carry the event id for clients to drop repeats; see
+/// [`crate::live`]). A duplicate delivery never gets that far, so it publishes nothing.
+pub fn consumer(infra: &Infra, composer: Composer, live: LiveHub) -> anyhow::Result<Consumer> {
     let c = Arc::new(composer);
     macro_rules! on {
         ($consumer:expr, $payload:ty, $handler:path) => {{
@@ -66,19 +74,35 @@ pub fn consumer(infra: &Infra, composer: Composer) -> anyhow::Result<Consumer> {
                 Box::pin(async move { $handler(&c, event, conn).await })
             })
         }};
+        ($consumer:expr, $payload:ty, $handler:path, live: $to_live:path) => {{
+            let c = Arc::clone(&c);
+            let live = live.clone();
+            $consumer.on::<$payload, _>(move |event, conn| {
+                let c = Arc::clone(&c);
+                let live = live.clone();
+                Box::pin(async move {
+                    let message = $to_live(&event);
+                    $handler(&c, event, conn).await?;
+                    live.push(message).await;
+                    Ok(())
+                })
+            })
+        }};
     }
     let consumer = infra.consumer()?;
     let consumer = on!(consumer, UserCreated, on_user_created);
     let consumer = on!(consumer, OtpRequested, on_otp_requested);
     let consumer = on!(consumer, BookingCreated, on_booking_created);
-    let consumer = on!(consumer, BookingConfirmed, on_booking_confirmed);
+    let consumer =
+        on!(consumer, BookingConfirmed, on_booking_confirmed, live: LiveEvent::booking_confirmed);
     let consumer = on!(consumer, BookingRescheduled, on_booking_rescheduled);
     let consumer = on!(consumer, BookingCancelled, on_booking_cancelled);
     let consumer = on!(consumer, BookingReminderDue, on_reminder_due);
-    let consumer = on!(consumer, PaymentSucceeded, on_payment_succeeded);
+    let consumer =
+        on!(consumer, PaymentSucceeded, on_payment_succeeded, live: LiveEvent::order_paid);
     let consumer = on!(consumer, RefundIssued, on_refund_issued);
     let consumer = on!(consumer, BrochureRequested, on_brochure_requested);
-    let consumer = on!(consumer, TicketUpdated, on_ticket_updated);
+    let consumer = on!(consumer, TicketUpdated, on_ticket_updated, live: LiveEvent::ticket_updated);
     let consumer = on!(consumer, ContactReceived, on_contact_received);
     let consumer = on!(consumer, NewsletterSubscribed, on_newsletter_subscribed);
     Ok(consumer)
@@ -334,7 +358,6 @@ pub async fn on_booking_confirmed(
             .await?;
         }
     }
-    // Live WebSocket notification (part B): LiveHub::publish(user_id, LiveEvent) goes here.
     Ok(())
 }
 
@@ -480,7 +503,6 @@ pub async fn on_payment_succeeded(
         message("payment_receipt", &recipient, p.user_id, event.id, context),
     )
     .await?;
-    // Live WebSocket notification (part B): LiveHub::publish(user_id, LiveEvent) goes here.
     Ok(())
 }
 
@@ -582,7 +604,6 @@ pub async fn on_ticket_updated(
         message("ticket_reply", &email, Some(t.user_id), event.id, context),
     )
     .await?;
-    // Live WebSocket notification (part B): LiveHub::publish(user_id, LiveEvent) goes here.
     Ok(())
 }
 

@@ -126,12 +126,15 @@ impl Service for NotificationService {
             providers::Providers::from_settings(&config.notification, &db, &aws).await?;
         let storage = storage::from_settings(&config.notification.brochures, &aws).await;
         let settings = Arc::new(config.notification);
+        let live = live::LiveHub::new(infra.redis.clone(), config.live);
+        let live_subscriber = live.subscribe(infra.config.redis_url.expose()).await?;
         let consumer = consumers::consumer(
             &infra,
             delivery::Composer {
                 templates: templates.clone(),
                 settings: settings.clone(),
             },
+            live.clone(),
         )?;
         let sender = delivery::Sender {
             db: db.clone(),
@@ -139,8 +142,6 @@ impl Service for NotificationService {
             storage,
             settings: settings.clone(),
         };
-        let live = live::LiveHub::new(infra.redis.clone(), config.live);
-        let live_subscriber = live.subscribe(infra.config.redis_url.expose()).await?;
         let mut started = Started::new(AppState {
             db,
             settings,

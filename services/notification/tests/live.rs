@@ -10,7 +10,12 @@ use notification_service::live::{LiveEvent, LiveHub, LiveKind, LiveSettings};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use service_kit::Role;
+use service_kit::event_bus::{self, OutgoingMessage};
 use service_kit::redis::Redis;
+use service_kit::shared_types::appointment::{AppointmentType, BookingConfirmed};
+use service_kit::shared_types::customer::{TicketStatus, TicketUpdated};
+use service_kit::shared_types::order_payment::PaymentSucceeded;
+use service_kit::shared_types::{DomainEvent, EventPayload};
 use test_support::{INTERNAL_TOKEN_HEADER, TestApp, TestUser, anonymous_token, unique_suffix};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -175,6 +180,183 @@ async fn dropped(app: &TestApp, reason: &str) -> u64 {
         .find_map(|line| line.strip_prefix(&needle))
         .and_then(|value| value.trim().parse::<f64>().ok())
         .map_or(0, |value| value as u64)
+}
+
+/// Publishes `event` on `app`'s broker exchange until its consumer has recorded it (the queue
+/// may not exist yet at the first attempt); the event id makes repeats harmless.
+async fn deliver<P: EventPayload>(app: &TestApp, event: &DomainEvent<P>) {
+    let bus = event_bus::connect(app.bus_config.clone()).await.unwrap();
+    let pool = app.pool().await;
+    let message = OutgoingMessage {
+        event_id: event.id,
+        topic: event.topic.clone(),
+        body: serde_json::to_vec(event).unwrap(),
+    };
+    for _attempt in 0..30 {
+        let outcome = bus.publish_batch(std::slice::from_ref(&message)).await;
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        for _ in 0..20 {
+            let done: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
+                    .bind(event.id)
+                    .fetch_optional(&pool)
+                    .await
+                    .unwrap();
+            if done.is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("the consumer never processed {}", event.topic);
+}
+
+fn booking_confirmed(user_id: Option<Uuid>) -> DomainEvent<BookingConfirmed> {
+    let starts = chrono::Utc::now() + chrono::Duration::days(3);
+    DomainEvent::new(
+        "appointment",
+        BookingConfirmed {
+            booking_id: Uuid::now_v7(),
+            reference_code: "LW-LIVE01".into(),
+            appointment_type: AppointmentType::HomeMeasurement,
+            slot_starts_at: starts,
+            slot_ends_at: starts + chrono::Duration::hours(1),
+            showroom_id: None,
+            consultant_id: Some(Uuid::now_v7()),
+            user_id,
+            customer_name: "Grace Hopper".into(),
+            customer_email: "grace@example.com".into(),
+            confirmed_at: chrono::Utc::now(),
+        },
+    )
+}
+
+fn payment_succeeded(user_id: Uuid) -> DomainEvent<PaymentSucceeded> {
+    DomainEvent::new(
+        "order-payment",
+        PaymentSucceeded {
+            order_id: Uuid::now_v7(),
+            payment_id: Uuid::now_v7(),
+            user_id: Some(user_id),
+            amount: 129_900,
+            currency: "GBP".into(),
+            invoice_number: Some("INV-2026-000042".into()),
+            provider_payment_id: "pi_3Live".into(),
+            customer_email: Some("grace@example.com".into()),
+            paid_at: chrono::Utc::now(),
+        },
+    )
+}
+
+fn staff_reply(user_id: Uuid) -> DomainEvent<TicketUpdated> {
+    DomainEvent::new(
+        "customer",
+        TicketUpdated {
+            ticket_id: Uuid::now_v7(),
+            ticket_number: "TKT-000123".into(),
+            user_id,
+            status: TicketStatus::AwaitingCustomer,
+            previous_status: Some(TicketStatus::InProgress),
+            staff_replied: true,
+            updated_by: Some(Uuid::now_v7()),
+            updated_at: chrono::Utc::now(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_confirmed_booking_reaches_its_customers_socket_within_a_second_and_nobody_elses() {
+    let app = spawn(&[]).await;
+    let (grace, other) = (customer(), customer());
+    let mut graces = open(&app, &grace).await;
+    let mut others = open(&app, &other).await;
+
+    let confirmed = booking_confirmed(Some(grace.id));
+    deliver(&app, &confirmed).await;
+
+    let received = next_message(&mut graces).await;
+    assert_eq!(received["type"], "BOOKING_CONFIRMED");
+    assert_eq!(received["id"], confirmed.id.to_string());
+    assert_eq!(received["data"]["referenceCode"], "LW-LIVE01");
+    assert_eq!(received["data"]["appointmentType"], "HOME_MEASUREMENT");
+    assert_eq!(
+        received["data"]["bookingId"],
+        confirmed.payload.booking_id.to_string()
+    );
+    assert!(!received.to_string().contains("grace@example.com"));
+    // The other user's first message is their own, published after Grace's.
+    let theirs = payment_succeeded(other.id);
+    deliver(&app, &theirs).await;
+    assert_eq!(next_message(&mut others).await["id"], theirs.id.to_string());
+}
+
+#[tokio::test]
+async fn a_payment_and_a_staff_reply_are_pushed_as_they_are_consumed() {
+    let app = spawn(&[]).await;
+    let user = customer();
+    let mut socket = open(&app, &user).await;
+
+    let paid = payment_succeeded(user.id);
+    deliver(&app, &paid).await;
+    let received = next_message(&mut socket).await;
+    assert_eq!(received["type"], "ORDER_PAID");
+    assert_eq!(received["data"]["amount"], 129_900);
+    assert_eq!(received["data"]["currency"], "GBP");
+    assert_eq!(received["data"]["invoiceNumber"], "INV-2026-000042");
+
+    let replied = staff_reply(user.id);
+    deliver(&app, &replied).await;
+    let received = next_message(&mut socket).await;
+    assert_eq!(received["type"], "TICKET_UPDATED");
+    assert_eq!(received["data"]["ticketNumber"], "TKT-000123");
+    assert_eq!(received["data"]["staffReplied"], true);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_is_not_pushed_again() {
+    let app = spawn(&[]).await;
+    let user = customer();
+    let mut socket = open(&app, &user).await;
+    let confirmed = booking_confirmed(Some(user.id));
+    deliver(&app, &confirmed).await;
+    assert_eq!(
+        next_message(&mut socket).await["id"],
+        confirmed.id.to_string()
+    );
+
+    // The broker delivers it again: the consumer recognises it and does nothing.
+    let bus = event_bus::connect(app.bus_config.clone()).await.unwrap();
+    let again = OutgoingMessage {
+        event_id: confirmed.id,
+        topic: confirmed.topic.clone(),
+        body: serde_json::to_vec(&confirmed).unwrap(),
+    };
+    assert!(
+        bus.publish_batch(std::slice::from_ref(&again))
+            .await
+            .error
+            .is_none()
+    );
+    let marker = payment_succeeded(user.id);
+    deliver(&app, &marker).await;
+    // Events are consumed in order, so the repeat was handled before the marker.
+    assert_eq!(next_message(&mut socket).await["id"], marker.id.to_string());
+}
+
+#[tokio::test]
+async fn an_event_consumed_by_one_replica_reaches_a_socket_held_by_another() {
+    let prefix = format!("test-{}:notification", unique_suffix());
+    let consuming = spawn(&[("REDIS_KEY_PREFIX", &prefix)]).await;
+    let holding = spawn(&[("REDIS_KEY_PREFIX", &prefix)]).await;
+    let user = customer();
+    let mut socket = open(&holding, &user).await;
+
+    let confirmed = booking_confirmed(Some(user.id));
+    deliver(&consuming, &confirmed).await;
+
+    let received = next_message(&mut socket).await;
+    assert_eq!(received["type"], "BOOKING_CONFIRMED");
+    assert_eq!(received["id"], confirmed.id.to_string());
 }
 
 #[tokio::test]
