@@ -78,6 +78,11 @@ impl InternalKeys {
         }
     }
 
+    /// How long a minted token lives, in seconds.
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
     /// Whether these keys can mint tokens.
     pub fn can_mint(&self) -> bool {
         self.encoding.is_some()

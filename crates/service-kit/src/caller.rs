@@ -81,7 +81,9 @@ impl Caller {
             role: claims.role?,
             session_id: claims.sid?,
             amr: claims.amr.clone(),
-            request_id: claims.rid.clone(),
+            // The gateway reuses a caller's token across requests, so the request id travels in
+            // `X-Request-Id` rather than in the token.
+            request_id: claims.rid.clone().or_else(crate::request_id::current),
         })
     }
 }

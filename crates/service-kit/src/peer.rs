@@ -203,13 +203,10 @@ impl PeerClient {
                 }
             }
         };
-        let token = self
-            .keys
-            .mint(claims)
-            .map_err(|e| PeerError::Unavailable {
-                peer: self.peer,
-                detail: format!("cannot mint an internal token: {e}"),
-            })?;
+        let token = self.keys.mint(claims).map_err(|e| PeerError::Unavailable {
+            peer: self.peer,
+            detail: format!("cannot mint an internal token: {e}"),
+        })?;
         let mut headers = HeaderMap::new();
         let token = HeaderValue::from_str(&token).map_err(|e| PeerError::Unavailable {
             peer: self.peer,
@@ -298,7 +295,14 @@ mod tests {
     }
 
     fn client(base: String, timeout: Duration) -> PeerClient {
-        PeerClient::new("customer", "product", base, timeout, InternalKeys::development()).unwrap()
+        PeerClient::new(
+            "customer",
+            "product",
+            base,
+            timeout,
+            InternalKeys::development(),
+        )
+        .unwrap()
     }
 
     #[tokio::test]

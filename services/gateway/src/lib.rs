@@ -9,6 +9,7 @@
 
 pub mod client_ip;
 pub mod docs;
+pub mod internal_tokens;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
@@ -17,7 +18,7 @@ pub mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_client::{InternalKeys, JwksConfig, JwksVerifier};
+use auth_client::{JwksConfig, JwksVerifier};
 use axum::Router;
 use axum::routing::get;
 use hyper_util::client::legacy::Client;
@@ -31,6 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::client_ip::TrustedProxies;
 use crate::docs::Docs;
+use crate::internal_tokens::InternalTokens;
 use crate::proxy::{UpstreamClient, UpstreamTarget};
 use crate::ratelimit::{Gate, GateConfig, Limit, RateLimits};
 use crate::routes::{RouteDefaults, RouteSpec, RouteTable};
@@ -102,7 +104,7 @@ pub struct Gateway {
     pub(crate) client: UpstreamClient,
     pub(crate) tokens: TokenVerifier,
     pub(crate) gate: Gate,
-    pub(crate) keys: InternalKeys,
+    pub(crate) internal_tokens: InternalTokens,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) access_log: bool,
     pub(crate) route_metrics: Vec<metrics::Histogram>,
@@ -415,15 +417,20 @@ impl Service for GatewayService {
             client,
             tokens: TokenVerifier::new(jwks.clone()),
             gate,
-            keys,
+            internal_tokens: InternalTokens::new(keys),
             trusted_proxies: config.trusted_proxies.clone(),
             access_log: config.access_log,
             route_metrics,
             docs,
         };
-        let mut started = Started::new(AppState {
-            inner: Arc::new(gateway),
-        });
+        let inner = Arc::new(gateway);
+        let watcher = inner.clone();
+        let mut started = Started::new(AppState { inner });
+        started
+            .tasks
+            .push(service_kit::task(move |shutdown| async move {
+                watcher.gate.watch_redis(shutdown).await;
+            }));
         started
             .tasks
             .push(service_kit::task(move |shutdown| async move {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use auth_client::{AccessClaims, INTERNAL_TOKEN_HEADER, InternalClaims};
+use auth_client::{AccessClaims, INTERNAL_TOKEN_HEADER};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -454,21 +454,9 @@ async fn forward(
     };
 
     // The internal token: who the caller is, as the gateway vouches for it.
-    let request_id = request
-        .headers()
-        .get(&service_kit::request_id::X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut claims = match &identity {
-        Some(c) => InternalClaims::user("gateway", c.sub, c.role, c.sid).with_amr(c.amr.clone()),
-        None => InternalClaims::anonymous("gateway"),
-    };
-    claims.rid = request_id;
     let internal_token = gateway
-        .keys
-        .mint(claims)
-        .map_err(|error| Problem::internal(&error).into_response())?;
-    let internal_token = HeaderValue::try_from(internal_token)
+        .internal_tokens
+        .for_caller(identity.as_deref())
         .map_err(|error| Problem::internal(&error).into_response())?;
 
     let upgrade = is_upgrade(request.headers());

@@ -1,9 +1,18 @@
-//! Rate limits and the live-session check, in one Redis round trip.
+//! Rate limits and the live-session check, with Redis as the shared count.
 //!
 //! Fixed windows in Redis: one counter per rule and client (`<prefix>:ratelimit:<rule>:ip:<ip>`
-//! or `...:user:<id>`), incremented by a Lua script that also sets its expiry and — when the
-//! request carries a token whose session is not in the ≤ 1 s positive cache — checks that the
-//! session key exists. One `EVALSHA` per request.
+//! or `...:user:<id>`), advanced by a Lua script that also sets its expiry and — when the request
+//! carries a token whose session is not in the ≤ 1 s positive cache — checks that the session key
+//! exists.
+//!
+//! Generous rules are counted in **leases**: a gateway takes a small block of the window's
+//! requests from Redis at once (`INCRBY n`, `n` about 2 % of the limit, at most 64) and hands them
+//! out from memory until they are used up or the window ends, so a busy client costs one Redis
+//! round trip per block rather than one per request. A gateway never admits more than Redis
+//! granted it, so the limit is never exceeded; at worst the unused part of each replica's last
+//! block is lost, and a client is refused slightly early (by fewer than `n` requests per replica).
+//! The strict rules — login, registration, OTP — take blocks of one: exact, and checked in Redis
+//! on every request.
 //!
 //! Anonymous callers are counted by IP (IPv6 by /64), signed-in callers by user id on general
 //! routes; login, registration, OTP and tracking rules always count by IP.
@@ -222,10 +231,11 @@ pub enum Verdict {
     Unavailable,
 }
 
-/// The counter script: increments, sets the window's expiry on first use (or when a key has
-/// somehow lost it), and checks the session key when one is given.
+/// The counter script: advances the counter by `ARGV[2]` (a lease; 0 when only the session is
+/// checked), sets the window's expiry on first use (or when a key has somehow lost it), and
+/// checks the session key when one is given.
 const SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -244,6 +254,23 @@ const REDIS_BACKOFF: Duration = Duration::from_secs(1);
 const FALLBACK_WARN_EVERY: Duration = Duration::from_secs(10);
 const SHARDS: usize = 16;
 const MAX_ENTRIES_PER_SHARD: usize = 4096;
+/// How often the gate checks that Redis answers.
+const HEALTH_PROBE_EVERY: Duration = Duration::from_millis(25);
+/// How long a successful probe vouches for Redis: leased requests are handed out only while it
+/// does, so once Redis stops answering every request goes back to asking it (and a signed-in one
+/// gets 503) within this long.
+const HEALTH_VOUCHES_FOR: Duration = Duration::from_millis(75);
+/// The largest block of requests taken from Redis at once.
+const MAX_LEASE: u64 = 64;
+
+/// How many of a window's requests a gateway takes from Redis at once for `rule`.
+fn lease_size(rule: RuleKind, limit: Limit) -> u64 {
+    if rule.fails_closed() {
+        1
+    } else {
+        (limit.count / 50).clamp(1, MAX_LEASE)
+    }
+}
 
 /// Rate limits and session checks.
 pub struct Gate {
@@ -254,12 +281,15 @@ pub struct Gate {
     limits: RateLimits,
     redis_timeout: Duration,
     sessions: SessionCache,
+    leases: Leases,
     fallback: FallbackLimiter,
     epoch: Instant,
     /// Milliseconds since `epoch` until which Redis is not tried.
     redis_down_until: AtomicU64,
     /// Milliseconds since `epoch` of the last fallback warning.
     last_fallback_warn: AtomicU64,
+    /// Milliseconds since `epoch` until which the last health probe vouches for Redis.
+    redis_vouched_until: AtomicU64,
 }
 
 /// How the gate is set up.
@@ -287,10 +317,12 @@ impl Gate {
             limits: config.limits,
             redis_timeout: config.redis_timeout,
             sessions: SessionCache::new(config.session_cache),
+            leases: Leases::new(),
             fallback: FallbackLimiter::new(),
             epoch: Instant::now(),
             redis_down_until: AtomicU64::new(0),
             last_fallback_warn: AtomicU64::new(0),
+            redis_vouched_until: AtomicU64::new(0),
         }
     }
 
@@ -303,6 +335,36 @@ impl Gate {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Probes Redis until `shutdown`; leased requests are handed out only while it answers.
+    pub async fn watch_redis(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut interval = tokio::time::interval(HEALTH_PROBE_EVERY);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            let sent = self.now_ms();
+            let mut conn = self.redis.clone();
+            let answered = tokio::time::timeout(
+                self.redis_timeout,
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await
+            .is_ok_and(|reply| reply.is_ok());
+            if answered {
+                self.redis_vouched_until.fetch_max(
+                    sent + HEALTH_VOUCHES_FOR.as_millis() as u64,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+
+    fn redis_vouched_for(&self) -> bool {
+        self.now_ms() < self.redis_vouched_until.load(Ordering::Relaxed)
+    }
+
     /// Counts the request against `rule` and, for a signed-in caller, checks the session.
     pub async fn check(
         &self,
@@ -311,17 +373,36 @@ impl Gate {
         session: Option<(Uuid, Uuid)>,
     ) -> Verdict {
         let (limit, subject) = self.limits.resolve(rule, ip, session.map(|(user, _)| user));
+        let session_to_check = session
+            .map(|(_, sid)| sid)
+            .filter(|sid| !self.sessions.is_live(*sid));
+        let lease_key = (rule, subject);
+        let leased = self.leases.take(&lease_key, limit);
+        // A leased request passes without Redis only while the health probe vouches for it;
+        // otherwise Redis is asked (for nothing but its answer) so an outage is noticed.
+        if let Some(quota) = leased
+            && session_to_check.is_none()
+            && self.redis_vouched_for()
+        {
+            return Verdict::Pass(quota);
+        }
+
         let key = match subject {
             Subject::Ip(ip) => format!("{}:ratelimit:{}:ip:{ip}", self.key_prefix, rule.as_str()),
             Subject::User(id) => {
                 format!("{}:ratelimit:{}:user:{id}", self.key_prefix, rule.as_str())
             }
         };
-        let session_to_check = session
-            .map(|(_, sid)| sid)
-            .filter(|sid| !self.sessions.is_live(*sid));
-
-        match self.count_in_redis(&key, limit, session_to_check).await {
+        // With a leased request in hand, Redis is only asked about the session.
+        let wanted = if leased.is_some() {
+            0
+        } else {
+            lease_size(rule, limit)
+        };
+        match self
+            .count_in_redis(&key, limit, wanted, session_to_check)
+            .await
+        {
             Ok((count, ttl, live)) => {
                 if let Some(sid) = session_to_check {
                     if !live {
@@ -330,12 +411,26 @@ impl Gate {
                     }
                     self.sessions.remember(sid);
                 }
-                let quota = Quota::new(limit, count, ttl);
-                if quota.exceeded {
-                    Verdict::Limited(quota)
-                } else {
-                    Verdict::Pass(quota)
+                if let Some(quota) = leased {
+                    return Verdict::Pass(quota);
                 }
+                // `count` includes the whole block; this request is the block's first.
+                let before = count.saturating_sub(wanted);
+                let granted = wanted.min(limit.count.saturating_sub(before));
+                let quota = Quota::new(limit, before + 1, ttl);
+                if granted == 0 {
+                    // Redis has handed out the whole window, but a concurrent request may have
+                    // just brought back a block with requests to spare.
+                    if let Some(quota) = self.leases.take(&lease_key, limit) {
+                        return Verdict::Pass(quota);
+                    }
+                    return Verdict::Limited(quota);
+                }
+                if granted > 1 {
+                    self.leases
+                        .store(lease_key, before + 2, granted - 1, Instant::now() + ttl);
+                }
+                Verdict::Pass(quota)
             }
             Err(reason) => {
                 if session.is_some() || rule.fails_closed() {
@@ -352,11 +447,12 @@ impl Gate {
         }
     }
 
-    /// One `EVALSHA`: `(count, window ttl, session live)`.
+    /// One `EVALSHA` advancing the counter by `wanted`: `(count, window ttl, session live)`.
     async fn count_in_redis(
         &self,
         key: &str,
         limit: Limit,
+        wanted: u64,
         session: Option<Uuid>,
     ) -> Result<(u64, Duration, bool), String> {
         if self.now_ms() < self.redis_down_until.load(Ordering::Relaxed) {
@@ -367,6 +463,7 @@ impl Gate {
             invocation.key(auth_client::session_key(&self.session_prefix, sid));
         }
         invocation.arg(limit.window.as_millis() as u64);
+        invocation.arg(wanted);
         let mut conn = self.redis.clone();
         let result = tokio::time::timeout(
             self.redis_timeout,
@@ -417,6 +514,81 @@ impl Gate {
 
 fn shard_of<K: Hash>(hasher: &std::collections::hash_map::RandomState, key: &K) -> usize {
     (hasher.hash_one(key) as usize) % SHARDS
+}
+
+/// Blocks of requests taken from Redis and not yet handed out, by rule and subject.
+struct Leases {
+    hasher: std::collections::hash_map::RandomState,
+    shards: Vec<Mutex<HashMap<(RuleKind, Subject), Lease>>>,
+}
+
+struct Lease {
+    /// The window count the next request handed out stands at.
+    next_count: u64,
+    /// Requests left in the block.
+    remaining: u64,
+    /// When the Redis window (and so the block) ends.
+    ends: Instant,
+}
+
+impl Leases {
+    fn new() -> Self {
+        Self {
+            hasher: Default::default(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(
+        &self,
+        key: &(RuleKind, Subject),
+    ) -> std::sync::MutexGuard<'_, HashMap<(RuleKind, Subject), Lease>> {
+        let shard = &self.shards[shard_of(&self.hasher, key)];
+        shard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands out one leased request, if a live block has one left.
+    fn take(&self, key: &(RuleKind, Subject), limit: Limit) -> Option<Quota> {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        let lease = shard.get_mut(key)?;
+        if lease.remaining == 0 || lease.ends <= now {
+            shard.remove(key);
+            return None;
+        }
+        let quota = Quota::new(limit, lease.next_count, lease.ends - now);
+        lease.next_count += 1;
+        lease.remaining -= 1;
+        Some(quota)
+    }
+
+    /// Keeps `remaining` requests of a block for later; blocks taken concurrently add up.
+    fn store(&self, key: (RuleKind, Subject), next_count: u64, remaining: u64, ends: Instant) {
+        let now = Instant::now();
+        let mut shard = self.shard(&key);
+        if shard.len() >= MAX_ENTRIES_PER_SHARD && !shard.contains_key(&key) {
+            shard.retain(|_, lease| lease.ends > now && lease.remaining > 0);
+            if shard.len() >= MAX_ENTRIES_PER_SHARD {
+                shard.clear();
+            }
+        }
+        match shard.get_mut(&key) {
+            Some(lease) if lease.ends > now && lease.remaining > 0 => {
+                lease.remaining += remaining;
+                lease.next_count = lease.next_count.max(next_count);
+            }
+            _ => {
+                shard.insert(
+                    key,
+                    Lease {
+                        next_count,
+                        remaining,
+                        ends,
+                    },
+                );
+            }
+        }
+    }
 }
 
 /// Sessions Redis said were live moments ago.
@@ -560,6 +732,49 @@ mod tests {
         assert!(limiter.count("k", limit).exceeded);
         std::thread::sleep(Duration::from_millis(60));
         assert!(!limiter.count("k", limit).exceeded);
+    }
+
+    #[test]
+    fn strict_rules_take_single_requests_and_generous_ones_small_blocks() {
+        assert_eq!(lease_size(RuleKind::Login, Limit::per_secs(1000, 60)), 1);
+        assert_eq!(lease_size(RuleKind::Register, Limit::per_secs(5, 60)), 1);
+        assert_eq!(lease_size(RuleKind::Default, Limit::per_secs(4, 60)), 1);
+        assert_eq!(lease_size(RuleKind::Default, Limit::per_secs(600, 60)), 12);
+        assert_eq!(
+            lease_size(RuleKind::Default, Limit::per_secs(1_000_000_000, 60)),
+            MAX_LEASE
+        );
+    }
+
+    #[test]
+    fn a_lease_hands_out_exactly_its_requests_and_ends_with_its_window() {
+        let leases = Leases::new();
+        let key = (RuleKind::Default, Subject::Ip("192.0.2.7".parse().unwrap()));
+        let limit = Limit::per_secs(100, 60);
+        assert!(leases.take(&key, limit).is_none());
+        leases.store(key, 11, 2, Instant::now() + Duration::from_secs(60));
+        let first = leases.take(&key, limit).unwrap();
+        assert_eq!(first.remaining, 89);
+        assert!(!first.exceeded);
+        assert_eq!(leases.take(&key, limit).unwrap().remaining, 88);
+        assert!(leases.take(&key, limit).is_none());
+
+        leases.store(key, 20, 5, Instant::now() + Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(leases.take(&key, limit).is_none());
+    }
+
+    #[test]
+    fn blocks_taken_concurrently_add_up() {
+        let leases = Leases::new();
+        let key = (RuleKind::Default, Subject::User(Uuid::now_v7()));
+        let limit = Limit::per_secs(100, 60);
+        let ends = Instant::now() + Duration::from_secs(60);
+        leases.store(key, 2, 1, ends);
+        leases.store(key, 4, 1, ends);
+        assert!(leases.take(&key, limit).is_some());
+        assert!(leases.take(&key, limit).is_some());
+        assert!(leases.take(&key, limit).is_none());
     }
 
     #[test]

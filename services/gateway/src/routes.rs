@@ -584,7 +584,9 @@ mod tests {
             AuthMode::Optional
         );
         assert_eq!(
-            t.find("/v1/notifications/unsubscribe/djEuYWJj.c2ln").unwrap().auth,
+            t.find("/v1/notifications/unsubscribe/djEuYWJj.c2ln")
+                .unwrap()
+                .auth,
             AuthMode::Public
         );
         assert_eq!(
