@@ -146,5 +146,9 @@ pub struct NewsletterSubscribed {
     pub source: Option<String>,
     /// When they subscribed.
     pub subscribed_at: DateTime<Utc>,
+    /// The double opt-in token for the confirmation email's link (the subscription stays
+    /// pending until `POST /v1/newsletter/{token}/confirm`); absent in older events.
+    #[serde(default)]
+    pub confirmation_token: Option<String>,
 }
 event_payload!(NewsletterSubscribed, topics::NEWSLETTER_SUBSCRIBED, 1);

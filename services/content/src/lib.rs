@@ -12,18 +12,24 @@
 //!   WebP variants, stored behind [`storage::ObjectStore`] (S3 in production, a local directory
 //!   served at `/media` in development); CDN invalidation through [`cdn::Invalidator`].
 
+pub mod blog;
 pub mod cdn;
 pub mod config;
 pub mod error;
+pub mod markdown;
 pub mod media;
+pub mod pages;
+pub mod patch;
+pub mod seo;
 pub mod storage;
 
 use std::sync::Arc;
 
+use service_kit::cache::ResponseCache;
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
 use service_kit::redis::Redis;
 use service_kit::shared_types::{DomainEvent, EventPayload};
-use service_kit::{Infra, Service, Started};
+use service_kit::{Infra, PeerClient, Service, Started, task};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa_axum::router::OpenApiRouter;
@@ -46,6 +52,22 @@ pub struct AppState {
     pub media: media::Media,
     /// CDN invalidation (after media changes and publishes).
     pub cdn: cdn::Invalidator,
+    /// Cached public responses of the publishing side (blog, pages, storefront, sitemap).
+    pub blog_cache: ResponseCache,
+    /// Product-service's internal API (the sitemap's catalogue URLs).
+    pub products: PeerClient,
+}
+
+impl AppState {
+    /// After a committed change to public content: makes every cached public response
+    /// unreachable and asks the CDN to drop `paths` (in the background: a slow CDN API never
+    /// holds up the admin's response).
+    pub async fn content_changed(&self, paths: &[String]) {
+        self.blog_cache.invalidate().await;
+        if !paths.is_empty() {
+            self.cdn.invalidate_in_background(paths.to_vec());
+        }
+    }
 }
 
 /// A domain event from this service, carrying the current request id (as its correlation id).
@@ -84,6 +106,9 @@ impl Service for ContentService {
 
     fn routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
+            .merge(blog::router())
+            .merge(pages::router())
+            .merge(seo::router())
             .merge(media::api::router())
             .merge(media::serve::router())
     }
@@ -91,6 +116,20 @@ impl Service for ContentService {
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
         let db = infra.db()?;
         let settings = Arc::new(config.content);
+        let blog_cache = ResponseCache::new(
+            infra.redis.clone(),
+            settings.cache_ttl,
+            settings.cache_ttl,
+            settings.cache_timeout,
+        )
+        .with_namespace("public");
+        let products = PeerClient::new(
+            Self::SPEC.name,
+            "product",
+            settings.product_service_url.clone(),
+            settings.product_timeout,
+            infra.config.internal_keys.clone(),
+        )?;
         let cdn = cdn::Invalidator::new(
             config.media.cloudfront_distribution_id.clone(),
             &config.media.aws,
@@ -105,13 +144,39 @@ impl Service for ContentService {
             settings,
             media,
             cdn,
+            blog_cache,
+            products,
         });
+        if let Some(every) = started.state.settings.schedule_interval {
+            let state = started.state.clone();
+            started.tasks.push(task(move |token| {
+                blog::schedule::run_job(state, every, token)
+            }));
+        }
         started
             .checks
-            .push(service_kit::readiness::ReadinessCheck::new("media-storage", move || {
-                let storage = storage.clone();
-                async move { storage.check().await }
-            }));
+            .push(service_kit::readiness::ReadinessCheck::new(
+                "media-storage",
+                move || {
+                    let storage = storage.clone();
+                    async move { storage.check().await }
+                },
+            ));
         Ok(started)
     }
+}
+
+/// The database spelling of a SCREAMING_SNAKE enum (its JSON string).
+pub(crate) fn enum_to_db<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// An enum from its database spelling (the schema's checks keep it one of the variants).
+pub(crate) fn enum_from_db<T: serde::de::DeserializeOwned>(value: &str) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::String(
+        value.to_owned(),
+    ))?)
 }

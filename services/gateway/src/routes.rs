@@ -224,10 +224,12 @@ pub fn default_table() -> Vec<RouteSpec> {
             "business-enquiries",
             "newsletter",
             "media",
+            "accreditations",
         ],
     ) {
         add(spec);
     }
+    add(RouteSpec::new("/robots.txt", "content").auth(Public));
     add(RouteSpec {
         body_limit_bytes: Some(UPLOAD),
         ..RouteSpec::new("/v1/uploads/**", "content").timeout_ms(60_000)
@@ -259,6 +261,22 @@ pub fn default_table() -> Vec<RouteSpec> {
                 "consultants",
                 "showrooms",
                 "slots",
+            ][..],
+        ),
+        (
+            "content",
+            &[
+                "blog",
+                "pages",
+                "contact",
+                "business-enquiries",
+                "newsletter",
+                "hero-slides",
+                "projects",
+                "finance",
+                "faqs",
+                "accreditations",
+                "testimonials",
             ][..],
         ),
     ] {
