@@ -160,7 +160,9 @@ impl ProductClient {
             Ok(reservation) => Ok(reservation),
             Err(PeerError::Rejected { status, body, .. })
                 if status == axum::http::StatusCode::CONFLICT
-                    && body["code"] == "insufficient-stock" =>
+                    && body["type"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with("/insufficient-stock")) =>
             {
                 Err(OrderError::InsufficientStock(body["items"].clone()))
             }
