@@ -30,8 +30,48 @@ const ARRIVES_WITHIN: Duration = Duration::from_secs(1);
 /// How long a socket may take to be closed once the server has reason to close it.
 const CLOSED_WITHIN: Duration = Duration::from_secs(10);
 
+/// The service, with its own prefix for auth's session keys unless `overrides` name one.
 async fn spawn(overrides: &[(&str, &str)]) -> TestApp {
-    TestApp::spawn_with::<NotificationService>(overrides).await
+    let sessions = format!("test-{}:auth", unique_suffix());
+    let mut env = vec![("SESSION_KEY_PREFIX", sessions.as_str())];
+    env.extend_from_slice(overrides);
+    TestApp::spawn_with::<NotificationService>(&env).await
+}
+
+async fn redis(app: &TestApp) -> Redis {
+    let url = app
+        .env
+        .get("REDIS_URL")
+        .cloned()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+    Redis::connect(&url, &app.env["REDIS_KEY_PREFIX"])
+        .await
+        .expect("Redis is reachable")
+}
+
+/// Marks `user`'s session live in auth's allow-list, as auth does at sign-in.
+async fn sign_in(app: &TestApp, user: &TestUser) {
+    let key = auth_client::session_key(&app.env["SESSION_KEY_PREFIX"], user.session_id);
+    let mut conn = redis(app).await.conn();
+    redis::cmd("SET")
+        .arg(key)
+        .arg(user.id.to_string())
+        .arg("EX")
+        .arg(600)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// Ends `user`'s session, as logout or revocation does.
+async fn sign_out(app: &TestApp, user: &TestUser) {
+    let key = auth_client::session_key(&app.env["SESSION_KEY_PREFIX"], user.session_id);
+    let mut conn = redis(app).await.conn();
+    redis::cmd("DEL")
+        .arg(key)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
 }
 
 fn customer() -> TestUser {
@@ -40,22 +80,16 @@ fn customer() -> TestUser {
 
 /// A publisher on the same Redis channel as `app` (what another replica's consumer would be).
 async fn publisher(app: &TestApp) -> LiveHub {
-    let url = app
-        .env
-        .get("REDIS_URL")
-        .cloned()
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
-    let redis = Redis::connect(&url, &app.env["REDIS_KEY_PREFIX"])
-        .await
-        .expect("Redis is reachable");
-    LiveHub::new(redis, LiveSettings::default())
+    LiveHub::new(redis(app).await, LiveSettings::default())
 }
 
 fn event(kind: LiveKind, data: Value) -> LiveEvent {
     LiveEvent::new(kind, data)
 }
 
+/// A ticket for `user`, whose session is live.
 async fn ticket_for(app: &TestApp, user: &TestUser) -> String {
+    sign_in(app, user).await;
     let response = app
         .request_as(Method::POST, "/v1/notifications/ws-ticket", user)
         .send()
@@ -345,9 +379,14 @@ async fn a_redelivered_event_is_not_pushed_again() {
 
 #[tokio::test]
 async fn an_event_consumed_by_one_replica_reaches_a_socket_held_by_another() {
-    let prefix = format!("test-{}:notification", unique_suffix());
-    let consuming = spawn(&[("REDIS_KEY_PREFIX", &prefix)]).await;
-    let holding = spawn(&[("REDIS_KEY_PREFIX", &prefix)]).await;
+    let suffix = unique_suffix();
+    let shared = [
+        ("REDIS_KEY_PREFIX", format!("test-{suffix}:notification")),
+        ("SESSION_KEY_PREFIX", format!("test-{suffix}:auth")),
+    ];
+    let shared: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let consuming = spawn(&shared).await;
+    let holding = spawn(&shared).await;
     let user = customer();
     let mut socket = open(&holding, &user).await;
 
@@ -404,9 +443,14 @@ async fn every_socket_of_a_user_receives_their_events() {
 
 #[tokio::test]
 async fn replicas_sharing_redis_redeem_each_others_tickets_and_deliver_each_others_events() {
-    let prefix = format!("test-{}:notification", unique_suffix());
-    let first = spawn(&[("REDIS_KEY_PREFIX", &prefix)]).await;
-    let second = spawn(&[("REDIS_KEY_PREFIX", &prefix)]).await;
+    let suffix = unique_suffix();
+    let shared = [
+        ("REDIS_KEY_PREFIX", format!("test-{suffix}:notification")),
+        ("SESSION_KEY_PREFIX", format!("test-{suffix}:auth")),
+    ];
+    let shared: Vec<(&str, &str)> = shared.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = spawn(&shared).await;
+    let second = spawn(&shared).await;
     let user = customer();
 
     // The load balancer may send the ticket request and the upgrade to different replicas.
@@ -673,4 +717,41 @@ async fn client_messages_are_ignored_and_do_not_close_the_socket() {
         next_message(&mut socket).await["id"],
         message.id.to_string()
     );
+}
+
+#[tokio::test]
+async fn a_socket_is_closed_once_its_session_ends() {
+    let app = spawn(&[("LIVE_PING_INTERVAL_MS", "100")]).await;
+    let user = customer();
+    let mut socket = open(&app, &user).await;
+    let other = customer();
+    let mut others = open(&app, &other).await;
+
+    sign_out(&app, &user).await;
+
+    assert_eq!(closed(&mut socket).await, Some(1008));
+    assert_eq!(dropped(&app, "session_ended").await, 1);
+    // Another user's session, still live, keeps its socket.
+    let message = event(LiveKind::OrderPaid, json!({}));
+    publisher(&app)
+        .await
+        .publish(other.id, &message)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut others).await["id"],
+        message.id.to_string()
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_whose_session_has_ended_is_refused() {
+    let app = spawn(&[]).await;
+    let user = customer();
+    let ticket = ticket_for(&app, &user).await;
+    sign_out(&app, &user).await;
+
+    let (status, problem) = refusal(upgrade(&app, &ticket, None).await);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(problem["detail"].as_str().unwrap().contains("session"));
 }

@@ -11,6 +11,11 @@
 //!    `LIVE_PING_INTERVAL_MS`; a client that does not answer with a pong within
 //!    `LIVE_PONG_TIMEOUT_MS` is closed (1008). Messages from the client are read (for pongs and
 //!    close) and otherwise ignored.
+//! 4. A socket lives no longer than its session: the ticket names the session, the upgrade is
+//!    refused (401) when the session has ended already, and at every ping the server checks
+//!    auth's allow-list of live sessions (`<SESSION_KEY_PREFIX>:session:<id>` in Redis, the key
+//!    the gateway checks too), closing the socket (1008) once logout or revocation removed it.
+//!    While Redis cannot answer, sockets stay open (nothing is delivered through them then).
 //!
 //! # Design decisions
 //! - **Fan-out across replicas** goes through one shared Redis pub/sub channel,
@@ -40,7 +45,7 @@
 //!
 //! # Metrics
 //! `live_connections_open` (gauge), `live_connections_dropped_total{reason}` (`slow_consumer`,
-//! `heartbeat_timeout`), `live_messages_published_total`, `live_messages_delivered_total`,
+//! `heartbeat_timeout`, `session_ended`), `live_messages_published_total`, `live_messages_delivered_total`,
 //! `live_publish_failures_total`, `live_tickets_refused_total`, `live_subscriber_connected`
 //! (gauge: 1 while this replica's pub/sub connection is up).
 
@@ -73,6 +78,8 @@ pub struct LiveSettings {
     pub buffer_capacity: usize,
     /// Sockets one user may hold on one replica at once.
     pub max_connections_per_user: usize,
+    /// Auth's Redis key prefix: a session is live while `<prefix>:session:<id>` exists.
+    pub session_key_prefix: String,
 }
 
 impl Default for LiveSettings {
@@ -83,6 +90,7 @@ impl Default for LiveSettings {
             pong_timeout: Duration::from_secs(10),
             buffer_capacity: 32,
             max_connections_per_user: 10,
+            session_key_prefix: "auth".to_owned(),
         }
     }
 }
@@ -134,12 +142,18 @@ impl LiveSettings {
         if max_connections_per_user == 0 {
             return Err(invalid("LIVE_MAX_CONNECTIONS_PER_USER", "must be above 0"));
         }
+        let session_key_prefix = env.get(
+            "SESSION_KEY_PREFIX",
+            defaults.session_key_prefix,
+            "Auth's Redis key prefix: live sessions are <prefix>:session:<id>",
+        )?;
         Ok(Self {
             ticket_ttl: Duration::from_secs(ticket_ttl_secs),
             ping_interval,
             pong_timeout,
             buffer_capacity,
             max_connections_per_user,
+            session_key_prefix,
         })
     }
 }

@@ -32,7 +32,8 @@ pub(super) struct UpgradeQuery {
 /// Opens the live notification WebSocket of the ticket's holder. The server then sends JSON
 /// text messages `{id, type, data, at}`: `CONNECTED` first, then `BOOKING_CONFIRMED`,
 /// `ORDER_PAID` and `TICKET_UPDATED` as they happen; it pings regularly and closes a socket
-/// that does not answer (1008) or does not keep up with its messages (1013).
+/// that does not answer or whose session ended (1008), or that does not keep up with its
+/// messages (1013).
 #[utoipa::path(
     get,
     path = "/v1/notifications/ws",
@@ -41,7 +42,7 @@ pub(super) struct UpgradeQuery {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, unknown, expired or already used ticket", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, expired or already used ticket, or its session ended", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many live sockets open for this user", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Shutting down, or Redis is unavailable", body = Problem, content_type = "application/problem+json"),
     )
@@ -63,6 +64,15 @@ pub(super) async fn connect(
                 .into_response();
         }
     };
+    match ticket::session_live(&hub, holder.session_id).await {
+        Ok(true) => {}
+        Ok(false) => return refused("The session the ticket was issued to has ended."),
+        Err(error) => {
+            tracing::warn!(%error, "cannot check the session of a WebSocket ticket");
+            return Problem::unavailable("Live notifications are unavailable; try again shortly.")
+                .into_response();
+        }
+    }
     if hub.closing().is_cancelled() {
         return Problem::unavailable("This instance is shutting down; reconnect.").into_response();
     }
@@ -95,6 +105,8 @@ enum End {
     TooSlow,
     /// No pong in time (1008).
     NoPong,
+    /// The session was logged out or revoked (1008).
+    SessionEnded,
     /// The client closed, vanished or broke the protocol: nothing left to say.
     Gone,
 }
@@ -105,6 +117,7 @@ impl End {
             Self::Shutdown => (close_code::AWAY, "server shutting down; reconnect"),
             Self::TooSlow => (close_code::AGAIN, "too slow to keep up; reconnect"),
             Self::NoPong => (close_code::POLICY, "no pong in time"),
+            Self::SessionEnded => (close_code::POLICY, "session ended"),
             Self::Gone => return None,
         };
         Some(CloseFrame {
@@ -124,12 +137,17 @@ async fn run(mut socket: WebSocket, hub: LiveHub, holder: TicketHolder) {
     };
     tracing::debug!(user_id = %holder.user_id, session_id = %holder.session_id, "live socket open");
     let settings = hub.settings().clone();
-    let end = serve(&mut socket, &hub, &mut registration, &settings).await;
+    let end = serve(&mut socket, &hub, &holder, &mut registration, &settings).await;
     // Leave the registry before the (possibly slow) close, so nothing more is queued for it.
     drop(registration);
-    if end == End::NoPong {
-        metrics::counter!("live_connections_dropped_total", "reason" => "heartbeat_timeout")
-            .increment(1);
+    let reason = match end {
+        End::NoPong => Some("heartbeat_timeout"),
+        End::SessionEnded => Some("session_ended"),
+        // Counted where the hub let go of it.
+        End::TooSlow | End::Shutdown | End::Gone => None,
+    };
+    if let Some(reason) = reason {
+        metrics::counter!("live_connections_dropped_total", "reason" => reason).increment(1);
     }
     tracing::debug!(user_id = %holder.user_id, ?end, "live socket closed");
     close(&mut socket, end).await;
@@ -138,6 +156,7 @@ async fn run(mut socket: WebSocket, hub: LiveHub, holder: TicketHolder) {
 async fn serve(
     socket: &mut WebSocket,
     hub: &LiveHub,
+    holder: &TicketHolder,
     registration: &mut Registration,
     settings: &super::LiveSettings,
 ) -> End {
@@ -186,6 +205,13 @@ async fn serve(
                 None => return End::TooSlow,
             },
             _ = ping.tick() => {
+                match ticket::session_live(hub, holder.session_id).await {
+                    Ok(true) => {}
+                    Ok(false) => return End::SessionEnded,
+                    // Redis is failing: pub/sub delivers nothing meanwhile either; check again
+                    // at the next ping rather than drop every socket at once.
+                    Err(error) => tracing::debug!(%error, "cannot check a live socket's session"),
+                }
                 if guard.pong_deadline.is_none() {
                     guard.pong_deadline = Some(Instant::now() + settings.pong_timeout);
                 }

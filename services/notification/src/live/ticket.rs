@@ -28,11 +28,25 @@ pub struct WsTicket {
 }
 
 /// Whom a ticket was issued to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TicketHolder {
     pub(crate) user_id: Uuid,
     pub(crate) session_id: Uuid,
+}
+
+impl TicketHolder {
+    /// What Redis stores for the ticket: `<user id> <session id>`.
+    fn encode(&self) -> String {
+        format!("{} {}", self.user_id, self.session_id)
+    }
+
+    fn decode(stored: &str) -> Option<Self> {
+        let (user_id, session_id) = stored.split_once(' ')?;
+        Some(Self {
+            user_id: user_id.parse().ok()?,
+            session_id: session_id.parse().ok()?,
+        })
+    }
 }
 
 /// The Redis key of `ticket`: its SHA-256, so the stored keys are useless to whoever reads them.
@@ -60,13 +74,10 @@ pub(crate) async fn issue(hub: &LiveHub, holder: &TicketHolder) -> redis::RedisR
     rand::rng().fill_bytes(&mut bytes);
     let ticket = URL_SAFE_NO_PAD.encode(bytes);
     let ttl = hub.settings().ticket_ttl;
-    let value = serde_json::to_string(holder).map_err(|e| {
-        redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    })?;
     let mut conn = hub.redis().conn();
     redis::cmd("SET")
         .arg(key(hub, &ticket))
-        .arg(value)
+        .arg(holder.encode())
         .arg("EX")
         .arg(ttl.as_secs())
         .query_async::<()>(&mut conn)
@@ -90,7 +101,20 @@ pub(crate) async fn redeem(
         .arg(key(hub, ticket))
         .query_async(&mut conn)
         .await?;
-    Ok(stored.and_then(|value| serde_json::from_str(&value).ok()))
+    Ok(stored.as_deref().and_then(TicketHolder::decode))
+}
+
+/// Whether auth still lists `session_id` as live (the allow-list the gateway checks): logout,
+/// revocation and suspension remove it.
+pub(crate) async fn session_live(hub: &LiveHub, session_id: Uuid) -> redis::RedisResult<bool> {
+    let mut conn = hub.redis().conn();
+    redis::cmd("EXISTS")
+        .arg(auth_client::session_key(
+            &hub.settings().session_key_prefix,
+            session_id,
+        ))
+        .query_async::<bool>(&mut conn)
+        .await
 }
 
 /// Issues a single-use ticket for opening the live WebSocket (browsers cannot send headers on
@@ -136,6 +160,17 @@ mod tests {
         assert!(!well_formed(&issued[1..]));
         assert!(!well_formed(&format!("{}*", &issued[1..])));
         assert!(!well_formed(&"a".repeat(1000)));
+    }
+
+    #[test]
+    fn a_stored_holder_reads_back_and_anything_else_reads_as_nobody() {
+        let holder = TicketHolder {
+            user_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+        };
+        assert_eq!(TicketHolder::decode(&holder.encode()), Some(holder));
+        assert_eq!(TicketHolder::decode("not a holder"), None);
+        assert_eq!(TicketHolder::decode(""), None);
     }
 
     #[test]
