@@ -1,6 +1,7 @@
 //! The S3 storage backend against a local S3-compatible server (moto, which `cargo xtask test`
 //! starts on 127.0.0.1:4566; `AWS_ENDPOINT_URL` overrides), one bucket per test: the object
-//! contract, and the whole upload pipeline storing its original and variants in the bucket.
+//! contract, and the whole upload pipeline storing its original and variants in the bucket; and
+//! the CDN invalidator against the same server's CloudFront.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod media_support;
@@ -258,4 +259,123 @@ async fn when_the_database_refuses_the_row_the_bucket_objects_are_removed() {
         keys_in(&store).await.is_empty(),
         "the written objects were removed"
     );
+}
+
+/// A CloudFront distribution on the local server (with the legacy cache settings the local
+/// server understands).
+#[allow(deprecated)]
+async fn distribution(client: &aws_sdk_cloudfront::Client) -> String {
+    use aws_sdk_cloudfront::types::{
+        CookiePreference, DefaultCacheBehavior, DistributionConfig, ForwardedValues, ItemSelection,
+        Origin, Origins, S3OriginConfig, TrustedSigners, ViewerProtocolPolicy,
+    };
+    let origin = Origin::builder()
+        .id("media")
+        .domain_name("lomash-media.s3.amazonaws.com")
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    let behaviour = DefaultCacheBehavior::builder()
+        .target_origin_id("media")
+        .viewer_protocol_policy(ViewerProtocolPolicy::AllowAll)
+        .min_ttl(0)
+        .forwarded_values(
+            ForwardedValues::builder()
+                .query_string(false)
+                .cookies(
+                    CookiePreference::builder()
+                        .forward(ItemSelection::None)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .trusted_signers(
+            TrustedSigners::builder()
+                .enabled(false)
+                .quantity(0)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference(test_support::unique_suffix())
+        .comment("content tests")
+        .enabled(true)
+        .origins(
+            Origins::builder()
+                .quantity(1)
+                .items(origin)
+                .build()
+                .unwrap(),
+        )
+        .default_cache_behavior(behaviour)
+        .build()
+        .unwrap();
+    let created = client
+        .create_distribution()
+        .distribution_config(config)
+        .send()
+        .await
+        .unwrap();
+    created.distribution().unwrap().id().to_owned()
+}
+
+#[tokio::test]
+async fn the_cdn_invalidator_creates_one_cloudfront_invalidation_for_the_paths() {
+    use content_service::cdn::{Invalidator, Outcome};
+    let shared = service_kit::event_bus::aws::sdk_config(&AwsSettings {
+        region: "us-east-1".to_owned(),
+        ..aws()
+    })
+    .await;
+    let client = aws_sdk_cloudfront::Client::new(&shared);
+    let distribution_id = distribution(&client).await;
+    let cdn = Invalidator::new(
+        Some(distribution_id.clone()),
+        &aws(),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+
+    let outcome = cdn
+        .invalidate(["media/2026/12/a.jpg", "media/2026/12/a-thumb.webp"])
+        .await;
+
+    let Outcome::Created(ids) = outcome else {
+        panic!("expected an invalidation, got {outcome:?}");
+    };
+    assert_eq!(ids.len(), 1);
+    let invalidation = client
+        .get_invalidation()
+        .distribution_id(&distribution_id)
+        .id(&ids[0])
+        .send()
+        .await
+        .unwrap();
+    let paths = invalidation
+        .invalidation()
+        .unwrap()
+        .invalidation_batch()
+        .unwrap()
+        .paths()
+        .unwrap();
+    assert_eq!(
+        paths.items(),
+        ["/media/2026/12/a-thumb.webp", "/media/2026/12/a.jpg"]
+    );
+}
+
+#[tokio::test]
+async fn an_invalidation_of_an_unknown_distribution_fails_quietly() {
+    use content_service::cdn::{Invalidator, Outcome};
+    let cdn = Invalidator::new(
+        Some("EDOESNOTEXIST".to_owned()),
+        &aws(),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(cdn.invalidate(["/media/a.jpg"]).await, Outcome::Failed);
 }
