@@ -175,8 +175,6 @@ pub struct NotificationSettings {
     pub unsubscribe_secret: Secret<String>,
     /// Whether `GET /v1/notifications/dev/outbox` answers (never in production).
     pub dev_outbox_enabled: bool,
-    /// Fixed AWS credentials (local servers); `None` uses the default chain.
-    pub aws_credentials: Option<(String, Secret<String>)>,
     /// Twilio, when `SMS_PROVIDER=twilio`.
     pub twilio: TwilioSettings,
     /// FCM, when `PUSH_PROVIDER=fcm`.
@@ -205,14 +203,6 @@ impl Config {
                 reason: "must not be on when ENVIRONMENT=production".to_owned(),
             });
         }
-        let aws_key_id: Option<String> = env.optional(
-            "NOTIFICATION_AWS_ACCESS_KEY_ID",
-            "Fixed AWS access key for SES/S3 (local servers); unset = the default credential chain",
-        )?;
-        let aws_secret = env.optional_secret(
-            "NOTIFICATION_AWS_SECRET_ACCESS_KEY",
-            "Fixed AWS secret key for SES/S3, with NOTIFICATION_AWS_ACCESS_KEY_ID",
-        )?;
         let notification = NotificationSettings {
             email_provider,
             sms_provider,
@@ -253,18 +243,6 @@ impl Config {
                 "HMAC key signing one-click unsubscribe links",
             )?,
             dev_outbox_enabled,
-            aws_credentials: match (aws_key_id, aws_secret) {
-                (Some(id), Some(secret)) => Some((id, secret)),
-                (None, None) => None,
-                _ => {
-                    return Err(ConfigError {
-                        variable: "NOTIFICATION_AWS_ACCESS_KEY_ID".to_owned(),
-                        reason: "set both NOTIFICATION_AWS_ACCESS_KEY_ID and \
-                                 NOTIFICATION_AWS_SECRET_ACCESS_KEY, or neither"
-                            .to_owned(),
-                    });
-                }
-            },
             twilio: TwilioSettings {
                 base_url: trimmed(env.get(
                     "TWILIO_API_URL",
@@ -276,10 +254,13 @@ impl Config {
                     String::new(),
                     "Twilio account SID (SMS_PROVIDER=twilio)",
                 )?,
-                auth_token: env.secret_or(
+                auth_token: required_for(
+                    sms_provider == ProviderKind::Twilio,
                     "TWILIO_AUTH_TOKEN",
-                    "",
-                    "Twilio auth token (SMS_PROVIDER=twilio)",
+                    env.optional_secret(
+                        "TWILIO_AUTH_TOKEN",
+                        "Twilio auth token (SMS_PROVIDER=twilio)",
+                    )?,
                 )?,
                 from: env.get(
                     "TWILIO_FROM",
@@ -298,10 +279,13 @@ impl Config {
                     String::new(),
                     "Firebase service account email (PUSH_PROVIDER=fcm)",
                 )?,
-                private_key: env.secret_or(
+                private_key: required_for(
+                    push_provider == ProviderKind::Fcm,
                     "FCM_PRIVATE_KEY",
-                    "",
-                    "Firebase service account RSA private key, PEM (\\n escapes allowed)",
+                    env.optional_secret(
+                        "FCM_PRIVATE_KEY",
+                        "Firebase service account RSA private key, PEM (\\n escapes allowed)",
+                    )?,
                 )?,
                 token_url: env.get(
                     "FCM_TOKEN_URL",
@@ -409,6 +393,23 @@ fn provider(
     }
 }
 
+/// A secret that only the chosen provider needs: an error naming it when that provider is on and
+/// it is missing, an empty secret otherwise.
+fn required_for(
+    needed: bool,
+    name: &str,
+    value: Option<Secret<String>>,
+) -> Result<Secret<String>, ConfigError> {
+    match value {
+        Some(value) => Ok(value),
+        None if needed => Err(ConfigError {
+            variable: name.to_owned(),
+            reason: "required by the chosen provider".to_owned(),
+        }),
+        None => Ok(Secret::new(String::new())),
+    }
+}
+
 fn trimmed(url: String) -> String {
     url.trim_end_matches('/').to_owned()
 }
@@ -440,8 +441,11 @@ mod tests {
     }
 
     #[test]
-    fn half_of_a_fixed_aws_credential_is_refused() {
-        let error = config(&[("NOTIFICATION_AWS_ACCESS_KEY_ID", "test")]).unwrap_err();
-        assert_eq!(error.variable, "NOTIFICATION_AWS_ACCESS_KEY_ID");
+    fn a_real_provider_needs_its_secret_the_log_provider_does_not() {
+        let error = config(&[("SMS_PROVIDER", "twilio")]).unwrap_err();
+        assert_eq!(error.variable, "TWILIO_AUTH_TOKEN");
+        let error = config(&[("PUSH_PROVIDER", "fcm")]).unwrap_err();
+        assert_eq!(error.variable, "FCM_PRIVATE_KEY");
+        assert!(config(&[("SMS_PROVIDER", "twilio"), ("TWILIO_AUTH_TOKEN", "t")]).is_ok());
     }
 }

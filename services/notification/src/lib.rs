@@ -59,20 +59,13 @@ pub(crate) fn event<T: EventPayload>(payload: T) -> DomainEvent<T> {
     }
 }
 
-/// The AWS client settings of SES and S3: the platform's region and endpoint override, with
-/// this service's fixed credentials when configured.
+/// The AWS client settings of SES and S3: the platform's region and endpoint override
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL`), credentials from the AWS default chain.
 pub fn aws_settings(config: &Config) -> event_bus::aws::AwsSettings {
     event_bus::aws::AwsSettings {
         region: config.common.aws_region.clone(),
         endpoint_url: config.common.sqs_endpoint.clone(),
-        credentials: config
-            .notification
-            .aws_credentials
-            .as_ref()
-            .map(|(id, secret)| event_bus::SqsCredentials {
-                access_key_id: id.clone(),
-                secret_access_key: secret.expose().clone(),
-            }),
+        credentials: None,
     }
 }
 

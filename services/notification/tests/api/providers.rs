@@ -214,8 +214,6 @@ async fn ses_api(extra: &[(&str, &str)]) -> Api {
         ("EMAIL_PROVIDER", "ses"),
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("AWS_REGION", "eu-west-2"),
-        ("NOTIFICATION_AWS_ACCESS_KEY_ID", "test"),
-        ("NOTIFICATION_AWS_SECRET_ACCESS_KEY", "test"),
     ];
     env.extend_from_slice(extra);
     Api::spawn_with(&env).await
