@@ -1,7 +1,8 @@
 //! Invoices: issued in the payment's transaction ([`issue`]), numbered `INV-YYYY-NNNNNN` without
 //! gaps, immutable snapshots of the order's lines, VAT, totals and addresses; `ISSUED` or `VOID`.
 //!
-//! - `GET /v1/invoices/{id}` (owner or admin): JSON; `GET /v1/invoices/{id}.pdf`: the same
+//! - `GET /v1/invoices/{id}` (owner or admin; `{id}` may also be the invoice number, which
+//!   receipts link to): JSON; `GET /v1/invoices/{id}.pdf`: the same
 //!   invoice as a PDF (one route, since the router's `{id}` cannot carry a suffix: an id ending
 //!   in `.pdf` asks for the PDF).
 //! - `GET /v1/orders/{id}/invoice` (owner or admin): the order's live invoice.
@@ -337,13 +338,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(void_invoice))
 }
 
-async fn load(db: &PgPool, id: Uuid, caller: &Caller) -> OrderResult<InvoiceRow> {
-    let row: Option<InvoiceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
+/// An invoice by its id or its number (receipts link to `/v1/invoices/INV-...`).
+enum InvoiceRef {
+    Id(Uuid),
+    Number(String),
+}
+
+impl InvoiceRef {
+    fn parse(raw: &str) -> Option<Self> {
+        if let Ok(id) = Uuid::parse_str(raw) {
+            return Some(Self::Id(id));
+        }
+        let number = raw.to_ascii_uppercase();
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        match number.split('-').collect::<Vec<_>>().as_slice() {
+            ["INV", year, n] if digits(year, 4) && digits(n, 6) => Some(Self::Number(number)),
+            _ => None,
+        }
+    }
+}
+
+async fn load(db: &PgPool, which: &InvoiceRef, caller: &Caller) -> OrderResult<InvoiceRow> {
+    let query = match which {
+        InvoiceRef::Id(_) => format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"),
+        InvoiceRef::Number(_) => {
+            format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE invoice_number = $1")
+        }
+    };
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(query));
+    let query = match which {
+        InvoiceRef::Id(id) => query.bind(*id),
+        InvoiceRef::Number(number) => query.bind(number.clone()),
+    };
+    let row: Option<InvoiceRow> = query.fetch_optional(db).await?;
     match row {
         Some(row) if caller.role.is_admin() || row.user_id == Some(caller.user_id) => Ok(row),
         _ => Err(OrderError::NotFound("invoice")),
@@ -354,7 +381,7 @@ async fn load(db: &PgPool, id: Uuid, caller: &Caller) -> OrderResult<InvoiceRow>
     get,
     path = "/v1/invoices/{id}",
     tag = "invoices",
-    params(("id" = String, Path, description = "Invoice id; with a `.pdf` suffix the invoice is rendered as a PDF")),
+    params(("id" = String, Path, description = "Invoice id or number (INV-YYYY-NNNNNN); with a `.pdf` suffix the invoice is rendered as a PDF")),
     responses(
         (status = 200, description = "The invoice (JSON, or application/pdf for `{id}.pdf`)", body = Invoice),
         (status = 404, description = "No such invoice of yours", body = Problem, content_type = "application/problem+json"),
@@ -369,8 +396,8 @@ async fn get_invoice(
         Some(raw) => (raw, true),
         None => (id.as_str(), false),
     };
-    let id = Uuid::parse_str(raw).map_err(|_| OrderError::NotFound("invoice"))?;
-    let invoice = load(&state.db, id, &caller).await?.into_invoice()?;
+    let which = InvoiceRef::parse(raw).ok_or(OrderError::NotFound("invoice"))?;
+    let invoice = load(&state.db, &which, &caller).await?.into_invoice()?;
     if pdf {
         let bytes = render_pdf(&invoice);
         let disposition = format!("inline; filename=\"{}.pdf\"", invoice.invoice_number);

@@ -43,6 +43,18 @@ async fn the_invoice_snapshots_lines_vat_and_addresses_and_is_the_owners_only() 
     assert_eq!(theirs, StatusCode::NOT_FOUND);
     assert_eq!(their_order, StatusCode::NOT_FOUND);
     assert_eq!(as_admin, StatusCode::OK);
+    let number = invoice["invoiceNumber"].as_str().expect("number");
+    let (by_number, same_again) = pay
+        .get_as(&shopper, &format!("/v1/invoices/{number}"))
+        .await;
+    let (their_number, _) = pay
+        .get_as(&customer(), &format!("/v1/invoices/{number}"))
+        .await;
+    let (garbage, _) = pay.get_as(&shopper, "/v1/invoices/INV-20-1").await;
+    assert_eq!(by_number, StatusCode::OK);
+    assert_eq!(same_again, invoice);
+    assert_eq!(their_number, StatusCode::NOT_FOUND);
+    assert_eq!(garbage, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
