@@ -18,6 +18,8 @@
 //! Sensitive messages (one-time codes) lose their bodies once settled; the code is never logged,
 //! and recipients appear in logs masked ([`mask`]).
 //!
+//! Metrics: `notifications_delivered_total{channel, outcome=sent|retried|failed}`.
+//!
 //! Admin routes: `GET /v1/notifications` (filters `recipient`, `status`, `template`; offset
 //! pages), `POST /v1/notifications/{id}/resend`; and, only with `NOTIFICATION_DEV_OUTBOX=true`,
 //! `GET /v1/notifications/dev/outbox` (what the `log` provider stored).
@@ -473,6 +475,12 @@ async fn settle(
                 sent_at: Utc::now(),
             };
             event_bus::outbox::publish(&mut tx, &event(payload)).await?;
+            metrics::counter!(
+                "notifications_delivered_total",
+                "channel" => message.channel.clone(),
+                "outcome" => "sent"
+            )
+            .increment(1);
             tracing::info!(
                 notification_id = %message.id,
                 template = %message.template,
@@ -531,6 +539,12 @@ async fn settle(
                 failed_at: Utc::now(),
             };
             event_bus::outbox::publish(&mut tx, &event(payload)).await?;
+            metrics::counter!(
+                "notifications_delivered_total",
+                "channel" => message.channel.clone(),
+                "outcome" => if retry { "retried" } else { "failed" }
+            )
+            .increment(1);
             tracing::warn!(
                 notification_id = %message.id,
                 template = %message.template,

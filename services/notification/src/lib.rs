@@ -11,6 +11,27 @@
 //! - **Providers** sit behind one small trait per channel (`Arc<dyn ...>`, the edge we fake in
 //!   tests), chosen by configuration; the `log` provider keeps messages in the database.
 //! - **Templates** are files in the repository, rendered with strict undefined variables.
+//! - **Consent**: transactional messages always go; marketing needs an account's opt-in for the
+//!   channel and no one-click unsubscribe of the address ([`preferences`]).
+//! - **Recipients** come from the events themselves; where an event carries only a user id
+//!   (`ticket.updated`, a receipt without an email) the `recipients` table fed by `user.created`
+//!   answers, and the booking phone of `booking.created` serves the SMS of later booking events.
+//!
+//! # Endpoints (paths as served; the gateway forwards `/v1/...` unchanged)
+//! | route | who | module |
+//! |---|---|---|
+//! | `GET /v1/notifications?recipient=&status=&template=&page=&pageSize=` | ADMIN | [`delivery`] |
+//! | `POST /v1/notifications/{id}/resend` | ADMIN | [`delivery`] |
+//! | `GET /v1/notifications/dev/outbox` (only with `NOTIFICATION_DEV_OUTBOX=true`) | local runs | [`delivery`] |
+//! | `POST /v1/notifications/templates/{name}/preview` | ADMIN | [`templates`] |
+//! | `GET`, `PUT /v1/notifications/preferences` | signed in | [`preferences`] |
+//! | `GET`, `POST /v1/notifications/unsubscribe/{token}` | anyone with the signed link | [`preferences`] |
+//! | `POST`, `DELETE /v1/notifications/devices` | signed in | [`devices`] |
+//! | `POST /v1/notifications/ws-ticket`, `GET /v1/notifications/ws` | signed in / ticket | [`live`] |
+//!
+//! # SQL
+//! Run-time checked `sqlx::query`/`query_as` with bound parameters only (the admin filters
+//! choose among fixed SQL fragments); the integration tests run every query.
 
 pub mod config;
 pub mod consumers;

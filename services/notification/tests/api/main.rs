@@ -6,5 +6,6 @@
 mod admin;
 mod events;
 mod helpers;
+mod openapi;
 mod preferences;
 mod providers;
