@@ -251,7 +251,7 @@ pub fn default_table() -> Vec<RouteSpec> {
     // Staff back-office paths, each under the service that owns the resource.
     for (service, names) in [
         ("customer", &["reviews", "tickets", "loyalty"][..]),
-        ("order-payment", &["invoices"][..]),
+        ("order-payment", &["invoices", "orders"][..]),
         (
             "appointment",
             &[
