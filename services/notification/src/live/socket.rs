@@ -86,6 +86,9 @@ pub(super) async fn connect(
         .into_response();
     }
     upgrade
+        // Clients send nothing but pongs and a close: a small read buffer (128 KiB by default,
+        // allocated per socket) keeps an idle socket cheap.
+        .read_buffer_size(MAX_CLIENT_MESSAGE)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| run(socket, hub, holder))
