@@ -16,12 +16,14 @@ pub mod blog;
 pub mod cdn;
 pub mod config;
 pub mod error;
+pub mod forms;
 pub mod markdown;
 pub mod media;
 pub mod pages;
 pub mod patch;
 pub mod seo;
 pub mod storage;
+pub mod storefront;
 
 use std::sync::Arc;
 
@@ -109,6 +111,8 @@ impl Service for ContentService {
             .merge(blog::router())
             .merge(pages::router())
             .merge(seo::router())
+            .merge(storefront::router())
+            .merge(forms::router())
             .merge(media::api::router())
             .merge(media::serve::router())
     }

@@ -1,0 +1,682 @@
+//! Storefront content the home page reads: hero slides, completed projects, finance options,
+//! FAQs, accreditations and partner logos, testimonials (ordered lists), and the media wall (one
+//! object, [`media_wall`]).
+//!
+//! Every ordered list works the same way, so one generic implementation serves them all and
+//! [`collection!`] stamps out each kind's typed, documented handlers:
+//! - public `GET /v1/<kind>` (active items, ascending `position`, cursor pages; cached) and
+//!   `GET /v1/<kind>/{id}`;
+//! - ADMIN `POST /v1/<kind>` (appended at the end), `PATCH /v1/<kind>/{id}` (merge patch),
+//!   `DELETE /v1/<kind>/{id}` (soft), `PUT /v1/<kind>/order` (the complete new order) and
+//!   `GET /v1/admin/<kind>` (every undeleted item, inactive ones too; offset pages).
+//!
+//! Rows are written through `jsonb_populate_record` from the validated input (its top-level
+//! members are the table's columns) and read back with `to_jsonb`, so each kind is its input type,
+//! its table and its column list: nothing else to keep in step. Media are referenced by asset id
+//! or URL ([`MediaRef`]), never by a foreign key (the media tables belong to another module).
+
+pub mod kinds;
+pub mod media_wall;
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use service_kit::cache::Ttl;
+use service_kit::extract::decode_cursor;
+use service_kit::{CursorPage, OffsetPage, PageParams};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::{Validate, ValidationError};
+
+use crate::AppState;
+use crate::error::{ContentError, ContentResult};
+use crate::patch::patched;
+
+/// Whether a referenced medium is a picture or a film.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MediaKind {
+    /// A picture.
+    #[default]
+    Image,
+    /// A film.
+    Video,
+}
+
+/// A picture or film: a media asset id or a URL (at least one), with alt text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MediaRef {
+    /// Media asset id.
+    #[serde(default)]
+    pub media_id: Option<Uuid>,
+    /// URL (http or https); required without a `mediaId`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Alternative text, at most 200 characters.
+    #[serde(default)]
+    pub alt: Option<String>,
+    /// Picture or film.
+    #[serde(default)]
+    pub kind: MediaKind,
+}
+
+// Written by hand so that a missing source is reported on `url` (a derived struct-level check
+// would be named `__all__`).
+impl Validate for MediaRef {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        let mut errors = validator::ValidationErrors::new();
+        match &self.url {
+            None if self.media_id.is_none() => errors.add(
+                "url",
+                ValidationError::new("source").with_message("give a mediaId or a url".into()),
+            ),
+            Some(url) => {
+                if let Err(error) = validate_http_url(url) {
+                    errors.add("url", error);
+                }
+            }
+            None => {}
+        }
+        if self
+            .alt
+            .as_deref()
+            .is_some_and(|alt| alt.chars().count() > 200)
+        {
+            errors.add(
+                "alt",
+                ValidationError::new("length")
+                    .with_message("must be at most 200 characters".into()),
+            );
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// An absolute http(s) URL without spaces, at most 2000 characters.
+pub fn validate_http_url(value: &str) -> Result<(), ValidationError> {
+    let ok = (value.starts_with("https://") || value.starts_with("http://"))
+        && value.len() > "https://".len()
+        && value.len() <= 2000
+        && !value.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new("url").with_message("must be an http(s) URL".into()))
+    }
+}
+
+/// A site path (`/book-appointment`) or an absolute http(s) URL.
+pub fn validate_link(value: &str) -> Result<(), ValidationError> {
+    let path = value.starts_with('/')
+        && !value.starts_with("//")
+        && value.len() <= 2000
+        && !value.chars().any(char::is_whitespace);
+    if path || validate_http_url(value).is_ok() {
+        Ok(())
+    } else {
+        Err(ValidationError::new("link")
+            .with_message("must be a site path (/...) or an http(s) URL".into()))
+    }
+}
+
+/// The SQL of one kind (each a literal made by [`collection!`]).
+pub struct Sql {
+    /// Singular name for 404s.
+    pub name: &'static str,
+    /// Cache kind.
+    pub cache_kind: &'static str,
+    /// `$1` position, `$2` id (keyset, both null for the first page), `$3` limit.
+    pub list_public: &'static str,
+    /// `$1` id.
+    pub get_public: &'static str,
+    /// `$1` limit, `$2` offset.
+    pub list_admin: &'static str,
+    /// Undeleted rows.
+    pub count_admin: &'static str,
+    /// `$1` id; locks the row.
+    pub get_for_update: &'static str,
+    /// `$1` id, `$2` the row as snake_case JSON.
+    pub insert: &'static str,
+    /// `$1` id, `$2` the row as snake_case JSON.
+    pub update: &'static str,
+    /// `$1` id.
+    pub delete: &'static str,
+    /// Ids of the undeleted rows (locked).
+    pub ids: &'static str,
+    /// `$1` id, `$2` position.
+    pub set_position: &'static str,
+}
+
+/// `buttonText` → `button_text`.
+fn to_snake(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `button_text` → `buttonText`.
+fn to_camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Renames the top-level members of `value` (nested JSON keeps the API's spelling).
+fn rename_top_level(value: Value, rename: fn(&str) -> String) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (rename(&k), v))
+                .collect::<Map<String, Value>>(),
+        ),
+        other => other,
+    }
+}
+
+/// The members every stored item has besides its input fields.
+const META: [&str; 4] = ["id", "position", "createdAt", "updatedAt"];
+
+/// An item as the API shows it: the input's members plus `id`, `position`, `createdAt` and
+/// `updatedAt`.
+fn item(row: Value) -> Value {
+    rename_top_level(row, to_camel)
+}
+
+fn row_json<I: Serialize>(input: &I) -> ContentResult<Value> {
+    Ok(rename_top_level(
+        serde_json::to_value(input).map_err(anyhow::Error::from)?,
+        to_snake,
+    ))
+}
+
+/// The keyset position of a public list cursor.
+#[derive(Debug, Serialize, Deserialize)]
+struct OrderCursor {
+    position: i32,
+    id: Uuid,
+}
+
+/// Public list parameters.
+#[derive(Debug, Clone, Default, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Opaque cursor from a previous page's `nextCursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    pub limit: Option<u32>,
+}
+
+/// The complete new order of a list.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    /// Every undeleted item's id, once each, first to last.
+    #[validate(length(max = 1000, message = "at most 1000 ids"))]
+    pub ids: Vec<Uuid>,
+}
+
+/// The ids of a list, in order.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct OrderResponse {
+    /// Ids, first to last.
+    pub ids: Vec<Uuid>,
+}
+
+/// Public: active items in order, one cursor page (cached).
+pub async fn list_public(
+    state: &AppState,
+    sql: &'static Sql,
+    headers: &HeaderMap,
+    query: ListQuery,
+) -> ContentResult<Response> {
+    let cursor: Option<OrderCursor> = match query.cursor.as_deref() {
+        Some(c) => Some(
+            decode_cursor(c)
+                .ok_or_else(|| ContentError::field("cursor", "is not a valid cursor"))?,
+        ),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(20);
+    let normalised = format!(
+        "cursor={}&limit={limit}",
+        query.cursor.as_deref().unwrap_or_default()
+    );
+    state
+        .blog_cache
+        .serve(headers, sql.cache_kind, &normalised, Ttl::List, || async {
+            let rows: Vec<Value> = sqlx::query_scalar(sql.list_public)
+                .bind(cursor.as_ref().map(|c| c.position))
+                .bind(cursor.as_ref().map(|c| c.id))
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&state.db)
+                .await?;
+            let items: Vec<Value> = rows.into_iter().map(item).collect();
+            let page = CursorPage::from_rows(items, limit, |item| OrderCursor {
+                position: item["position"]
+                    .as_i64()
+                    .and_then(|p| i32::try_from(p).ok())
+                    .unwrap_or_default(),
+                id: item["id"]
+                    .as_str()
+                    .and_then(|id| id.parse().ok())
+                    .unwrap_or_default(),
+            });
+            Ok::<_, ContentError>(serde_json::to_vec(&page).map_err(anyhow::Error::from)?)
+        })
+        .await
+}
+
+/// Public: one active item.
+pub async fn get_public(
+    state: &AppState,
+    sql: &'static Sql,
+    id: Uuid,
+) -> ContentResult<Json<Value>> {
+    let row: Option<Value> = sqlx::query_scalar(sql.get_public)
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?;
+    row.map(|r| Json(item(r)))
+        .ok_or(ContentError::NotFound(sql.name))
+}
+
+/// ADMIN: every undeleted item in order, one offset page.
+pub async fn list_admin(
+    state: &AppState,
+    sql: &'static Sql,
+    paging: PageParams,
+) -> ContentResult<Json<OffsetPage<Value>>> {
+    let rows: Vec<Value> = sqlx::query_scalar(sql.list_admin)
+        .bind(i64::from(paging.page_size()))
+        .bind(paging.offset())
+        .fetch_all(&state.db)
+        .await?;
+    let total: i64 = sqlx::query_scalar(sql.count_admin)
+        .fetch_one(&state.db)
+        .await?;
+    Ok(Json(OffsetPage {
+        data: rows.into_iter().map(item).collect(),
+        page: paging.page(),
+        page_size: paging.page_size(),
+        total,
+    }))
+}
+
+/// ADMIN: appends a new item at the end of the list.
+pub async fn create<I: Serialize>(
+    state: &AppState,
+    sql: &'static Sql,
+    input: &I,
+) -> ContentResult<(StatusCode, Json<Value>)> {
+    let id = Uuid::now_v7();
+    let row: Value = sqlx::query_scalar(sql.insert)
+        .bind(id)
+        .bind(row_json(input)?)
+        .fetch_one(&state.db)
+        .await?;
+    state.content_changed(&[]).await;
+    Ok((StatusCode::CREATED, Json(item(row))))
+}
+
+/// ADMIN: applies a merge patch of the input type to an item.
+pub async fn patch<I: Serialize + DeserializeOwned + Validate>(
+    state: &AppState,
+    sql: &'static Sql,
+    id: Uuid,
+    patch: &Value,
+) -> ContentResult<Json<Value>> {
+    let mut tx = state.db.begin().await?;
+    let current: Value = sqlx::query_scalar(sql.get_for_update)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ContentError::NotFound(sql.name))?;
+    let mut document = item(current);
+    if let Value::Object(map) = &mut document {
+        for key in META {
+            map.remove(key);
+        }
+    }
+    let input: I = patched(document, patch)?;
+    let row: Value = sqlx::query_scalar(sql.update)
+        .bind(id)
+        .bind(row_json(&input)?)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    state.content_changed(&[]).await;
+    Ok(Json(item(row)))
+}
+
+/// ADMIN: soft-deletes an item.
+pub async fn delete(state: &AppState, sql: &'static Sql, id: Uuid) -> ContentResult<StatusCode> {
+    let deleted = sqlx::query(sql.delete).bind(id).execute(&state.db).await?;
+    if deleted.rows_affected() == 0 {
+        return Err(ContentError::NotFound(sql.name));
+    }
+    state.content_changed(&[]).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// ADMIN: puts the list in the given order (which must name every undeleted item once).
+pub async fn reorder(
+    state: &AppState,
+    sql: &'static Sql,
+    request: OrderRequest,
+) -> ContentResult<Json<OrderResponse>> {
+    let mut tx = state.db.begin().await?;
+    let mut current: Vec<Uuid> = sqlx::query_scalar(sql.ids).fetch_all(&mut *tx).await?;
+    let mut asked = request.ids.clone();
+    current.sort_unstable();
+    asked.sort_unstable();
+    if current != asked {
+        return Err(ContentError::field(
+            "ids",
+            "must list every item of the list exactly once",
+        ));
+    }
+    for (position, id) in request.ids.iter().enumerate() {
+        sqlx::query(sql.set_position)
+            .bind(id)
+            .bind(i32::try_from(position).map_err(anyhow::Error::from)?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    state.content_changed(&[]).await;
+    Ok(Json(OrderResponse { ids: request.ids }))
+}
+
+/// Generates one ordered kind's SQL, handlers (with their OpenAPI descriptions) and router.
+macro_rules! collection {
+    (
+        module: $module:ident,
+        input: $input:ty,
+        name: $name:literal,
+        tag: $tag:literal,
+        table: $table:literal,
+        columns: $columns:literal,
+        list: $list:literal,
+        item: $item:literal,
+        order: $order:literal,
+        admin: $admin:literal $(,)?
+    ) => {
+        /// The routes of this kind (see [`crate::storefront`]).
+        pub mod $module {
+            use axum::Json;
+            use axum::extract::{Path, State};
+            use axum::http::{HeaderMap, StatusCode};
+            use axum::response::Response;
+            use serde_json::Value;
+            use service_kit::{
+                AdminCaller, CursorPage, OffsetPage, PageParams, ValidatedJson, ValidatedQuery,
+            };
+            use utoipa_axum::router::OpenApiRouter;
+            use utoipa_axum::routes;
+            use uuid::Uuid;
+
+            #[allow(unused_imports)]
+            use super::*;
+            use crate::AppState;
+            use crate::error::ContentResult;
+            use crate::patch::MergePatch;
+            use crate::storefront::{self as generic, ListQuery, OrderRequest, OrderResponse, Sql};
+
+            static SQL: Sql = Sql {
+                name: $name,
+                cache_kind: $table,
+                list_public: concat!(
+                    "SELECT to_jsonb(t) - 'deleted_at' FROM ", $table, " t
+                     WHERE deleted_at IS NULL AND active
+                       AND ($1::int IS NULL OR (position, id) > ($1, $2))
+                     ORDER BY position, id LIMIT $3"
+                ),
+                get_public: concat!(
+                    "SELECT to_jsonb(t) - 'deleted_at' FROM ", $table, " t
+                     WHERE id = $1 AND deleted_at IS NULL AND active"
+                ),
+                list_admin: concat!(
+                    "SELECT to_jsonb(t) - 'deleted_at' FROM ", $table, " t
+                     WHERE deleted_at IS NULL ORDER BY position, id LIMIT $1 OFFSET $2"
+                ),
+                count_admin: concat!("SELECT count(*) FROM ", $table, " WHERE deleted_at IS NULL"),
+                get_for_update: concat!(
+                    "SELECT to_jsonb(t) - 'deleted_at' FROM ", $table, " t
+                     WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+                ),
+                insert: concat!(
+                    "INSERT INTO ", $table, " AS t (id, position, ", $columns, ")
+                     SELECT $1, coalesce((SELECT max(position) + 1 FROM ", $table, "
+                                          WHERE deleted_at IS NULL), 0), ", $columns, "
+                     FROM jsonb_populate_record(NULL::", $table, ", $2)
+                     RETURNING to_jsonb(t) - 'deleted_at'"
+                ),
+                update: concat!(
+                    "UPDATE ", $table, " AS t SET (", $columns, ") =
+                         (SELECT ", $columns, " FROM jsonb_populate_record(NULL::", $table, ", $2))
+                     WHERE id = $1 AND deleted_at IS NULL
+                     RETURNING to_jsonb(t) - 'deleted_at'"
+                ),
+                delete: concat!(
+                    "UPDATE ", $table, " SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
+                ),
+                ids: concat!("SELECT id FROM ", $table, " WHERE deleted_at IS NULL FOR UPDATE"),
+                set_position: concat!("UPDATE ", $table, " SET position = $2 WHERE id = $1"),
+            };
+
+            /// Active items in order (cursor pages).
+            #[utoipa::path(
+                get,
+                path = $list,
+                tag = $tag,
+                params(ListQuery),
+                responses(
+                    (status = 200, description = "A page of items (each: the input's fields plus id, position, createdAt, updatedAt)", body = CursorPage<$input>),
+                    (status = 422, description = "Invalid parameters", body = service_kit::Problem, content_type = "application/problem+json"),
+                )
+            )]
+            async fn list(
+                State(state): State<AppState>,
+                headers: HeaderMap,
+                ValidatedQuery(query): ValidatedQuery<ListQuery>,
+            ) -> ContentResult<Response> {
+                generic::list_public(&state, &SQL, &headers, query).await
+            }
+
+            /// One active item.
+            #[utoipa::path(
+                get,
+                path = $item,
+                tag = $tag,
+                params(("id" = Uuid, Path, description = "Item id")),
+                responses(
+                    (status = 200, description = "The item", body = $input),
+                    (status = 404, description = "No such active item", body = service_kit::Problem, content_type = "application/problem+json"),
+                )
+            )]
+            async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> ContentResult<Json<Value>> {
+                generic::get_public(&state, &SQL, id).await
+            }
+
+            /// Adds an item at the end of the list (ADMIN).
+            #[utoipa::path(
+                post,
+                path = $list,
+                tag = $tag,
+                request_body = $input,
+                responses(
+                    (status = 201, description = "Created", body = $input),
+                    (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "Invalid item", body = service_kit::Problem, content_type = "application/problem+json"),
+                )
+            )]
+            async fn create(
+                State(state): State<AppState>,
+                _admin: AdminCaller,
+                ValidatedJson(input): ValidatedJson<$input>,
+            ) -> ContentResult<(StatusCode, Json<Value>)> {
+                generic::create(&state, &SQL, &input).await
+            }
+
+            /// Changes an item with a JSON Merge Patch (ADMIN).
+            #[utoipa::path(
+                patch,
+                path = $item,
+                tag = $tag,
+                params(("id" = Uuid, Path, description = "Item id")),
+                request_body(content = $input, content_type = "application/merge-patch+json"),
+                responses(
+                    (status = 200, description = "Updated", body = $input),
+                    (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "No such item", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 415, description = "Not a JSON merge patch", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "Invalid patch", body = service_kit::Problem, content_type = "application/problem+json"),
+                )
+            )]
+            async fn patch(
+                State(state): State<AppState>,
+                _admin: AdminCaller,
+                Path(id): Path<Uuid>,
+                MergePatch(patch): MergePatch,
+            ) -> ContentResult<Json<Value>> {
+                generic::patch::<$input>(&state, &SQL, id, &patch).await
+            }
+
+            /// Deletes an item (ADMIN; soft).
+            #[utoipa::path(
+                delete,
+                path = $item,
+                tag = $tag,
+                params(("id" = Uuid, Path, description = "Item id")),
+                responses(
+                    (status = 204, description = "Deleted"),
+                    (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "No such item", body = service_kit::Problem, content_type = "application/problem+json"),
+                )
+            )]
+            async fn delete(
+                State(state): State<AppState>,
+                _admin: AdminCaller,
+                Path(id): Path<Uuid>,
+            ) -> ContentResult<StatusCode> {
+                generic::delete(&state, &SQL, id).await
+            }
+
+            /// Puts the list in a new order (ADMIN): every undeleted item's id, once, first to last.
+            #[utoipa::path(
+                put,
+                path = $order,
+                tag = $tag,
+                request_body = OrderRequest,
+                responses(
+                    (status = 200, description = "The new order", body = OrderResponse),
+                    (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "Not every item exactly once", body = service_kit::Problem, content_type = "application/problem+json"),
+                )
+            )]
+            async fn reorder(
+                State(state): State<AppState>,
+                _admin: AdminCaller,
+                ValidatedJson(request): ValidatedJson<OrderRequest>,
+            ) -> ContentResult<Json<OrderResponse>> {
+                generic::reorder(&state, &SQL, request).await
+            }
+
+            /// Every undeleted item in order, inactive ones too (ADMIN).
+            #[utoipa::path(
+                get,
+                path = $admin,
+                tag = $tag,
+                params(PageParams),
+                responses(
+                    (status = 200, description = "A page of items", body = OffsetPage<$input>),
+                    (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "Invalid parameters", body = service_kit::Problem, content_type = "application/problem+json"),
+                )
+            )]
+            async fn admin_list(
+                State(state): State<AppState>,
+                _admin: AdminCaller,
+                ValidatedQuery(paging): ValidatedQuery<PageParams>,
+            ) -> ContentResult<Json<OffsetPage<Value>>> {
+                generic::list_admin(&state, &SQL, paging).await
+            }
+
+            /// This kind's routes.
+            pub fn router() -> OpenApiRouter<AppState> {
+                OpenApiRouter::new()
+                    .routes(routes!(list, create))
+                    .routes(routes!(get, patch, delete))
+                    .routes(routes!(reorder))
+                    .routes(routes!(admin_list))
+            }
+        }
+    };
+}
+pub(crate) use collection;
+
+/// Every storefront route.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .merge(kinds::hero_slides::router())
+        .merge(kinds::projects::router())
+        .merge(kinds::finance::router())
+        .merge(kinds::faqs::router())
+        .merge(kinds::accreditations::router())
+        .merge(kinds::testimonials::router())
+        .merge(media_wall::router())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_convert_between_api_and_column_spelling() {
+        assert_eq!(to_snake("buttonText"), "button_text");
+        assert_eq!(to_snake("minSpendPence"), "min_spend_pence");
+        assert_eq!(to_camel("logo_media_id"), "logoMediaId");
+        assert_eq!(to_camel(&to_snake("completedAt")), "completedAt");
+    }
+
+    #[test]
+    fn links_are_site_paths_or_http_urls() {
+        assert!(validate_link("/book-appointment").is_ok());
+        assert!(validate_link("https://example.com/x").is_ok());
+        assert!(validate_link("//evil.example").is_err());
+        assert!(validate_link("javascript:alert(1)").is_err());
+        assert!(validate_http_url("https://").is_err());
+    }
+}
