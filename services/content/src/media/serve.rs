@@ -9,23 +9,27 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use service_kit::Problem;
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::storage::{IMMUTABLE_CACHE_CONTROL, ObjectKey};
 
-/// The route of this module.
+/// The route of this module. The axum route is a wildcard (`{*key}`, several segments) while
+/// the OpenAPI document names the plain parameter (`{key}`), which is what OpenAPI tools accept.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(serve))
+    #[derive(OpenApi)]
+    #[openapi(paths(serve))]
+    struct Doc;
+    OpenApiRouter::with_openapi(Doc::openapi()).route("/media/{*key}", axum::routing::get(serve))
 }
 
 /// A stored media object (an original or a variant), by the path of its URL.
 #[utoipa::path(
     get,
-    path = "/media/{*key}",
+    path = "/media/{key}",
     tag = "media",
-    params(("key" = String, Path, description = "The key below `media/`, e.g. `2026/12/{id}-thumb.webp`")),
+    params(("key" = String, Path, description = "The key below `media/` (slashes included), e.g. `2026/12/{id}-thumb.webp`")),
     responses(
         (status = 200, description = "The object (image/jpeg, image/png, image/webp or video/mp4)"),
         (status = 206, description = "The requested byte range"),
