@@ -12,6 +12,7 @@
 //! | `booking.rescheduled` / `booking.cancelled` | `booking_rescheduled` / `booking_cancelled` |
 //! | `booking.reminder_due` | DAY_BEFORE: `booking_reminder` email; SAME_DAY: `booking_reminder_sms` |
 //! | `payment.succeeded` | `payment_receipt` with the invoice link |
+//! | `payment.failed` | `payment_failed` (the provider's customer-safe message, a retry link) |
 //! | `refund.issued` | `refund_confirmation` |
 //! | `brochure.requested` (by email) | `brochure` with the PDF(s) attached |
 //! | `ticket.updated` with a staff reply | `ticket_reply` (address from `recipients`) |
@@ -36,7 +37,7 @@ use service_kit::shared_types::appointment::{
 use service_kit::shared_types::auth::{OtpPurpose, OtpRequested, UserCreated};
 use service_kit::shared_types::content::{ContactReceived, NewsletterSubscribed};
 use service_kit::shared_types::customer::TicketUpdated;
-use service_kit::shared_types::order_payment::{PaymentSucceeded, RefundIssued};
+use service_kit::shared_types::order_payment::{PaymentFailed, PaymentSucceeded, RefundIssued};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -100,6 +101,7 @@ pub fn consumer(infra: &Infra, composer: Composer, live: LiveHub) -> anyhow::Res
     let consumer = on!(consumer, BookingReminderDue, on_reminder_due);
     let consumer =
         on!(consumer, PaymentSucceeded, on_payment_succeeded, live: LiveEvent::order_paid);
+    let consumer = on!(consumer, PaymentFailed, on_payment_failed);
     let consumer = on!(consumer, RefundIssued, on_refund_issued);
     let consumer = on!(consumer, BrochureRequested, on_brochure_requested);
     let consumer = on!(consumer, TicketUpdated, on_ticket_updated, live: LiveEvent::ticket_updated);
@@ -501,6 +503,36 @@ pub async fn on_payment_succeeded(
     c.queue(
         conn,
         message("payment_receipt", &recipient, p.user_id, event.id, context),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `payment.failed`.
+pub async fn on_payment_failed(
+    c: &Composer,
+    event: DomainEvent<PaymentFailed>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let p = &event.payload;
+    let recipient = match (&p.customer_email, p.user_id) {
+        (Some(email), _) => Some(email.clone()),
+        (None, Some(user_id)) => email_of(conn, user_id).await?.map(|(email, _)| email),
+        (None, None) => None,
+    };
+    let Some(recipient) = recipient else {
+        tracing::warn!(payment_id = %p.payment_id, "no address known for the failed payment");
+        return Ok(());
+    };
+    let context = json!({
+        "amount": money(p.amount, &p.currency),
+        // Stripe's message is meant for customers; its code is not.
+        "reason": p.failure_message,
+        "order_id": p.order_id,
+    });
+    c.queue(
+        conn,
+        message("payment_failed", &recipient, p.user_id, event.id, context),
     )
     .await?;
     Ok(())

@@ -77,6 +77,7 @@ pub const TEMPLATES: &[TemplateSpec] = &[
     spec("booking_cancelled", Email, Transactional),
     spec("booking_reminder", Email, Transactional),
     spec("payment_receipt", Email, Transactional),
+    spec("payment_failed", Email, Transactional),
     spec("refund_confirmation", Email, Transactional),
     spec("brochure", Email, Transactional),
     spec("ticket_reply", Email, Transactional),
@@ -187,6 +188,14 @@ const FILES: &[(&str, &str)] = &[
     (
         "email/payment_receipt.txt",
         include_str!("../templates/email/payment_receipt.txt"),
+    ),
+    (
+        "email/payment_failed.html",
+        include_str!("../templates/email/payment_failed.html"),
+    ),
+    (
+        "email/payment_failed.txt",
+        include_str!("../templates/email/payment_failed.txt"),
     ),
     (
         "email/refund_confirmation.html",

@@ -9,7 +9,7 @@ use service_kit::shared_types::appointment::{
 use service_kit::shared_types::auth::{OtpCode, OtpPurpose, OtpRequested, UserCreated, UserRole};
 use service_kit::shared_types::content::{ContactReceived, NewsletterSubscribed};
 use service_kit::shared_types::customer::{TicketStatus, TicketUpdated};
-use service_kit::shared_types::order_payment::{PaymentSucceeded, RefundIssued};
+use service_kit::shared_types::order_payment::{PaymentFailed, PaymentSucceeded, RefundIssued};
 use uuid::Uuid;
 
 use crate::helpers::{Api, attachment};
@@ -307,6 +307,20 @@ async fn payments_refunds_ticket_replies_contact_and_newsletter_each_get_their_e
             issued_at: Utc::now(),
         },
     );
+    let declined = DomainEvent::new(
+        "order-payment",
+        PaymentFailed {
+            order_id: paid.payload.order_id,
+            payment_id: Uuid::now_v7(),
+            user_id: Some(jane),
+            amount: 129_900,
+            currency: "GBP".into(),
+            failure_code: Some("card_declined".into()),
+            failure_message: Some("Your card was declined.".into()),
+            customer_email: None,
+            failed_at: Utc::now(),
+        },
+    );
     let ticket = |staff_replied| {
         DomainEvent::new(
             "customer",
@@ -348,6 +362,7 @@ async fn payments_refunds_ticket_replies_contact_and_newsletter_each_get_their_e
     );
     api.deliver(&paid).await;
     api.deliver(&refund).await;
+    api.deliver(&declined).await;
     api.deliver(&replied).await;
     api.deliver(&status_only).await;
     api.deliver(&contact).await;
@@ -368,6 +383,26 @@ async fn payments_refunds_ticket_replies_contact_and_newsletter_each_get_their_e
         text.contains("http://127.0.0.1:3000/v1/invoices/INV-2026-000123"),
         "{text}"
     );
+
+    let failed = &api.settled(declined.id).await[0];
+    assert_eq!(failed.recipient, "jane@example.com");
+    assert_eq!(
+        failed.subject.as_deref(),
+        Some("Your payment of £1,299.00 did not go through")
+    );
+    let text = failed.body_text.as_deref().unwrap();
+    assert!(
+        text.contains("£1,299.00: Your card was declined."),
+        "{text}"
+    );
+    assert!(
+        !text.contains("card_declined"),
+        "the provider's code stays internal"
+    );
+    assert!(text.contains(&format!(
+        "https://lomash.test/account/orders/{}",
+        paid.payload.order_id
+    )));
 
     let refunded = &api.settled(refund.id).await[0];
     assert_eq!(refunded.subject.as_deref(), Some("Your refund of £120.00"));
