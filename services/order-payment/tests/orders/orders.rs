@@ -535,3 +535,75 @@ async fn erasure_removes_personal_data_and_keeps_the_financial_record() {
     assert_eq!(shop.count("carts").await, 0);
     assert_eq!(shop.count("idempotency_records").await, 0);
 }
+
+#[tokio::test]
+async fn customers_racing_for_the_last_units_get_exactly_what_is_there() {
+    let shop = Shop::spawn().await;
+    let product = shop.product(1_000, Some(3)).await;
+    let customers: Vec<_> = (0..8).map(|_| customer()).collect();
+    let body = order_body(json!([{"productId": product, "quantity": 1}]));
+
+    let answers = futures::future::join_all(
+        customers
+            .iter()
+            .map(|user| shop.place(user, "last-units", &body)),
+    )
+    .await;
+
+    let placed = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .count();
+    let short = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CONFLICT && code(&a.body) == "insufficient-stock")
+        .count();
+    assert_eq!((placed, short), (3, 5));
+    assert_eq!(shop.count("orders").await, 3);
+    assert_eq!(shop.reserved(product).await, 3);
+}
+
+#[test]
+fn the_openapi_document_lists_every_cart_checkout_and_order_route() {
+    let routes = service_kit::service::route_list::<order_payment_service::OrderPaymentService>();
+    for route in [
+        "GET /v1/cart",
+        "DELETE /v1/cart",
+        "POST /v1/cart/items",
+        "PATCH /v1/cart/items/{id}",
+        "DELETE /v1/cart/items/{id}",
+        "POST /v1/cart/merge",
+        "POST /v1/checkout/summary",
+        "POST /v1/coupons/validate",
+        "GET /v1/coupons",
+        "POST /v1/coupons",
+        "GET /v1/coupons/{id}",
+        "PATCH /v1/coupons/{id}",
+        "DELETE /v1/coupons/{id}",
+        "GET /v1/tax-rules",
+        "POST /v1/tax-rules",
+        "PATCH /v1/tax-rules/{id}",
+        "DELETE /v1/tax-rules/{id}",
+        "GET /v1/shipping/methods",
+        "GET /v1/shipping/rates",
+        "POST /v1/shipping/rates",
+        "PATCH /v1/shipping/rates/{id}",
+        "DELETE /v1/shipping/rates/{id}",
+        "GET /v1/orders",
+        "POST /v1/orders",
+        "GET /v1/orders/{id}",
+        "POST /v1/orders/{id}/cancel",
+        "GET /v1/admin/orders",
+        "GET /v1/admin/orders/export",
+        "GET /v1/admin/orders/revenue",
+        "GET /v1/admin/orders/{id}",
+        "POST /v1/admin/orders/{id}/transitions",
+        "PUT /v1/admin/orders/{id}/tracking",
+        "POST /v1/admin/orders/{id}/notes",
+    ] {
+        assert!(
+            routes.iter().any(|r| r == route),
+            "{route} is not in the OpenAPI document"
+        );
+    }
+}
