@@ -6,6 +6,7 @@
 //! - `cargo xtask status` shows what is listening and what is ready;
 //! - `cargo xtask infra` starts only the infrastructure and keeps it running;
 //! - `cargo xtask seed [--products N]` loads demo data;
+//! - `cargo xtask stripe-webhook <event-type> <paymentIntentId>` sends a signed Stripe event;
 //! - `cargo xtask events dlq list|replay <service> [EVENT_ID]` inspects and replays dead letters;
 //! - `cargo xtask create-admin <email>` and `cargo xtask rotate-keys` run auth's operations;
 //! - `cargo xtask bench [SCENARIO]... [FLAGS]` measures performance into bench/RESULTS.md;
@@ -142,6 +143,15 @@ enum Cmd {
     /// Activate a new access-token signing key; the old one keeps verifying until its tokens
     /// expire
     RotateKeys,
+    /// Send a correctly signed Stripe webhook event to the gateway (with the local secret from
+    /// .env.example); with stripe-fake running, the object comes from it and is moved into the
+    /// state the event reports
+    StripeWebhook {
+        /// e.g. payment_intent.succeeded, payment_intent.payment_failed, charge.refunded
+        event_type: String,
+        /// The PaymentIntent id (a refund id for refund.updated)
+        payment_intent_id: String,
+    },
     /// Load demo data into every service that has some (idempotent)
     Seed {
         /// Also generate this many extra products (for benchmarks)
@@ -216,6 +226,10 @@ fn main() -> ExitCode {
         }
         Cmd::RotateKeys => commands::service_cmd::run(ports, "auth", &["rotate-keys".into()]),
         Cmd::Seed { products } => commands::seed::run(ports, products),
+        Cmd::StripeWebhook {
+            event_type,
+            payment_intent_id,
+        } => commands::stripe::send_webhook(&event_type, &payment_intent_id),
         Cmd::Bench { args } => commands::bench::run(ports, &args),
         Cmd::LintDeploy => workspace::Workspace::load()
             .and_then(|ws| deploy_check::run(&ws.root))

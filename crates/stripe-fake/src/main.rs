@@ -137,7 +137,9 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             let url = format!("{}/_fake/events", api.trim_end_matches('/'));
             let response = client
                 .post(url)
-                .json(&serde_json::json!({"type": args.event_type, "id": args.id}))
+                .json(
+                    &serde_json::json!({"type": args.event_type, "id": args.id, "deliver": false}),
+                )
                 .send()
                 .await?;
             if !response.status().is_success() {

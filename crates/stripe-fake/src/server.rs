@@ -120,8 +120,7 @@ fn handle(
     let api_key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
+        .and_then(api_key_of);
 
     let mut state = shared.lock();
     let record = |state: &mut Inner, status: u16| {
@@ -200,6 +199,21 @@ fn handle(
     }
     record(&mut state, answer.status);
     respond(answer.status, body)
+}
+
+/// The API key of an `Authorization` header: `Bearer <key>` (the SDKs) or HTTP Basic with the
+/// key as the user name (`curl -u sk_test_...:`), as Stripe accepts both.
+fn api_key_of(value: &str) -> Option<String> {
+    use base64::Engine;
+    if let Some(key) = value.strip_prefix("Bearer ") {
+        return Some(key.trim().to_owned());
+    }
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split(':').next().unwrap_or_default().to_owned())
 }
 
 fn string_param<'a>(params: &'a Value, name: &str) -> Option<&'a str> {
@@ -579,6 +593,14 @@ struct EventRequest {
     event_type: String,
     /// A PaymentIntent id (or a refund id for `refund.updated`).
     id: String,
+    /// Whether to deliver it to the configured webhook target (default yes; `send-webhook`
+    /// delivers itself and says no).
+    #[serde(default = "deliver_by_default")]
+    deliver: bool,
+}
+
+fn deliver_by_default() -> bool {
+    true
 }
 
 /// Moves the named object into the state `type` describes, builds the event and — when the
@@ -603,7 +625,7 @@ async fn make_event(State(shared): State<SharedState>, body: Bytes) -> Response 
         return respond(answer.status, answer.body.to_string());
     };
     let event = objects::event(&request.event_type, object);
-    if let Some(target) = shared.webhook.clone() {
+    if let Some(target) = shared.webhook.clone().filter(|_| request.deliver) {
         let client = reqwest::Client::new();
         match crate::webhook::deliver(&client, &target.url, &target.secret, &event).await {
             Ok(status) => {
@@ -641,5 +663,21 @@ pub(crate) fn event_object(state: &mut Inner, event_type: &str, id: &str) -> Opt
             .get(id)
             .or_else(|| state.refunds.get(id))
             .cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_and_basic_authorization_both_name_the_key() {
+        assert_eq!(api_key_of("Bearer sk_test_a").as_deref(), Some("sk_test_a"));
+        // base64("sk_test_b:")
+        assert_eq!(
+            api_key_of("Basic c2tfdGVzdF9iOg==").as_deref(),
+            Some("sk_test_b")
+        );
+        assert_eq!(api_key_of("Digest x"), None);
     }
 }

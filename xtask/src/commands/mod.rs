@@ -6,6 +6,7 @@ pub mod migrate;
 pub mod seed;
 pub mod service_cmd;
 pub mod status;
+pub mod stripe;
 pub mod test;
 pub mod up;
 

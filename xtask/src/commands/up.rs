@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use console::{Style, style};
 use nix::sys::signal::Signal;
 
-use super::{check_interrupted, present_services, run_for_each};
+use super::{check_interrupted, present_services, run_for_each, stripe};
 use crate::infra::{self, Ports};
 use crate::proc::{Managed, stop_all, tail};
 use crate::services::{GATEWAY, Service};
@@ -65,6 +65,16 @@ pub fn run(ports: Ports, options: &UpOptions) -> Result<ExitCode> {
     ws.build_bins(options.release)?;
     check_interrupted()?;
     ensure_ports_free(&present)?;
+    // Without real Stripe keys, payments go to the stripe-fake stand-in (stopped when dropped).
+    let mut stripe_env = Vec::new();
+    let _stripe_fake =
+        if !stripe::real_keys_given() && present.iter().any(|s| s.name == "order-payment") {
+            let secret = stripe::local_webhook_secret(&ws.root)?;
+            stripe_env = stripe::service_env(&secret);
+            Some(stripe::start_fake(&ws, options.release, &secret)?)
+        } else {
+            None
+        };
 
     let with_database: Vec<&Service> = present
         .iter()
@@ -91,7 +101,7 @@ pub fn run(ports: Ports, options: &UpOptions) -> Result<ExitCode> {
     }
     check_interrupted()?;
 
-    let mut services = start(&ws, &present, &ports, options.release)?;
+    let mut services = start(&ws, &present, &ports, options.release, &stripe_env)?;
     wait_ready(&ws, &mut services, options.ready_timeout)?;
     announce(&ws, &present);
     let code = stream_until_stopped(&ws, &mut services, &mut infra);
@@ -142,6 +152,7 @@ fn start(
     present: &[&'static Service],
     ports: &Ports,
     release: bool,
+    stripe_env: &[(String, String)],
 ) -> Result<Services> {
     let width = present.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut services = Services(Vec::new());
@@ -151,6 +162,9 @@ fn start(
             .arg("serve")
             .envs(service.env(ports))
             .current_dir(&ws.root);
+        if service.name == "order-payment" {
+            command.envs(stripe_env.iter().cloned());
+        }
         let managed = Managed::spawn(
             service.name,
             command,
