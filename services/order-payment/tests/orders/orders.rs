@@ -607,3 +607,78 @@ fn the_openapi_document_lists_every_cart_checkout_and_order_route() {
         );
     }
 }
+
+#[tokio::test]
+async fn cancelling_a_paid_order_refunds_it_in_full() {
+    let stripe = stripe_fake::FakeStripe::start().await.unwrap();
+    let base = stripe.base_url();
+    let shop = Shop::spawn_with(&[
+        ("STRIPE_API_BASE", base.as_str()),
+        ("STRIPE_SECRET_KEY", "sk_test_part_a"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_test_part_a"),
+    ])
+    .await;
+    let user = customer();
+    let product = shop.product(25_000, Some(5)).await;
+    let order = shop
+        .placed(&user, json!([{"productId": product, "quantity": 1}]))
+        .await;
+    let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+    let intent = answer(
+        shop.request(Some(&user), Method::POST, "/v1/payments/create-intent")
+            .header("idempotency-key", "pay-1")
+            .json(&json!({"orderId": id})),
+    )
+    .await;
+    assert_eq!(intent.status, StatusCode::CREATED, "{}", intent.text);
+    let intent_id = intent.body["paymentIntentId"].as_str().unwrap().to_owned();
+    stripe.succeed_intent(&intent_id).unwrap();
+    let charge = stripe.charge_of(&intent_id).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // What part B's `payment_intent.succeeded` handling records (tested there end to end).
+    sqlx::query(
+        "UPDATE payments SET status = 'SUCCEEDED', charge_id = $2, succeeded_at = now()
+         WHERE payment_intent_id = $1",
+    )
+    .bind(&intent_id)
+    .bind(&charge)
+    .execute(&shop.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE orders SET status = 'CONFIRMED', payment_status = 'PAID', paid_at = now(),
+             reservation_expires_at = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&shop.db)
+    .await
+    .unwrap();
+
+    let cancelled = shop
+        .post(
+            Some(&user),
+            &format!("/v1/orders/{id}/cancel"),
+            &json!({"reason": "found a cheaper one"}),
+        )
+        .await;
+
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    assert_eq!(cancelled.body["status"], "CANCELLED");
+    assert_eq!(stripe.count("POST", "/v1/refunds"), 1);
+    let refunded: (i64, String) =
+        sqlx::query_as("SELECT amount_pence, reason FROM refunds WHERE order_id = $1")
+            .bind(id)
+            .fetch_one(&shop.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        refunded,
+        (
+            order["total"].as_i64().unwrap(),
+            "found a cheaper one".to_owned()
+        )
+    );
+    assert_eq!(shop.events("order.cancelled").await.len(), 1);
+}
