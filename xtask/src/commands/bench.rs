@@ -45,7 +45,7 @@ const WRK: Tool = Tool {
 };
 
 /// The scenarios that run when none is named (lomash-bench's default).
-const DEFAULT_SCENARIOS: &[&str] = &["events", "gateway"];
+const DEFAULT_SCENARIOS: &[&str] = &["events", "gateway", "content"];
 
 /// Runs `bench`; `args` go to lomash-bench as they are.
 pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
@@ -59,6 +59,7 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
         .filter(|a| DEFAULT_SCENARIOS.contains(a))
         .collect();
     let gateway = !help && (named.is_empty() || named.contains(&"gateway"));
+    let content = !help && (named.is_empty() || named.contains(&"content"));
     let wrk = !help && wants_wrk(args);
 
     let _infra = if help {
@@ -83,6 +84,9 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     let mut packages = vec!["bench"];
     if gateway {
         packages.extend(["gateway-service", "auth-service"]);
+    }
+    if content {
+        packages.push("content-service");
     }
     build(&ws, &packages)?;
     check_interrupted()?;

@@ -1,0 +1,357 @@
+//! `content`: the content service's expensive write, an image upload. A release-built
+//! content-service (its own fresh database, the local media backend in the work directory) is
+//! sent the same 4000×3000 JPEG (generated here, ~2 MB) as `POST /v1/uploads`, straight to the
+//! service with an admin's internal token as the gateway would mint it, by 1, 2 and 4 concurrent
+//! clients in turn; each upload is decoded, EXIF-oriented, resized into three WebP variants on
+//! the blocking pool and stored with its row and event. Reported: uploads/s and latency
+//! p50/p99 per concurrency. DESIGN.md §7 sets no budget for it: the figures are quoted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use auth_client::{InternalClaims, InternalKeys, Role};
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::{Ctx, Scenario};
+use crate::cleanup::{self, Item};
+use crate::procs::{ChildProc, free_port, wait_ready};
+use crate::report::{Section, Table};
+use crate::stats::{self, Latencies};
+
+/// The scenario.
+pub const SCENARIO: Scenario = Scenario {
+    name: "content",
+    about: "upload + resize throughput of a 4000×3000 JPEG into three WebP variants",
+    run,
+};
+
+fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
+    Box::pin(run_scenario(ctx))
+}
+
+/// Concurrent uploading clients, one run each.
+const CONCURRENCY: [usize; 3] = [1, 2, 4];
+/// The photo's size.
+const WIDTH: u32 = 4000;
+const HEIGHT: u32 = 3000;
+
+/// One run's figures.
+struct UploadRun {
+    clients: usize,
+    uploads: usize,
+    failures: usize,
+    elapsed: Duration,
+    latencies: Latencies,
+}
+
+impl UploadRun {
+    fn rate(&self) -> f64 {
+        self.uploads as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+/// A photo-like 4000×3000 JPEG (gradients and texture, so it compresses like a photo).
+fn photo() -> Result<Vec<u8>> {
+    let image = image::RgbImage::from_fn(WIDTH, HEIGHT, |x, y| {
+        let noise = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 32;
+        image::Rgb([
+            ((x * 255 / WIDTH) as u8).wrapping_add(noise as u8),
+            ((y * 255 / HEIGHT) as u8).wrapping_add(noise as u8),
+            (((x + y) / 31 % 256) as u8).wrapping_add(noise as u8),
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Jpeg)?;
+    Ok(out.into_inner())
+}
+
+/// A multipart body with the photo as `file`: (content type, body).
+fn multipart(jpeg: &[u8]) -> (String, bytes::Bytes) {
+    let boundary = "lomash-bench-boundary-7f3a9c";
+    let mut body = Vec::with_capacity(jpeg.len() + 256);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"kitchen.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(jpeg);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        bytes::Bytes::from(body),
+    )
+}
+
+/// An admin's internal token, as the gateway mints it (the development key pair, which the
+/// service under test verifies with).
+fn admin_token(keys: &InternalKeys, admin: uuid::Uuid, session: uuid::Uuid) -> Result<String> {
+    keys.mint(InternalClaims::user("gateway", admin, Role::Admin, session))
+        .map_err(|e| anyhow::anyhow!("cannot mint an internal token: {e}"))
+}
+
+async fn upload(
+    client: &reqwest::Client,
+    url: &str,
+    token: String,
+    content_type: &str,
+    body: bytes::Bytes,
+) -> Result<serde_json::Value> {
+    let response = client
+        .post(url)
+        .header("x-internal-token", token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    if status != 201 {
+        bail!("POST /v1/uploads answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+async fn run_clients(
+    client: &reqwest::Client,
+    url: &str,
+    clients: usize,
+    duration: Duration,
+    content_type: &str,
+    body: &bytes::Bytes,
+) -> Result<UploadRun> {
+    let keys = InternalKeys::development();
+    let admin = uuid::Uuid::now_v7();
+    let session = uuid::Uuid::now_v7();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..clients {
+        let (client, url, keys, stop) =
+            (client.clone(), url.to_owned(), keys.clone(), stop.clone());
+        let (content_type, body) = (content_type.to_owned(), body.clone());
+        workers.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut failures = 0usize;
+            // Bounded: stops at the deadline (an upload in flight finishes first).
+            while !stop.load(Ordering::Relaxed) {
+                let token = admin_token(&keys, admin, session)?;
+                let begun = Instant::now();
+                match upload(&client, &url, token, &content_type, body.clone()).await {
+                    Ok(_) => {
+                        samples.push(u64::try_from(begun.elapsed().as_micros()).unwrap_or(u64::MAX))
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%error, "upload failed");
+                        if failures > 10 {
+                            bail!("more than 10 uploads failed; the last: {error:#}");
+                        }
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((samples, failures))
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut samples = Vec::new();
+    let mut failures = 0;
+    for worker in workers {
+        let (mut s, f) = worker.await.context("an upload client panicked")??;
+        samples.append(&mut s);
+        failures += f;
+    }
+    let elapsed = started.elapsed();
+    Ok(UploadRun {
+        clients,
+        uploads: samples.len(),
+        failures,
+        elapsed,
+        latencies: Latencies::from_samples(samples),
+    })
+}
+
+async fn run_scenario(ctx: &Ctx) -> Result<Section> {
+    let s = &ctx.settings;
+    let content_bin = s.bin_dir.join("content-service");
+    if !content_bin.is_file() {
+        bail!(
+            "step `binaries`: {} not found; build it with `cargo build --release -p \
+             content-service` (cargo xtask bench does), or point --bin-dir at it",
+            content_bin.display()
+        );
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+
+    let db = format!("lomash_bench_content_{}", ctx.suffix);
+    let prefix = format!("bench-content-{}", ctx.suffix);
+    let bus = event_bus::BusConfig {
+        amqp_url: s.amqp_url.clone(),
+        exchange: format!("lomash.bench.{}.content", ctx.suffix),
+        queue_prefix: format!("bench-{}-", ctx.suffix),
+        ..event_bus::BusConfig::default()
+    };
+    let media_dir = s.work_dir.join(format!("content-media-{}", ctx.suffix));
+    ctx.cleanup.push(Item::Database(db.clone()));
+    ctx.cleanup.push(Item::RedisPrefix(prefix.clone()));
+    ctx.cleanup.push(Item::Rabbit {
+        config: Box::new(bus.clone()),
+        services: shared_types::topics::SUBSCRIPTIONS
+            .iter()
+            .map(|(service, _)| (*service).to_owned())
+            .collect(),
+    });
+    cleanup::create_database(&s.database_url, &db)
+        .await
+        .context("step `content database`")?;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let env: Vec<(String, String)> = [
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", port.to_string()),
+        ("DATABASE_URL", cleanup::database_url(&s.database_url, &db)),
+        ("REDIS_URL", s.redis_url.clone()),
+        ("REDIS_KEY_PREFIX", prefix.clone()),
+        ("AMQP_URL", s.amqp_url.clone()),
+        ("EVENT_EXCHANGE", bus.exchange.clone()),
+        ("EVENT_QUEUE_PREFIX", bus.queue_prefix.clone()),
+        ("MEDIA_STORAGE", "local".to_owned()),
+        ("MEDIA_LOCAL_DIR", media_dir.display().to_string()),
+        ("BLOG_SCHEDULE_INTERVAL_SECS", "0".to_owned()),
+        ("LOG_LEVEL", "warn".to_owned()),
+        ("LOG_FORMAT", "pretty".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let content = ctx.cleanup.child(
+        ChildProc::spawn("content", &content_bin, &[], &env, &ctx.log_path("content"))
+            .context("step `content`")?,
+    );
+    wait_ready(
+        &content,
+        &client,
+        &format!("{base}/health"),
+        Duration::from_secs(90),
+    )
+    .await
+    .context("step `content`")?;
+    println!("  content-service (release) on {base}, database {db}");
+
+    let jpeg = tokio::task::spawn_blocking(photo)
+        .await
+        .context("step `photo`")??;
+    let (content_type, body) = multipart(&jpeg);
+    let url = format!("{base}/v1/uploads");
+    // One upload first: it must succeed with the expected variants before anything is timed.
+    let keys = InternalKeys::development();
+    let first = upload(
+        &client,
+        &url,
+        admin_token(&keys, uuid::Uuid::now_v7(), uuid::Uuid::now_v7())?,
+        &content_type,
+        body.clone(),
+    )
+    .await
+    .context("step `first upload`")?;
+    if first["width"] != json!(WIDTH) || first["variants"]["thumb"].is_null() {
+        bail!("step `first upload`: unexpected answer {first}");
+    }
+    println!(
+        "  a {WIDTH}×{HEIGHT} JPEG of {} bytes uploads with its variants",
+        stats::thousands(jpeg.len() as u64)
+    );
+
+    let mut runs = Vec::new();
+    for clients in CONCURRENCY {
+        content.check_alive()?;
+        println!(
+            "  {clients} concurrent uploader(s), {} ...",
+            stats::show_duration(s.duration)
+        );
+        let run = run_clients(&client, &url, clients, s.duration, &content_type, &body)
+            .await
+            .with_context(|| format!("step `uploads ×{clients}`"))?;
+        println!(
+            "    {} uploads/s, p50 {}, p99 {}, {} failed",
+            stats::rate(run.rate()),
+            stats::latency(run.latencies.p50()),
+            stats::latency(run.latencies.p99()),
+            run.failures
+        );
+        runs.push(run);
+    }
+    content.check_alive()?;
+    let _ = std::fs::remove_dir_all(&media_dir);
+    Ok(section(s.duration, jpeg.len(), &runs))
+}
+
+fn section(duration: Duration, jpeg_bytes: usize, runs: &[UploadRun]) -> Section {
+    let mut table = Table::new(&[
+        "uploaders",
+        "uploads",
+        "failed",
+        "uploads/s",
+        "p50",
+        "p99",
+        "max",
+    ]);
+    for run in runs {
+        table.row(vec![
+            run.clients.to_string(),
+            run.uploads.to_string(),
+            run.failures.to_string(),
+            stats::rate(run.rate()),
+            stats::latency(run.latencies.p50()),
+            stats::latency(run.latencies.p99()),
+            stats::latency(run.latencies.max()),
+        ]);
+    }
+    let json_runs: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|run| {
+            json!({
+                "uploaders": run.clients,
+                "uploads": run.uploads,
+                "failed": run.failures,
+                "uploadsPerSecond": run.rate(),
+                "p50Ms": run.latencies.p50().map(|d| d.as_secs_f64() * 1000.0),
+                "p99Ms": run.latencies.p99().map(|d| d.as_secs_f64() * 1000.0),
+            })
+        })
+        .collect();
+    Section {
+        scenario: "content",
+        title: "content: upload + resize of a 4000×3000 JPEG".to_owned(),
+        settings: vec![
+            format!("each run: {} per concurrency level", stats::show_duration(duration)),
+            format!("photo: {WIDTH}×{HEIGHT} JPEG, {} bytes", stats::thousands(jpeg_bytes as u64)),
+            "service: content-service (release), local media backend, MEDIA_RESIZE_CONCURRENCY=2 (default)".to_owned(),
+        ],
+        design: vec![
+            "Each upload is sniffed, decoded with decoder limits, EXIF-oriented and resized \
+             (CatmullRom, cascading) into 1920/800/300 px lossy WebP variants (quality 80) on \
+             tokio's blocking pool, at most two at a time; the original and the variants are \
+             written to the local media directory and the row and its `media.uploaded` event \
+             committed in one transaction. The clients post straight to the service with an \
+             admin's internal token, as the gateway forwards it."
+                .to_owned(),
+        ],
+        table,
+        verdicts: Vec::new(),
+        notes: vec![
+            "DESIGN.md §7 sets no budget for uploads; the figures are quoted in issue 8. The \
+             load generator shares the two cores with the service, and resizing is CPU-bound, \
+             so more uploaders than cores only queue."
+                .to_owned(),
+        ],
+        json: json!({ "jpegBytes": jpeg_bytes, "runs": json_runs }),
+    }
+}
