@@ -200,6 +200,15 @@ fn refusal(result: Result<Socket, tungstenite::Error>) -> (StatusCode, Value) {
 
 /// `live_connections_dropped_total{reason="..."}` from the service's `/metrics`.
 async fn dropped(app: &TestApp, reason: &str) -> u64 {
+    metric(
+        app,
+        &format!("live_connections_dropped_total{{reason=\"{reason}\"}}"),
+    )
+    .await as u64
+}
+
+/// The value of the series `name` (with its labels) in the service's `/metrics`; 0 when absent.
+async fn metric(app: &TestApp, name: &str) -> f64 {
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -209,11 +218,11 @@ async fn dropped(app: &TestApp, reason: &str) -> u64 {
         .text()
         .await
         .expect("metrics text");
-    let needle = format!("live_connections_dropped_total{{reason=\"{reason}\"}} ");
+    let needle = format!("{name} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&needle))
         .and_then(|value| value.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
+        .unwrap_or(0.0)
 }
 
 /// Publishes `event` on `app`'s broker exchange until its consumer has recorded it (the queue
@@ -754,4 +763,79 @@ async fn a_ticket_whose_session_has_ended_is_refused() {
     let (status, problem) = refusal(upgrade(&app, &ticket, None).await);
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(problem["detail"].as_str().unwrap().contains("session"));
+}
+
+/// A TCP proxy to Redis whose open connections can be cut, as a Redis failover or a network
+/// blip would; new connections are accepted again at once.
+struct CuttableProxy {
+    url: String,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl CuttableProxy {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let cuts = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = TcpStream::connect("127.0.0.1:6379").await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { url, cut }
+    }
+
+    /// Drops every connection open now.
+    fn cut(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}
+
+#[tokio::test]
+async fn the_subscriber_resubscribes_after_losing_its_redis_connection() {
+    let proxy = CuttableProxy::start().await;
+    let app = spawn(&[("REDIS_URL", &proxy.url)]).await;
+    let user = customer();
+    let mut socket = open(&app, &user).await;
+    // Published straight to Redis, not through the proxy.
+    let hub = {
+        let redis = Redis::connect("redis://127.0.0.1:6379", &app.env["REDIS_KEY_PREFIX"])
+            .await
+            .unwrap();
+        LiveHub::new(redis, LiveSettings::default())
+    };
+
+    proxy.cut();
+
+    // Messages published while the replica is resubscribing are lost (best-effort), so keep
+    // publishing until one gets through.
+    let mut published = Vec::new();
+    let received = tokio::time::timeout(CLOSED_WITHIN, async {
+        loop {
+            let message = event(LiveKind::OrderPaid, json!({ "attempt": published.len() }));
+            hub.publish(user.id, &message).await.unwrap();
+            published.push(message.id.to_string());
+            match tokio::time::timeout(Duration::from_millis(200), socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return serde_json::from_str::<Value>(&text).unwrap();
+                }
+                Ok(Some(Ok(_))) | Err(_) => continue,
+                Ok(other) => panic!("the socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the replica resubscribes and delivers again");
+    assert!(published.contains(&received["id"].as_str().unwrap().to_owned()));
+    assert!(metric(&app, "live_subscriber_reconnects_total").await >= 1.0);
 }

@@ -315,6 +315,7 @@ impl LiveHub {
                     match connected {
                         Ok(pubsub) => {
                             tracing::info!("live notifications: subscriber reconnected");
+                            metrics::counter!("live_subscriber_reconnects_total").increment(1);
                             pubsub
                         }
                         Err(error) => {

@@ -47,7 +47,7 @@
 //! `live_connections_open` (gauge), `live_connections_dropped_total{reason}` (`slow_consumer`,
 //! `heartbeat_timeout`, `session_ended`), `live_messages_published_total`, `live_messages_delivered_total`,
 //! `live_publish_failures_total`, `live_tickets_refused_total`, `live_subscriber_connected`
-//! (gauge: 1 while this replica's pub/sub connection is up).
+//! (gauge: 1 while this replica's pub/sub connection is up), `live_subscriber_reconnects_total`.
 
 mod event;
 mod hub;
