@@ -45,7 +45,7 @@ const WRK: Tool = Tool {
 };
 
 /// The scenarios that run when none is named (lomash-bench's default).
-const DEFAULT_SCENARIOS: &[&str] = &["events", "gateway", "content"];
+const DEFAULT_SCENARIOS: &[&str] = &["events", "gateway", "content", "checkout"];
 
 /// Runs `bench`; `args` go to lomash-bench as they are.
 pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
@@ -60,6 +60,7 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
         .collect();
     let gateway = !help && (named.is_empty() || named.contains(&"gateway"));
     let content = !help && (named.is_empty() || named.contains(&"content"));
+    let checkout = !help && (named.is_empty() || named.contains(&"checkout"));
     let wrk = !help && wants_wrk(args);
 
     let _infra = if help {
@@ -87,6 +88,9 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     }
     if content {
         packages.push("content-service");
+    }
+    if checkout {
+        packages.extend(["product-service", "order-payment-service", "stripe-fake"]);
     }
     build(&ws, &packages)?;
     check_interrupted()?;
