@@ -134,10 +134,13 @@ async fn email_of(
     conn: &mut PgConnection,
     user_id: Uuid,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT email, first_name FROM recipients WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await
+    let row = sqlx::query!(
+        "SELECT email, first_name FROM recipients WHERE user_id = $1",
+        user_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| (r.email, r.first_name)))
 }
 
 /// `user.created`.
@@ -147,18 +150,18 @@ pub async fn on_user_created(
     conn: &mut PgConnection,
 ) -> Handled {
     let user = &event.payload;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO recipients (user_id, email, phone, first_name, last_name)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email,
              phone = coalesce(EXCLUDED.phone, recipients.phone),
              first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name",
+        user.user_id,
+        user.email.trim(),
+        user.phone,
+        user.first_name,
+        user.last_name
     )
-    .bind(user.user_id)
-    .bind(user.email.trim())
-    .bind(&user.phone)
-    .bind(&user.first_name)
-    .bind(&user.last_name)
     .execute(&mut *conn)
     .await?;
     preferences::set_marketing(conn, user.user_id, Channel::Email, user.marketing_opt_in).await?;
@@ -235,12 +238,12 @@ pub async fn on_booking_created(
     conn: &mut PgConnection,
 ) -> Handled {
     let b = &event.payload;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO booking_contacts (booking_id, phone) VALUES ($1, $2)
          ON CONFLICT (booking_id) DO UPDATE SET phone = EXCLUDED.phone",
+        b.booking_id,
+        b.customer_phone
     )
-    .bind(b.booking_id)
-    .bind(&b.customer_phone)
     .execute(&mut *conn)
     .await?;
     let mut context = appointment_context(
@@ -289,14 +292,14 @@ async fn phone_of(
     booking_id: Uuid,
     user_id: Option<Uuid>,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT phone FROM booking_contacts WHERE booking_id = $1
-         UNION ALL
-         SELECT phone FROM recipients WHERE user_id = $2 AND phone IS NOT NULL
-         LIMIT 1",
+    sqlx::query_scalar!(
+        r#"SELECT phone AS "phone!" FROM booking_contacts WHERE booking_id = $1
+           UNION ALL
+           SELECT phone AS "phone!" FROM recipients WHERE user_id = $2 AND phone IS NOT NULL
+           LIMIT 1"#,
+        booking_id,
+        user_id
     )
-    .bind(booking_id)
-    .bind(user_id)
     .fetch_optional(&mut *conn)
     .await
 }

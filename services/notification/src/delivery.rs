@@ -230,27 +230,27 @@ impl Composer {
         };
         let attachments =
             serde_json::to_value(&message.attachments).map_err(anyhow::Error::from)?;
-        let inserted = sqlx::query(
+        let inserted = sqlx::query!(
             "INSERT INTO notifications
                  (id, channel, template, category, recipient, user_id, source_event_id, status,
                   subject, body_text, body_html, attachments, sensitive)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (source_event_id, template, channel, recipient)
                  WHERE source_event_id IS NOT NULL DO NOTHING",
+            id,
+            spec.channel.as_str(),
+            spec.name,
+            spec.category.as_str(),
+            message.recipient,
+            message.user_id,
+            message.source_event_id,
+            status,
+            rendered.as_ref().and_then(|r| r.subject.clone()),
+            rendered.as_ref().map(|r| r.text.clone()),
+            rendered.as_ref().and_then(|r| r.html.clone()),
+            attachments,
+            spec.sensitive,
         )
-        .bind(id)
-        .bind(spec.channel.as_str())
-        .bind(spec.name)
-        .bind(spec.category.as_str())
-        .bind(&message.recipient)
-        .bind(message.user_id)
-        .bind(message.source_event_id)
-        .bind(status)
-        .bind(rendered.as_ref().and_then(|r| r.subject.clone()))
-        .bind(rendered.as_ref().map(|r| r.text.clone()))
-        .bind(rendered.as_ref().and_then(|r| r.html.clone()))
-        .bind(attachments)
-        .bind(spec.sensitive)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -301,7 +301,6 @@ pub struct Sender {
     pub settings: Arc<NotificationSettings>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Claimed {
     id: Uuid,
     channel: String,
@@ -320,7 +319,8 @@ struct Claimed {
 /// Sends every message due now; returns how many were settled.
 pub async fn send_due(sender: &Sender) -> anyhow::Result<usize> {
     let lease = sender.settings.sender.provider_timeout * 3 + Duration::from_secs(30);
-    let claimed: Vec<Claimed> = sqlx::query_as(
+    let claimed = sqlx::query_as!(
+        Claimed,
         "UPDATE notifications SET next_attempt_at = now() + make_interval(secs => $1)
          WHERE id IN (SELECT id FROM notifications
                       WHERE status = 'QUEUED' AND next_attempt_at <= now()
@@ -329,9 +329,9 @@ pub async fn send_due(sender: &Sender) -> anyhow::Result<usize> {
                       FOR UPDATE SKIP LOCKED)
          RETURNING id, channel, template, category, recipient, user_id, source_event_id,
                    subject, body_text, body_html, attachments, attempts",
+        lease.as_secs_f64(),
+        sender.settings.sender.batch_size
     )
-    .bind(lease.as_secs_f64())
-    .bind(sender.settings.sender.batch_size)
     .fetch_all(&sender.db)
     .await?;
     let count = claimed.len();
@@ -452,17 +452,17 @@ async fn settle(
     let mut tx = sender.db.begin().await?;
     match outcome {
         Ok(provider_message_id) => {
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE notifications SET status = 'SENT', attempts = $2, provider = $3,
                         provider_message_id = $4, sent_at = now(), last_error = NULL,
                         body_text = CASE WHEN sensitive THEN NULL ELSE body_text END,
                         body_html = CASE WHEN sensitive THEN NULL ELSE body_html END
                  WHERE id = $1",
+                message.id,
+                attempts,
+                provider,
+                provider_message_id
             )
-            .bind(message.id)
-            .bind(attempts)
-            .bind(provider)
-            .bind(&provider_message_id)
             .execute(&mut *tx)
             .await?;
             let payload = NotificationSent {
@@ -500,30 +500,30 @@ async fn settle(
                     sender.settings.sender.retry_max,
                     attempts,
                 );
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE notifications SET attempts = $2, provider = $3, last_error = $4,
                             next_attempt_at = now() + make_interval(secs => $5)
                      WHERE id = $1",
+                    message.id,
+                    attempts,
+                    provider,
+                    detail,
+                    delay.as_secs_f64()
                 )
-                .bind(message.id)
-                .bind(attempts)
-                .bind(provider)
-                .bind(&detail)
-                .bind(delay.as_secs_f64())
                 .execute(&mut *tx)
                 .await?;
             } else {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE notifications SET status = 'FAILED', attempts = $2, provider = $3,
                             last_error = $4,
                             body_text = CASE WHEN sensitive THEN NULL ELSE body_text END,
                             body_html = CASE WHEN sensitive THEN NULL ELSE body_html END
                      WHERE id = $1",
+                    message.id,
+                    attempts,
+                    provider,
+                    detail
                 )
-                .bind(message.id)
-                .bind(attempts)
-                .bind(provider)
-                .bind(&detail)
                 .execute(&mut *tx)
                 .await?;
             }

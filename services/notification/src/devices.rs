@@ -135,10 +135,12 @@ async fn remove(
 
 /// The device tokens of `user_id`.
 pub async fn tokens_of(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT token FROM device_tokens WHERE user_id = $1 ORDER BY created_at")
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await
+    sqlx::query_scalar!(
+        "SELECT token FROM device_tokens WHERE user_id = $1 ORDER BY created_at",
+        user_id
+    )
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// The device routes.

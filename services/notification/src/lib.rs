@@ -30,8 +30,19 @@
 //! | `POST /v1/notifications/ws-ticket`, `GET /v1/notifications/ws` | signed in / ticket | [`live`] |
 //!
 //! # SQL
-//! Run-time checked `sqlx::query`/`query_as` with bound parameters only (the admin filters
-//! choose among fixed SQL fragments); the integration tests run every query.
+//! The paths every message takes (queueing, consent checks, recipient lookups, the sender's
+//! claim and settlement) use compile-checked `sqlx::query!` with the offline data in
+//! `services/notification/.sqlx`. After changing one of them or a migration, regenerate it:
+//! ```text
+//! createdb -h 127.0.0.1 -U postgres notification_sqlx && for f in migrations/notification/*.sql; do
+//!   psql -h 127.0.0.1 -U postgres -d notification_sqlx -q -f $f; done
+//! rm -rf services/notification/.sqlx && mkdir services/notification/.sqlx && touch services/notification/src/lib.rs
+//! SQLX_OFFLINE=false DATABASE_URL=postgres://postgres@127.0.0.1/notification_sqlx \
+//!   SQLX_OFFLINE_DIR=$PWD/services/notification/.sqlx cargo check -p notification-service --tests
+//! ```
+//! The admin and preference endpoints use run-time checked `sqlx::query`/`query_as` with bound
+//! parameters only (the log filters choose among fixed SQL fragments); the integration tests run
+//! every one of them.
 
 pub mod config;
 pub mod consumers;

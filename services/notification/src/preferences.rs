@@ -40,12 +40,13 @@ pub async fn marketing_allowed(
     channel: Channel,
     recipient: &str,
 ) -> Result<bool, sqlx::Error> {
-    let suppressed: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM suppressions
-                        WHERE address = lower($1) AND channel = $2 AND category = 'MARKETING')",
+    let suppressed = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM suppressions
+                          WHERE address = lower($1) AND channel = $2 AND category = 'MARKETING')
+           AS "suppressed!""#,
+        recipient,
+        channel.as_str()
     )
-    .bind(recipient)
-    .bind(channel.as_str())
     .fetch_one(&mut *conn)
     .await?;
     if suppressed {
@@ -55,12 +56,12 @@ pub async fn marketing_allowed(
     let Some(user_id) = user_id else {
         return Ok(false);
     };
-    let enabled: Option<bool> = sqlx::query_scalar(
+    let enabled = sqlx::query_scalar!(
         "SELECT enabled FROM preferences
          WHERE user_id = $1 AND channel = $2 AND category = 'MARKETING'",
+        user_id,
+        channel.as_str()
     )
-    .bind(user_id)
-    .bind(channel.as_str())
     .fetch_optional(&mut *conn)
     .await?;
     Ok(enabled.unwrap_or(false))
@@ -73,14 +74,14 @@ pub async fn set_marketing(
     channel: Channel,
     enabled: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO preferences (user_id, channel, category, enabled)
          VALUES ($1, $2, 'MARKETING', $3)
          ON CONFLICT (user_id, channel, category) DO UPDATE SET enabled = EXCLUDED.enabled",
+        user_id,
+        channel.as_str(),
+        enabled
     )
-    .bind(user_id)
-    .bind(channel.as_str())
-    .bind(enabled)
     .execute(&mut *conn)
     .await?;
     Ok(())
