@@ -470,6 +470,21 @@ async fn an_upload_without_a_file_or_with_bad_fields_is_a_422() {
         "{body}"
     );
 
+    // Far too long to be read at all: still a field error, not a 413.
+    let body = problem(
+        h.upload_parts(
+            &h.admin,
+            &[
+                Part::text("altText", &"a".repeat(3000)),
+                Part::file(png(10, 10), "a.png", "image/png"),
+            ],
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "altText");
+
     let body = problem(
         h.upload(Vec::new(), "empty.png", "image/png").await,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -56,16 +56,22 @@ fn multipart_problem(error: &MultipartError, limit: usize) -> ContentError {
     }
 }
 
-/// Reads a part into memory, refusing it with 413 as soon as it passes `limit` bytes.
-async fn read_limited(field: &mut Field<'_>, limit: usize) -> ContentResult<bytes::Bytes> {
+/// Reads a part into memory, refusing it with `too_long()` as soon as it passes `limit` bytes
+/// (the rest of it is never read).
+async fn read_limited(
+    field: &mut Field<'_>,
+    limit: usize,
+    body_limit: usize,
+    too_long: impl FnOnce() -> ContentError,
+) -> ContentResult<bytes::Bytes> {
     let mut buffer = BytesMut::new();
     while let Some(chunk) = field
         .chunk()
         .await
-        .map_err(|e| multipart_problem(&e, limit))?
+        .map_err(|e| multipart_problem(&e, body_limit))?
     {
         if buffer.len() + chunk.len() > limit {
-            return Err(too_large(limit));
+            return Err(too_long());
         }
         buffer.extend_from_slice(&chunk);
     }
@@ -115,14 +121,16 @@ async fn upload(
         .map_err(|e| multipart_problem(&e, limit))?
     {
         match field.name() {
-            Some("file") if file.is_none() => file = Some(read_limited(&mut field, limit).await?),
+            Some("file") if file.is_none() => {
+                file = Some(read_limited(&mut field, limit, limit, || too_large(limit)).await?);
+            }
             Some("file") => errors.push(FieldError::new("file", "send exactly one file")),
             Some("altText") if alt.is_none() => {
-                let raw = read_limited(&mut field, super::MAX_ALT_TEXT * 4)
-                    .await
-                    .map_err(|_| {
-                        ContentError::field("altText", "must be at most 500 characters")
-                    })?;
+                // At most 4 bytes a character in UTF-8.
+                let raw = read_limited(&mut field, super::MAX_ALT_TEXT * 4, limit, || {
+                    ContentError::field("altText", "must be at most 500 characters")
+                })
+                .await?;
                 match std::str::from_utf8(&raw) {
                     Ok(text) => alt = Some(text.to_owned()),
                     Err(_) => errors.push(FieldError::new("altText", "must be UTF-8 text")),
@@ -410,6 +418,7 @@ async fn delete(
         .filter_map(|k| ObjectKey::parse(k).ok())
         .collect();
     remove_objects(&state.media.storage, &keys).await;
-    state.cdn.invalidate(row.keys()).await;
+    // In the background: the CDN API must not hold up (or fail) a delete that has committed.
+    state.cdn.invalidate_in_background(row.keys());
     Ok(StatusCode::NO_CONTENT)
 }
