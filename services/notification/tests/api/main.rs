@@ -9,3 +9,4 @@ mod helpers;
 mod openapi;
 mod preferences;
 mod providers;
+mod sender;
