@@ -235,3 +235,27 @@ async fn a_payment_is_visible_to_its_owner_and_admins_only() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
     assert_eq!(other_list, StatusCode::NOT_FOUND);
 }
+
+/// The payment, webhook, invoice and refund routes this part serves; a change here is an API
+/// change (and the gateway's table must follow).
+#[test]
+fn the_openapi_document_lists_every_payment_route() {
+    let routes = service_kit::service::route_list::<order_payment_service::OrderPaymentService>();
+    for route in [
+        "POST /v1/payments/create-intent",
+        "GET /v1/payments/{id}",
+        "GET /v1/orders/{id}/payments",
+        "POST /v1/webhooks/stripe",
+        "GET /v1/invoices/{id}",
+        "GET /v1/orders/{id}/invoice",
+        "POST /v1/admin/invoices/{id}/void",
+        "POST /v1/refunds",
+        "GET /v1/refunds/{id}",
+        "GET /v1/orders/{id}/refunds",
+    ] {
+        assert!(
+            routes.iter().any(|r| r == route),
+            "{route} is not in the OpenAPI document"
+        );
+    }
+}
