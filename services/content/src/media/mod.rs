@@ -568,3 +568,42 @@ async fn save(db: &PgPool, facts: &Facts<'_>) -> ContentResult<AssetRow> {
     tx.commit().await?;
     Ok(row)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The media routes this service serves; a change here is an API change (and the gateway's
+    /// route table must follow: it routes `/v1/uploads/**`, `/v1/media/**` and `/media/**`).
+    #[test]
+    fn the_openapi_document_lists_the_media_routes() {
+        let routes: Vec<String> = service_kit::service::route_list::<crate::ContentService>()
+            .into_iter()
+            .filter(|r| r.contains("/media/") || r.ends_with("/v1/media") || r.contains("/uploads"))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "DELETE /v1/media/{id}",
+                "GET /media/{key}",
+                "GET /v1/media",
+                "GET /v1/media/{id}",
+                "PATCH /v1/media/{id}",
+                "POST /v1/uploads",
+            ]
+        );
+    }
+
+    #[test]
+    fn alt_text_is_trimmed_bounded_and_blank_is_none() {
+        assert_eq!(alt_text(None), Ok(None));
+        assert_eq!(alt_text(Some("   ")), Ok(None));
+        assert_eq!(alt_text(Some("  Oak  ")), Ok(Some("Oak".to_owned())));
+        assert_eq!(
+            alt_text(Some(&"é".repeat(MAX_ALT_TEXT))).map(|t| t.map(|t| t.chars().count())),
+            Ok(Some(MAX_ALT_TEXT))
+        );
+        assert!(alt_text(Some(&"a".repeat(MAX_ALT_TEXT + 1))).is_err());
+        assert!(alt_text(Some("line\u{0}break")).is_err());
+    }
+}
