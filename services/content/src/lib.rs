@@ -1,10 +1,31 @@
 //! The content service: CMS pages, blog, media uploads, the media wall and storefront content
 //! (DESIGN.md §1; issue 8).
 //!
+//! # Endpoints (paths as served; the gateway forwards them unchanged)
+//! | route | who | module |
+//! |---|---|---|
+//! | `GET /v1/blog` (`tag`, `category`, cursor), `/v1/blog/{slug}`, `/v1/blog/{slug}/related` | anyone | [`blog`] |
+//! | `POST /v1/blog`; `PATCH`, `DELETE /v1/blog/{id}`; `POST .../{id}/publish\|unpublish\|archive\|schedule`; `GET /v1/admin/blog` (+ `/{id}`) | ADMIN | [`blog`] |
+//! | `GET /v1/pages/{slug}` | anyone | [`pages`] |
+//! | `POST /v1/pages`; `PATCH`, `DELETE /v1/pages/{id}`; `POST .../{id}/publish\|unpublish`; `GET .../{id}/versions`; `GET /v1/admin/pages` (+ `/{id}`) | ADMIN | [`pages`] |
+//! | `GET /v1/{hero-slides,projects,finance,faqs,accreditations,testimonials}` (+ `/{id}`), `GET /v1/media-wall` | anyone | [`storefront`] |
+//! | `POST /v1/<kind>`; `PATCH`, `DELETE /v1/<kind>/{id}`; `PUT /v1/<kind>/order`; `GET /v1/admin/<kind>`; `PUT /v1/media-wall` | ADMIN | [`storefront`] |
+//! | `POST /v1/contact`, `/v1/business-enquiries`, `/v1/newsletter`; `POST /v1/newsletter/{token}/confirm`; `DELETE /v1/newsletter/{token}` | anyone (per-email limits) | [`forms`] |
+//! | `GET /v1/admin/{contact,business-enquiries,newsletter}` (+ `/export` as CSV) | ADMIN | [`forms`] |
+//! | `GET /v1/sitemap.xml`, `GET /robots.txt` | anyone | [`seo`] |
+//! | `POST /v1/uploads`; `GET`, `PATCH`, `DELETE /v1/media...`; `GET /media/...` | see [`media`] | [`media`] |
+//!
 //! # Design decisions
 //! - **Publishing** (blog, pages) writes its state change and its event (`blog.published`,
-//!   `page.published`) in one transaction through the outbox; a cached public list is
-//!   invalidated by bumping a version number after the commit.
+//!   `page.published`) in one transaction through the outbox; every public read of the
+//!   publishing side is cached in Redis (`service_kit::cache`, namespace `public`) and one
+//!   version bump after each committed write invalidates all of it at once
+//!   ([`AppState::content_changed`], which also asks the CDN to drop the changed paths).
+//! - **Scheduled posts** go live through a background job ([`blog::schedule`]) that claims due
+//!   rows `FOR UPDATE SKIP LOCKED`: safe with any number of replicas.
+//! - **SQL**: run-time checked `sqlx::query`/`query_as` over literal SQL with bound parameters
+//!   only (no SQL is built from input; the storefront's per-kind statements are literals made by
+//!   a macro); the integration tests run every one of them.
 //! - **Ownership**: only ADMIN and SUPER_ADMIN write content; public reads never show drafts,
 //!   scheduled or deleted rows (they are 404).
 //! - **Forms** limit submissions per email address in Redis (the gateway cannot read bodies).
@@ -183,4 +204,85 @@ pub(crate) fn enum_from_db<T: serde::de::DeserializeOwned>(value: &str) -> anyho
     Ok(serde_json::from_value(serde_json::Value::String(
         value.to_owned(),
     ))?)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The publishing routes this service serves (part A); a change here is an API change, and
+    /// the gateway's route table must follow.
+    #[test]
+    fn the_openapi_document_lists_every_publishing_route() {
+        let routes = service_kit::service::route_list::<ContentService>();
+        let mut expected: Vec<String> = vec![
+            "GET /v1/blog",
+            "POST /v1/blog",
+            "GET /v1/blog/{id}",
+            "PATCH /v1/blog/{id}",
+            "DELETE /v1/blog/{id}",
+            "GET /v1/blog/{id}/related",
+            "POST /v1/blog/{id}/publish",
+            "POST /v1/blog/{id}/unpublish",
+            "POST /v1/blog/{id}/archive",
+            "POST /v1/blog/{id}/schedule",
+            "GET /v1/admin/blog",
+            "GET /v1/admin/blog/{id}",
+            "POST /v1/pages",
+            "GET /v1/pages/{id}",
+            "PATCH /v1/pages/{id}",
+            "DELETE /v1/pages/{id}",
+            "POST /v1/pages/{id}/publish",
+            "POST /v1/pages/{id}/unpublish",
+            "GET /v1/pages/{id}/versions",
+            "GET /v1/admin/pages",
+            "GET /v1/admin/pages/{id}",
+            "GET /v1/media-wall",
+            "PUT /v1/media-wall",
+            "POST /v1/contact",
+            "POST /v1/business-enquiries",
+            "POST /v1/newsletter",
+            "POST /v1/newsletter/{token}/confirm",
+            "DELETE /v1/newsletter/{token}",
+            "GET /v1/admin/contact",
+            "GET /v1/admin/contact/export",
+            "GET /v1/admin/business-enquiries",
+            "GET /v1/admin/business-enquiries/export",
+            "GET /v1/admin/newsletter",
+            "GET /v1/admin/newsletter/export",
+            "GET /v1/sitemap.xml",
+            "GET /robots.txt",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        for kind in [
+            "hero-slides",
+            "projects",
+            "finance",
+            "faqs",
+            "accreditations",
+            "testimonials",
+        ] {
+            for route in [
+                format!("GET /v1/{kind}"),
+                format!("POST /v1/{kind}"),
+                format!("GET /v1/{kind}/{{id}}"),
+                format!("PATCH /v1/{kind}/{{id}}"),
+                format!("DELETE /v1/{kind}/{{id}}"),
+                format!("PUT /v1/{kind}/order"),
+                format!("GET /v1/admin/{kind}"),
+            ] {
+                expected.push(route);
+            }
+        }
+        expected.sort();
+        // Part B's media routes are pinned by its own tests; compare the publishing ones.
+        let publishing: Vec<String> = routes
+            .into_iter()
+            .filter(|r| {
+                !r.contains("/media/") && !r.ends_with("/v1/media") && !r.contains("/uploads")
+            })
+            .collect();
+        assert_eq!(publishing, expected);
+    }
 }

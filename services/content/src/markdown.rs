@@ -25,7 +25,7 @@ pub fn to_safe_html(markdown: &str) -> String {
         .to_string()
 }
 
-/// Minutes to read `markdown` at [`WORDS_PER_MINUTE`], rounded up, at least 1.
+/// Minutes to read `markdown` at `WORDS_PER_MINUTE` (200), rounded up, at least 1.
 pub fn reading_minutes(markdown: &str) -> i32 {
     let words = markdown
         .split_whitespace()

@@ -3,7 +3,7 @@
 //! Each run claims due posts `FOR UPDATE SKIP LOCKED` in batches, so replicas running the job at
 //! the same moment take different posts, and a post an admin is publishing by hand (locked by
 //! that request) is skipped rather than waited for. The publish itself is
-//! [`super::publish_locked`], whose `status <> 'PUBLISHED'` condition and once-only
+//! `publish_locked`, whose `status <> 'PUBLISHED'` condition and once-only
 //! `announced_at` make a second publish of the same post a no-op: `blog.published` leaves the
 //! outbox once. A post goes live with `publishedAt` = its scheduled time, however late the job
 //! runs.

@@ -3,7 +3,7 @@
 //! object, [`media_wall`]).
 //!
 //! Every ordered list works the same way, so one generic implementation serves them all and
-//! [`collection!`] stamps out each kind's typed, documented handlers:
+//! `collection!` stamps out each kind's typed, documented handlers:
 //! - public `GET /v1/<kind>` (active items, ascending `position`, cursor pages; cached) and
 //!   `GET /v1/<kind>/{id}`;
 //! - ADMIN `POST /v1/<kind>` (appended at the end), `PATCH /v1/<kind>/{id}` (merge patch),
@@ -127,7 +127,7 @@ pub fn validate_link(value: &str) -> Result<(), ValidationError> {
     }
 }
 
-/// The SQL of one kind (each a literal made by [`collection!`]).
+/// The SQL of one kind (each a literal made by `collection!`).
 pub struct Sql {
     /// Singular name for 404s.
     pub name: &'static str,
