@@ -223,11 +223,13 @@ async fn user_cart(
 
 /// The signed-in user's cart, created if absent, locked for the transaction.
 async fn user_cart_for_update(conn: &mut PgConnection, user: Uuid) -> OrderResult<CartRow> {
-    sqlx::query("INSERT INTO carts (id, user_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING")
-        .bind(Uuid::now_v7())
-        .bind(user)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO carts (id, user_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+        Uuid::now_v7(),
+        user
+    )
+    .execute(&mut *conn)
+    .await?;
     user_cart(conn, user, true)
         .await?
         .ok_or(OrderError::NotFound("cart"))
@@ -247,37 +249,27 @@ pub async fn merge_guest_cart(
     };
     let lines = lines_of(conn, guest.id).await?;
     for line in lines {
-        let merged = sqlx::query(
+        let merged = sqlx::query!(
             "UPDATE cart_items SET quantity = LEAST(quantity + $4, $5)
              WHERE cart_id = $1 AND product_id = $2 AND variant_id IS NOT DISTINCT FROM $3",
+            target.id,
+            line.product_id,
+            line.variant_id,
+            line.quantity,
+            MAX_QUANTITY
         )
-        .bind(target.id)
-        .bind(line.product_id)
-        .bind(line.variant_id)
-        .bind(line.quantity)
-        .bind(MAX_QUANTITY)
         .execute(&mut *conn)
         .await?
         .rows_affected();
         if merged == 0 {
-            sqlx::query(
-                "INSERT INTO cart_items (id, cart_id, product_id, variant_id, quantity, seen_unit_price)
+            sqlx::query!("INSERT INTO cart_items (id, cart_id, product_id, variant_id, quantity, seen_unit_price)
                  SELECT $1, $2, $3, $4, $5, $6
-                 WHERE (SELECT count(*) FROM cart_items WHERE cart_id = $2) < $7",
-            )
-            .bind(Uuid::now_v7())
-            .bind(target.id)
-            .bind(line.product_id)
-            .bind(line.variant_id)
-            .bind(line.quantity)
-            .bind(line.seen_unit_price)
-            .bind(MAX_LINES)
+                 WHERE (SELECT count(*) FROM cart_items WHERE cart_id = $2) < $7", Uuid::now_v7(), target.id, line.product_id, line.variant_id, line.quantity, line.seen_unit_price, MAX_LINES)
             .execute(&mut *conn)
             .await?;
         }
     }
-    sqlx::query("DELETE FROM carts WHERE id = $1")
-        .bind(guest.id)
+    sqlx::query!("DELETE FROM carts WHERE id = $1", guest.id)
         .execute(&mut *conn)
         .await?;
     touch(conn, target.id).await?;
@@ -285,8 +277,7 @@ pub async fn merge_guest_cart(
 }
 
 async fn touch(conn: &mut PgConnection, cart: Uuid) -> OrderResult<()> {
-    sqlx::query("UPDATE carts SET updated_at = now() WHERE id = $1")
-        .bind(cart)
+    sqlx::query!("UPDATE carts SET updated_at = now() WHERE id = $1", cart)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -310,19 +301,19 @@ pub async fn current_cart(
 
 /// The lines of `cart`, oldest first.
 pub async fn lines_of(conn: &mut PgConnection, cart: Uuid) -> OrderResult<Vec<LineRow>> {
-    Ok(sqlx::query_as::<_, LineRow>(
+    Ok(sqlx::query_as!(
+        LineRow,
         "SELECT id, product_id, variant_id, quantity, seen_unit_price
          FROM cart_items WHERE cart_id = $1 ORDER BY created_at, id",
+        cart
     )
-    .bind(cart)
     .fetch_all(&mut *conn)
     .await?)
 }
 
 /// Empties `cart` (after an order was placed from it).
 pub async fn clear(conn: &mut PgConnection, cart: Uuid) -> OrderResult<()> {
-    sqlx::query("DELETE FROM cart_items WHERE cart_id = $1")
-        .bind(cart)
+    sqlx::query!("DELETE FROM cart_items WHERE cart_id = $1", cart)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -464,13 +455,14 @@ async fn add_item(
             let token = new_token();
             let ttl = chrono::Duration::from_std(state.settings.guest_cart_ttl)
                 .map_err(anyhow::Error::from)?;
-            let cart = sqlx::query_as::<_, CartRow>(
-                "INSERT INTO carts (id, token_hash, expires_at) VALUES ($1, $2, now() + $3)
+            let cart = sqlx::query_as!(
+                CartRow,
+                "INSERT INTO carts (id, token_hash, expires_at) VALUES ($1, $2, $3)
                  RETURNING id, user_id, expires_at",
+                Uuid::now_v7(),
+                token_hash(&token),
+                Utc::now() + ttl
             )
-            .bind(Uuid::now_v7())
-            .bind(token_hash(&token))
-            .bind(ttl)
             .fetch_one(&mut *tx)
             .await?;
             shopper.token = Some(token.clone());
@@ -478,13 +470,14 @@ async fn add_item(
             cart
         }
     };
-    let existing = sqlx::query_as::<_, LineRow>(
+    let existing = sqlx::query_as!(
+        LineRow,
         "SELECT id, product_id, variant_id, quantity, seen_unit_price FROM cart_items
          WHERE cart_id = $1 AND product_id = $2 AND variant_id IS NOT DISTINCT FROM $3",
+        cart.id,
+        request.product_id,
+        request.variant_id
     )
-    .bind(cart.id)
-    .bind(request.product_id)
-    .bind(request.variant_id)
     .fetch_optional(&mut *tx)
     .await?;
     let quantity = existing.as_ref().map_or(0, |l| l.quantity) + request.quantity;
@@ -507,35 +500,30 @@ async fn add_item(
     }
     match existing {
         Some(line) => {
-            sqlx::query("UPDATE cart_items SET quantity = $2, seen_unit_price = $3 WHERE id = $1")
-                .bind(line.id)
-                .bind(quantity)
-                .bind(price)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE cart_items SET quantity = $2, seen_unit_price = $3 WHERE id = $1",
+                line.id,
+                quantity,
+                price
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         None => {
-            let lines: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM cart_items WHERE cart_id = $1")
-                    .bind(cart.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let lines: i64 = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "count!" FROM cart_items WHERE cart_id = $1"#,
+                cart.id
+            )
+            .fetch_one(&mut *tx)
+            .await?;
             if lines >= MAX_LINES {
                 return Err(OrderError::conflict(
                     "cart-full",
                     format!("A cart holds at most {MAX_LINES} different items."),
                 ));
             }
-            sqlx::query(
-                "INSERT INTO cart_items (id, cart_id, product_id, variant_id, quantity, seen_unit_price)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(cart.id)
-            .bind(request.product_id)
-            .bind(request.variant_id)
-            .bind(quantity)
-            .bind(price)
+            sqlx::query!("INSERT INTO cart_items (id, cart_id, product_id, variant_id, quantity, seen_unit_price)
+                 VALUES ($1, $2, $3, $4, $5, $6)", Uuid::now_v7(), cart.id, request.product_id, request.variant_id, quantity, price)
             .execute(&mut *tx)
             .await?;
         }
@@ -564,11 +552,13 @@ async fn refresh_expiry(
     }
     let ttl =
         chrono::Duration::from_std(state.settings.guest_cart_ttl).map_err(anyhow::Error::from)?;
-    sqlx::query("UPDATE carts SET expires_at = now() + $2 WHERE id = $1")
-        .bind(cart.id)
-        .bind(ttl)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE carts SET expires_at = $2 WHERE id = $1",
+        cart.id,
+        Utc::now() + ttl
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -623,12 +613,13 @@ async fn update_item(
     let shopper = Shopper::new(&caller, &token);
     let mut tx = state.db.begin().await?;
     let cart = cart_for_change(&mut tx, &shopper).await?;
-    let line = sqlx::query_as::<_, LineRow>(
+    let line = sqlx::query_as!(
+        LineRow,
         "SELECT id, product_id, variant_id, quantity, seen_unit_price FROM cart_items
          WHERE id = $1 AND cart_id = $2",
+        id,
+        cart.id
     )
-    .bind(id)
-    .bind(cart.id)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(OrderError::NotFound("cart item"))?;
@@ -649,12 +640,14 @@ async fn update_item(
     let seen = snapshot
         .and_then(ProductSnapshot::purchasable_price)
         .or(line.seen_unit_price);
-    sqlx::query("UPDATE cart_items SET quantity = $2, seen_unit_price = $3 WHERE id = $1")
-        .bind(line.id)
-        .bind(patch.quantity)
-        .bind(seen)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE cart_items SET quantity = $2, seen_unit_price = $3 WHERE id = $1",
+        line.id,
+        patch.quantity,
+        seen
+    )
+    .execute(&mut *tx)
+    .await?;
     refresh_expiry(&mut tx, &cart, &state).await?;
     tx.commit().await?;
     Ok(Json(render(&state, &shopper).await?))
@@ -683,12 +676,14 @@ async fn remove_item(
     let shopper = Shopper::new(&caller, &token);
     let mut tx = state.db.begin().await?;
     let cart = cart_for_change(&mut tx, &shopper).await?;
-    let removed = sqlx::query("DELETE FROM cart_items WHERE id = $1 AND cart_id = $2")
-        .bind(id)
-        .bind(cart.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let removed = sqlx::query!(
+        "DELETE FROM cart_items WHERE id = $1 AND cart_id = $2",
+        id,
+        cart.id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if removed == 0 {
         return Err(OrderError::NotFound("cart item"));
     }
@@ -758,7 +753,7 @@ async fn merge(
 /// Deletes guest carts past their lapse time (housekeeping).
 pub async fn purge_expired(db: &sqlx::PgPool) -> OrderResult<u64> {
     Ok(
-        sqlx::query("DELETE FROM carts WHERE user_id IS NULL AND expires_at <= now()")
+        sqlx::query!("DELETE FROM carts WHERE user_id IS NULL AND expires_at <= now()")
             .execute(db)
             .await?
             .rows_affected(),

@@ -73,7 +73,6 @@ pub struct Claim {
     key: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct Record {
     request_hash: String,
     response_status: Option<i16>,
@@ -86,24 +85,24 @@ struct Record {
 pub async fn begin(db: &PgPool, caller: &str, key: &str, fingerprint: &str) -> OrderResult<Begin> {
     let now = Utc::now();
     // A lapsed record no longer exists as far as clients are concerned.
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM idempotency_records WHERE caller = $1 AND key = $2 AND expires_at <= $3",
+        caller,
+        key,
+        now
     )
-    .bind(caller)
-    .bind(key)
-    .bind(now)
     .execute(db)
     .await?;
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO idempotency_records (caller, key, request_hash, locked_until, expires_at)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (caller, key) DO NOTHING",
+        caller,
+        key,
+        fingerprint,
+        now + LOCK_TTL,
+        now + RECORD_TTL
     )
-    .bind(caller)
-    .bind(key)
-    .bind(fingerprint)
-    .bind(now + LOCK_TTL)
-    .bind(now + RECORD_TTL)
     .execute(db)
     .await?
     .rows_affected();
@@ -114,12 +113,13 @@ pub async fn begin(db: &PgPool, caller: &str, key: &str, fingerprint: &str) -> O
     if inserted == 1 {
         return Ok(Begin::Proceed(claim));
     }
-    let Some(record) = sqlx::query_as::<_, Record>(
+    let Some(record) = sqlx::query_as!(
+        Record,
         "SELECT request_hash, response_status, response_headers, response_body, locked_until
          FROM idempotency_records WHERE caller = $1 AND key = $2",
+        caller,
+        key
     )
-    .bind(caller)
-    .bind(key)
     .fetch_optional(db)
     .await?
     else {
@@ -146,14 +146,14 @@ pub async fn begin(db: &PgPool, caller: &str, key: &str, fingerprint: &str) -> O
         ))),
         _ if record.locked_until <= now => {
             // The first request died without finishing: take its place.
-            let taken = sqlx::query(
+            let taken = sqlx::query!(
                 "UPDATE idempotency_records SET locked_until = $3
                  WHERE caller = $1 AND key = $2 AND response_status IS NULL AND locked_until <= $4",
+                caller,
+                key,
+                now + LOCK_TTL,
+                now
             )
-            .bind(caller)
-            .bind(key)
-            .bind(now + LOCK_TTL)
-            .bind(now)
             .execute(db)
             .await?
             .rows_affected();
@@ -229,16 +229,16 @@ impl Claim {
         content_type: &str,
         bytes: Vec<u8>,
     ) -> OrderResult<Response> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE idempotency_records
              SET response_status = $3, response_headers = $4, response_body = $5
              WHERE caller = $1 AND key = $2",
+            self.caller,
+            self.key,
+            i16::try_from(status.as_u16()).unwrap_or(500),
+            serde_json::json!({ "content-type": content_type }),
+            &bytes
         )
-        .bind(&self.caller)
-        .bind(&self.key)
-        .bind(i16::try_from(status.as_u16()).unwrap_or(500))
-        .bind(serde_json::json!({ "content-type": content_type }))
-        .bind(&bytes)
         .execute(&mut *conn)
         .await?;
         let mut response = (status, bytes).into_response();
@@ -250,12 +250,12 @@ impl Claim {
 
     /// Gives the key up (the request failed in a way worth retrying).
     pub async fn abandon(&self, db: &PgPool) {
-        let result = sqlx::query(
+        let result = sqlx::query!(
             "DELETE FROM idempotency_records
              WHERE caller = $1 AND key = $2 AND response_status IS NULL",
+            self.caller,
+            self.key
         )
-        .bind(&self.caller)
-        .bind(&self.key)
         .execute(db)
         .await;
         if let Err(error) = result {
@@ -268,7 +268,7 @@ impl Claim {
 /// Forgets records past their 24 hours (run by the housekeeping job).
 pub async fn purge_expired(db: &PgPool) -> OrderResult<u64> {
     Ok(
-        sqlx::query("DELETE FROM idempotency_records WHERE expires_at <= now()")
+        sqlx::query!("DELETE FROM idempotency_records WHERE expires_at <= now()")
             .execute(db)
             .await?
             .rows_affected(),

@@ -9,15 +9,20 @@
 //! - **Events** go through the outbox in the transaction that changes the state.
 //!
 //! # SQL
-//! Compile-checked `sqlx::query!` reads the offline data in `services/order-payment/.sqlx`.
-//! After changing a query or a migration, regenerate it against a migrated scratch database:
+//! The fixed statements of carts, idempotency records, the order lifecycle and erasure are
+//! compile-checked `sqlx::query!` against the offline data in `services/order-payment/.sqlx`.
+//! After changing one of them or a migration, regenerate it against a migrated scratch database
+//! (`--lib`: the test targets pull in product-service, whose queries need its own database):
 //! ```text
 //! dropdb --if-exists -h 127.0.0.1 -U postgres op_sqlx; createdb -h 127.0.0.1 -U postgres op_sqlx
 //! for f in migrations/order-payment/*.sql; do psql -h 127.0.0.1 -U postgres -d op_sqlx -q -f $f; done
 //! rm -rf services/order-payment/.sqlx && mkdir services/order-payment/.sqlx && touch services/order-payment/src/lib.rs
 //! SQLX_OFFLINE=false DATABASE_URL=postgres://postgres@127.0.0.1/op_sqlx \
-//!   SQLX_OFFLINE_DIR=$PWD/services/order-payment/.sqlx cargo check -p order-payment-service --all-targets
+//!   SQLX_OFFLINE_DIR=$PWD/services/order-payment/.sqlx cargo check -p order-payment-service --lib
 //! ```
+//! The other statements (shared column lists, admin filters, orders and coupons read into typed
+//! rows) are run-time checked `sqlx::query`/`query_as` with bound parameters only — no SQL is
+//! built from input — and the integration tests run every one of them.
 
 pub mod cart;
 pub mod checkout;

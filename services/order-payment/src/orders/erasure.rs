@@ -27,7 +27,7 @@ pub async fn on_erasure_requested(
 
 /// Erases `user`'s personal data (see the module doc).
 pub async fn erase(conn: &mut PgConnection, user: uuid::Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE orders SET customer_email = NULL,
              shipping_address = jsonb_build_object('fullName', $2::text, 'line1', $2::text,
                  'city', $2::text, 'postcode', $2::text, 'country', shipping_address -> 'country'),
@@ -35,18 +35,19 @@ pub async fn erase(conn: &mut PgConnection, user: uuid::Uuid) -> Result<(), sqlx
                  'city', $2::text, 'postcode', $2::text, 'country', billing_address -> 'country'),
              erased_at = COALESCE(erased_at, now())
          WHERE user_id = $1",
+        user,
+        ERASED
     )
-    .bind(user)
-    .bind(ERASED)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM carts WHERE user_id = $1")
-        .bind(user)
+    sqlx::query!("DELETE FROM carts WHERE user_id = $1", user)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM idempotency_records WHERE caller = $1")
-        .bind(format!("user:{user}"))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM idempotency_records WHERE caller = $1",
+        format!("user:{user}")
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

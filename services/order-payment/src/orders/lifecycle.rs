@@ -133,17 +133,8 @@ pub async fn record(
     actor: Actor,
     reason: Option<&str>,
 ) -> OrderResult<()> {
-    sqlx::query(
-        "INSERT INTO order_status_history (id, order_id, from_status, to_status, actor_id, actor_role, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(order)
-    .bind(from.map(OrderStatus::as_str))
-    .bind(to.as_str())
-    .bind(actor.id())
-    .bind(actor.role())
-    .bind(reason)
+    sqlx::query!("INSERT INTO order_status_history (id, order_id, from_status, to_status, actor_id, actor_role, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)", Uuid::now_v7(), order, from.map(OrderStatus::as_str), to.as_str(), actor.id(), actor.role(), reason)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -173,14 +164,14 @@ pub async fn advance(
     if !from.can_move_to(to) {
         return Err(illegal(from, to));
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE orders SET status = $2,
              shipped_at = CASE WHEN $2 = 'SHIPPED' THEN now() ELSE shipped_at END,
              delivered_at = CASE WHEN $2 = 'DELIVERED' THEN now() ELSE delivered_at END
          WHERE id = $1",
+        row.id,
+        to.as_str()
     )
-    .bind(row.id)
-    .bind(to.as_str())
     .execute(&mut *conn)
     .await?;
     record(conn, row.id, Some(from), to, actor, reason).await?;
@@ -212,14 +203,14 @@ pub async fn cancel(
         return Err(illegal(from, OrderStatus::Cancelled));
     }
     let now = Utc::now();
-    sqlx::query(
+    sqlx::query!(
         "UPDATE orders SET status = 'CANCELLED', cancelled_at = $2, cancel_reason = $3,
              reservation_expires_at = NULL
          WHERE id = $1",
+        row.id,
+        now,
+        reason
     )
-    .bind(row.id)
-    .bind(now)
-    .bind(reason)
     .execute(&mut *conn)
     .await?;
     record(
