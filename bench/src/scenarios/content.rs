@@ -5,6 +5,12 @@
 //! clients in turn; each upload is decoded, EXIF-oriented, resized into three WebP variants on
 //! the blocking pool and stored with its row and event. Reported: uploads/s and latency
 //! p50/p99 per concurrency. DESIGN.md §7 sets no budget for it: the figures are quoted.
+//!
+//! Then the publishing side's hot reads against the same service: 60 published blog posts and a
+//! CMS page are created through the admin API, and `GET /v1/blog?limit=20` (the first page of the
+//! public list) and `GET /v1/pages/{slug}` are loaded with the shared HTTP load generator at the
+//! configured connections, as an anonymous visitor's request arrives from the gateway. Both are
+//! served from the Redis response cache after the first request. Reported: req/s, p50, p99.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +23,7 @@ use serde_json::json;
 
 use super::{Ctx, Scenario};
 use crate::cleanup::{self, Item};
+use crate::load::{self, LoadResult, Target};
 use crate::procs::{ChildProc, free_port, wait_ready};
 use crate::report::{Section, Table};
 use crate::stats::{self, Latencies};
@@ -24,7 +31,8 @@ use crate::stats::{self, Latencies};
 /// The scenario.
 pub const SCENARIO: Scenario = Scenario {
     name: "content",
-    about: "upload + resize throughput of a 4000×3000 JPEG into three WebP variants",
+    about: "upload + resize throughput of a 4000×3000 JPEG into three WebP variants; blog list \
+            and page read latency",
     run,
 };
 
@@ -290,7 +298,206 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     }
     content.check_alive()?;
     let _ = std::fs::remove_dir_all(&media_dir);
-    Ok(section(s.duration, jpeg.len(), &runs))
+
+    let reads = publishing_reads(ctx, &client, &base, port, &content)
+        .await
+        .context("step `publishing reads`")?;
+    let mut section = section(s.duration, jpeg.len(), &runs);
+    add_reads(&mut section, ctx, &reads);
+    Ok(section)
+}
+
+/// Blog posts created for the list benchmark (more than one page of 20).
+const POSTS: usize = 60;
+
+/// One read benchmark's figures.
+struct ReadRun {
+    label: &'static str,
+    path: String,
+    result: LoadResult,
+}
+
+/// An admin `POST` with a JSON body; the answer's JSON (201/200 expected).
+async fn admin_post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value> {
+    let response = client
+        .post(url)
+        .header("x-internal-token", token)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    if status != 200 && status != 201 {
+        bail!("POST {url} answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Creates and publishes the posts and the page, then loads the two public reads.
+async fn publishing_reads(
+    ctx: &Ctx,
+    client: &reqwest::Client,
+    base: &str,
+    port: u16,
+    content: &Arc<ChildProc>,
+) -> Result<Vec<ReadRun>> {
+    // Tokens that outlive a long run (the development key pair, as in the uploads above).
+    let keys = InternalKeys::from_pem(
+        auth_client::DEV_PUBLIC_KEY_PEM,
+        Some(auth_client::DEV_PRIVATE_KEY_PEM),
+        3600,
+    )
+    .map_err(|e| anyhow::anyhow!("development keys: {e}"))?;
+    let admin = admin_token(&keys, uuid::Uuid::now_v7(), uuid::Uuid::now_v7())?;
+    let paragraph = "Solid oak doors, soft-close hinges and a quartz worktop make a kitchen \
+                     that lasts. ";
+    for i in 0..POSTS {
+        let post = admin_post(
+            client,
+            &format!("{base}/v1/blog"),
+            &admin,
+            &json!({
+                "title": format!("Kitchen journal {i}"),
+                "excerpt": "Ideas from our designers.",
+                "content": format!("# Entry {i}\n\n{}", paragraph.repeat(40)),
+                "tags": ["kitchens", if i % 2 == 0 { "oak" } else { "paint" }],
+                "category": "inspiration",
+            }),
+        )
+        .await?;
+        let id = post["id"].as_str().unwrap_or_default().to_owned();
+        admin_post(
+            client,
+            &format!("{base}/v1/blog/{id}/publish"),
+            &admin,
+            &json!({}),
+        )
+        .await?;
+    }
+    let page = admin_post(
+        client,
+        &format!("{base}/v1/pages"),
+        &admin,
+        &json!({
+            "pageType": "ABOUT",
+            "title": "About Lomash Wood",
+            "blocks": [
+                {"type": "RICH_TEXT", "markdown": paragraph.repeat(20)},
+                {"type": "IMAGE", "url": "https://cdn.example.com/team.webp", "alt": "Our team"},
+                {"type": "FAQ_LIST", "items": [{"question": "Do you fit?", "answer": "Yes, always."}]},
+                {"type": "CTA", "text": "Book a visit", "link": "/book-appointment"}
+            ],
+            "seo": {"title": "About us", "description": "Who we are"}
+        }),
+    )
+    .await?;
+    let page_id = page["id"].as_str().unwrap_or_default().to_owned();
+    let slug = page["slug"].as_str().unwrap_or_default().to_owned();
+    admin_post(
+        client,
+        &format!("{base}/v1/pages/{page_id}/publish"),
+        &admin,
+        &json!({}),
+    )
+    .await?;
+    println!("  {POSTS} blog posts and a page published");
+
+    let visitor = keys
+        .mint(InternalClaims::anonymous("gateway"))
+        .map_err(|e| anyhow::anyhow!("cannot mint an internal token: {e}"))?;
+    let settings = ctx.settings.load();
+    let mut runs = Vec::new();
+    for (label, path) in [
+        (
+            "blog list (first page of 20)",
+            "/v1/blog?limit=20".to_owned(),
+        ),
+        ("page read", format!("/v1/pages/{slug}")),
+    ] {
+        content.check_alive()?;
+        println!(
+            "  GET {path}: {} connections, {} ...",
+            settings.connections,
+            stats::show_duration(settings.duration)
+        );
+        let target = Target {
+            label: label.to_owned(),
+            port,
+            path: path.clone(),
+            headers: vec![("x-internal-token".to_owned(), visitor.clone())],
+            target_pids: content.tree(),
+            upstream_pids: Vec::new(),
+        };
+        let result = load::run(&target, &settings).await?;
+        println!(
+            "    {} req/s, p50 {}, p99 {}, {} non-2xx, {} errors",
+            stats::rate(result.rps),
+            stats::latency(result.p50()),
+            stats::latency(result.p99()),
+            result.non_2xx,
+            result.errors
+        );
+        if !result.clean() {
+            bail!(
+                "GET {path}: {} non-2xx, {} errors (first: {:?})",
+                result.non_2xx,
+                result.errors,
+                result.first_error
+            );
+        }
+        runs.push(ReadRun {
+            label,
+            path,
+            result,
+        });
+    }
+    Ok(runs)
+}
+
+/// Appends the read benchmarks to the section: a note per run (the table's columns are the
+/// uploads') and their JSON.
+fn add_reads(section: &mut Section, ctx: &Ctx, reads: &[ReadRun]) {
+    let settings = ctx.settings.load();
+    section.settings.push(format!(
+        "reads: {} concurrent keep-alive connections, {} measured after {} warm-up, {}",
+        settings.connections,
+        stats::show_duration(settings.duration),
+        stats::show_duration(settings.warmup),
+        settings.tool.describe()
+    ));
+    section.design.push(
+        "Public blog list and page reads: 60 published posts and a four-block page, read as an \
+         anonymous visitor through the internal token the gateway would mint. Both answers come \
+         from the Redis response cache (namespace `public`, versioned; every admin write bumps \
+         the version), so a read is a token check, two Redis round trips and the body."
+            .to_owned(),
+    );
+    for read in reads {
+        section.notes.push(format!(
+            "GET {} ({}): {} req/s, p50 {}, p99 {}",
+            read.path,
+            read.label,
+            stats::rate(read.result.rps),
+            stats::latency(read.result.p50()),
+            stats::latency(read.result.p99()),
+        ));
+    }
+    if let serde_json::Value::Object(map) = &mut section.json {
+        map.insert(
+            "reads".to_owned(),
+            serde_json::Value::Array(
+                reads
+                    .iter()
+                    .map(|r| json!({"label": r.label, "path": r.path, "result": r.result}))
+                    .collect(),
+            ),
+        );
+    }
 }
 
 fn section(duration: Duration, jpeg_bytes: usize, runs: &[UploadRun]) -> Section {
@@ -329,7 +536,7 @@ fn section(duration: Duration, jpeg_bytes: usize, runs: &[UploadRun]) -> Section
         .collect();
     Section {
         scenario: "content",
-        title: "content: upload + resize of a 4000×3000 JPEG".to_owned(),
+        title: "content: upload + resize of a 4000×3000 JPEG; blog list and page reads".to_owned(),
         settings: vec![
             format!("each run: {} per concurrency level", stats::show_duration(duration)),
             format!("photo: {WIDTH}×{HEIGHT} JPEG, {} bytes", stats::thousands(jpeg_bytes as u64)),
