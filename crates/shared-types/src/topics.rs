@@ -144,6 +144,7 @@ pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
             TICKET_UPDATED,
             CONTACT_RECEIVED,
             NEWSLETTER_SUBSCRIBED,
+            USER_ERASURE_REQUESTED,
         ],
     ),
     ("analytics", ALL),

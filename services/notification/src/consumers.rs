@@ -18,6 +18,7 @@
 //! | `ticket.updated` with a staff reply | `ticket_reply` (address from `recipients`) |
 //! | `contact.received` | `contact_ack` |
 //! | `newsletter.subscribed` | `newsletter_confirm` (double opt-in) |
+//! | `user.erasure_requested` | no message: the user's addresses, preferences, devices and message contents are erased |
 //!
 //! Times are shown in Europe/London. A message whose recipient is unknown (an event with only a
 //! user id we never saw `user.created` for) is skipped with a warning: we never guess addresses.
@@ -34,7 +35,9 @@ use service_kit::shared_types::appointment::{
     AppointmentType, BookingCancelled, BookingConfirmed, BookingCreated, BookingReminderDue,
     BookingRescheduled, BrochureDelivery, BrochureRequested, ReminderKind,
 };
-use service_kit::shared_types::auth::{OtpPurpose, OtpRequested, UserCreated};
+use service_kit::shared_types::auth::{
+    OtpPurpose, OtpRequested, UserCreated, UserErasureRequested,
+};
 use service_kit::shared_types::content::{ContactReceived, NewsletterSubscribed};
 use service_kit::shared_types::customer::TicketUpdated;
 use service_kit::shared_types::order_payment::{PaymentFailed, PaymentSucceeded, RefundIssued};
@@ -107,6 +110,8 @@ pub fn consumer(infra: &Infra, composer: Composer, live: LiveHub) -> anyhow::Res
     let consumer = on!(consumer, TicketUpdated, on_ticket_updated, live: LiveEvent::ticket_updated);
     let consumer = on!(consumer, ContactReceived, on_contact_received);
     let consumer = on!(consumer, NewsletterSubscribed, on_newsletter_subscribed);
+    let consumer = consumer
+        .on::<UserErasureRequested, _>(|event, conn| Box::pin(on_erasure_requested(event, conn)));
     Ok(consumer)
 }
 
@@ -690,6 +695,61 @@ pub async fn on_newsletter_subscribed(
         ),
     )
     .await?;
+    Ok(())
+}
+
+/// `user.erasure_requested` (GDPR): forgets the user's addresses, preferences and devices, and
+/// keeps their delivery log only as anonymous statistics (template, channel, status, times):
+/// recipients become `erased`, contents go, and unsent messages are not sent.
+pub async fn on_erasure_requested(
+    event: DomainEvent<UserErasureRequested>,
+    conn: &mut PgConnection,
+) -> Handled {
+    let user_id = event.payload.user_id;
+    let addresses = sqlx::query!(
+        "DELETE FROM recipients WHERE user_id = $1 RETURNING email, phone",
+        user_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    sqlx::query!("DELETE FROM preferences WHERE user_id = $1", user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query!("DELETE FROM device_tokens WHERE user_id = $1", user_id)
+        .execute(&mut *conn)
+        .await?;
+    // The local log provider's copies of their messages.
+    sqlx::query!(
+        "DELETE FROM dev_outbox WHERE notification_id IN
+             (SELECT id FROM notifications WHERE user_id = $1)",
+        user_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    let erased = sqlx::query!(
+        "UPDATE notifications SET
+             recipient = 'erased', subject = NULL, body_text = NULL, body_html = NULL,
+             attachments = '[]', last_error = NULL,
+             status = CASE WHEN status = 'QUEUED' THEN 'SUPPRESSED' ELSE status END
+         WHERE user_id = $1",
+        user_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    // A one-click unsubscribe of their address is personal data too.
+    if let Some(addresses) = addresses {
+        sqlx::query!(
+            "DELETE FROM suppressions WHERE address IN (lower($1), lower(coalesce($2, '')))",
+            addresses.email,
+            addresses.phone
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    tracing::info!(
+        messages = erased.rows_affected(),
+        "user's notification data erased"
+    );
     Ok(())
 }
 

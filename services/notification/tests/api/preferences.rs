@@ -191,3 +191,54 @@ async fn devices_are_registered_and_removed_only_by_their_owner() {
         .await;
     assert_eq!(status, 204);
 }
+
+#[tokio::test]
+async fn erasure_forgets_the_user_s_addresses_devices_preferences_and_message_contents() {
+    use chrono::Utc;
+    use service_kit::shared_types::DomainEvent;
+    use service_kit::shared_types::auth::UserErasureRequested;
+
+    let api = Api::spawn().await;
+    let jane = Api::customer();
+    let created = user_created(jane.id, "jane@example.com", true);
+    api.deliver(&created).await;
+    api.settled(created.id).await;
+    let (status, _) = api
+        .send(
+            Method::POST,
+            "/v1/notifications/devices",
+            Some(&jane),
+            Some(&json!({"token": "fcm-device-token-erase", "platform": "IOS"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let erasure = DomainEvent::new(
+        "auth",
+        UserErasureRequested {
+            user_id: jane.id,
+            requested_by: None,
+            requested_at: Utc::now(),
+        },
+    );
+    api.deliver(&erasure).await;
+
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM recipients WHERE user_id = $1),
+                (SELECT count(*) FROM device_tokens WHERE user_id = $1),
+                (SELECT count(*) FROM preferences WHERE user_id = $1)",
+    )
+    .bind(jane.id)
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 0, 0));
+    let welcome = &api.rows_of(created.id).await[0];
+    assert_eq!(welcome.recipient, "erased");
+    assert_eq!(
+        (welcome.subject.as_deref(), welcome.body_text.as_deref()),
+        (None, None)
+    );
+    assert_eq!(welcome.status, "SENT", "the statistics stay");
+    assert!(api.outbox("jane@example.com").await.is_empty());
+}
