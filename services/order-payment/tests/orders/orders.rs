@@ -682,3 +682,52 @@ async fn cancelling_a_paid_order_refunds_it_in_full() {
     );
     assert_eq!(shop.events("order.cancelled").await.len(), 1);
 }
+
+#[tokio::test]
+async fn user_erasure_requested_is_applied_once_from_the_broker() {
+    let shop = Shop::spawn().await;
+    let (user, other) = (customer(), customer());
+    let product = shop.product(1_000, Some(10)).await;
+    let erased = shop
+        .placed(&user, json!([{"productId": product, "quantity": 1}]))
+        .await;
+    let kept = shop
+        .placed(&other, json!([{"productId": product, "quantity": 1}]))
+        .await;
+    let event = service_kit::shared_types::DomainEvent::new(
+        "auth",
+        service_kit::shared_types::auth::UserErasureRequested {
+            user_id: user.id,
+            requested_by: None,
+            requested_at: Utc::now(),
+        },
+    );
+
+    shop.deliver(&event).await;
+    shop.deliver(&event).await;
+
+    let processed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_id = $1")
+            .bind(event.id)
+            .fetch_one(&shop.db)
+            .await
+            .unwrap();
+    assert_eq!(processed, 1);
+    let boss = admin();
+    let after = shop
+        .get(
+            Some(&boss),
+            &format!("/v1/orders/{}", erased["id"].as_str().unwrap()),
+        )
+        .await;
+    assert!(after.body["email"].is_null());
+    assert_eq!(after.body["billingAddress"]["line1"], erasure::ERASED);
+    assert_eq!(after.body["total"], erased["total"]);
+    let untouched = shop
+        .get(
+            Some(&boss),
+            &format!("/v1/orders/{}", kept["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(untouched.body["email"], "ada@example.com");
+}
