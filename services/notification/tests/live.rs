@@ -139,14 +139,24 @@ async fn open_with(app: &TestApp, user: &TestUser, recv_buffer: Option<u32>) -> 
     let mut socket = upgrade(app, &ticket, recv_buffer)
         .await
         .expect("the upgrade succeeds");
-    let hello = next_message(&mut socket).await;
+    let hello = greeting(&mut socket).await;
     assert_eq!(hello["type"], "CONNECTED", "{hello}");
     socket
 }
 
 /// The next JSON text message, skipping control frames; fails after [`ARRIVES_WITHIN`].
 async fn next_message(socket: &mut Socket) -> Value {
-    tokio::time::timeout(ARRIVES_WITHIN, async {
+    next_message_within(socket, ARRIVES_WITHIN).await
+}
+
+/// The server's greeting. Its bound is looser: the one-second promise is about events, and the
+/// greeting follows the upgrade, whose speed depends on the machine's load.
+async fn greeting(socket: &mut Socket) -> Value {
+    next_message_within(socket, CLOSED_WITHIN).await
+}
+
+async fn next_message_within(socket: &mut Socket, bound: Duration) -> Value {
+    tokio::time::timeout(bound, async {
         loop {
             match socket.next().await {
                 Some(Ok(Message::Text(text))) => {
@@ -158,7 +168,7 @@ async fn next_message(socket: &mut Socket) -> Value {
         }
     })
     .await
-    .expect("a live message arrives within a second")
+    .unwrap_or_else(|_| panic!("no live message within {bound:?}"))
 }
 
 /// Reads until the server closes; the close code, if the close frame made it.
@@ -465,7 +475,7 @@ async fn replicas_sharing_redis_redeem_each_others_tickets_and_deliver_each_othe
     // The load balancer may send the ticket request and the upgrade to different replicas.
     let ticket = ticket_for(&first, &user).await;
     let mut socket = upgrade(&second, &ticket, None).await.expect("upgrade");
-    assert_eq!(next_message(&mut socket).await["type"], "CONNECTED");
+    assert_eq!(greeting(&mut socket).await["type"], "CONNECTED");
 
     // Published by the other replica (its consumer's hub), delivered by the one holding it.
     let message = event(LiveKind::OrderPaid, json!({ "amount": 129900 }));
@@ -654,15 +664,16 @@ async fn a_user_may_hold_only_so_many_sockets() {
 async fn the_server_pings_and_a_client_that_answers_stays_connected() {
     let app = spawn(&[
         ("LIVE_PING_INTERVAL_MS", "100"),
-        ("LIVE_PONG_TIMEOUT_MS", "300"),
+        ("LIVE_PONG_TIMEOUT_MS", "1000"),
     ])
     .await;
     let user = customer();
     let mut socket = open(&app, &user).await;
 
-    // Reading answers pings (the client library sends the pong); several deadlines pass.
+    // Reading answers pings (the client library sends the pong); 25 pings take longer than the
+    // pong timeout, which would have closed a client that did not answer.
     let mut pings = 0;
-    while pings < 8 {
+    while pings < 25 {
         match tokio::time::timeout(ARRIVES_WITHIN, socket.next()).await {
             Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
             other => panic!("expected pings, got {other:?}"),
