@@ -16,6 +16,10 @@
 //! - **Recipients** come from the events themselves; where an event carries only a user id
 //!   (`ticket.updated`, a receipt without an email) the `recipients` table fed by `user.created`
 //!   answers, and the booking phone of `booking.created` serves the SMS of later booking events.
+//! - **Live notifications** ([`live`]) are a best-effort courtesy beside the delivery log: a
+//!   booking confirmation, a payment or a staff reply is pushed to the user's open WebSockets on
+//!   any replica through one Redis pub/sub channel; a socket opens with a single-use ticket, is
+//!   pinged, ends with its session, and is dropped when it falls behind its bounded buffer.
 //!
 //! # Endpoints (paths as served; the gateway forwards `/v1/...` unchanged)
 //! | route | who | module |
