@@ -235,14 +235,24 @@ async fn place(
             quantity: l.quantity,
         })
         .collect();
-    state
+    if let Err(error) = state
         .products
         .reserve(
             order_id,
             &reservation,
             state.settings.reservation_ttl + RESERVATION_MARGIN,
         )
-        .await?;
+        .await
+    {
+        // A timeout may hide a reservation product did make: give it back now rather than
+        // leave it held until product's sweeper, since a retry reserves under a new order id.
+        if matches!(error, OrderError::Peer(_))
+            && let Err(release) = state.products.release(order_id).await
+        {
+            tracing::warn!(%order_id, error = %release, "could not release a possibly held reservation");
+        }
+        return Err(error);
+    }
 
     let stored = store(
         state,

@@ -731,3 +731,31 @@ async fn user_erasure_requested_is_applied_once_from_the_broker() {
         .await;
     assert_eq!(untouched.body["email"], "ada@example.com");
 }
+
+#[tokio::test]
+async fn when_product_is_down_the_order_is_a_503_and_the_key_stays_free_for_a_retry() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let shop = Shop::spawn_with(&[("PRODUCT_SERVICE_URL", nobody.as_str())]).await;
+    let user = customer();
+    let body = order_body(json!([{"productId": Uuid::now_v7(), "quantity": 1}]));
+
+    let first = shop.place(&user, "retry-me", &body).await;
+    let retry = shop.place(&user, "retry-me", &body).await;
+
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        first.text
+    );
+    assert_eq!(
+        retry.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not a replay, not in flight"
+    );
+    assert!(retry.headers.get("idempotent-replayed").is_none());
+    assert_eq!(shop.count("orders").await, 0);
+    assert_eq!(shop.count("idempotency_records").await, 0);
+}
