@@ -267,11 +267,18 @@ pub async fn on_booking_created(
         event.id,
         context.clone(),
     );
-    ack.attachments.push(StoredAttachment::inline(
-        &format!("{}.ics", b.reference_code),
-        "text/calendar; charset=utf-8; method=PUBLISH",
-        ics(b, event.timestamp).as_bytes(),
-    ));
+    let entry = CalendarEntry {
+        booking_id: b.booking_id,
+        reference: &b.reference_code,
+        kind: b.appointment_type,
+        starts: b.slot_starts_at,
+        ends: Some(b.slot_ends_at),
+        location: location(b.appointment_type, Some(&b.postcode)),
+        sequence: 0,
+        cancelled: false,
+    };
+    ack.attachments
+        .push(ics_attachment(&b.reference_code, &entry, event.timestamp));
     c.queue(conn, ack).await?;
     if b.for_kitchen && b.for_bedroom {
         context["customer_email"] = json!(b.customer_email);
@@ -387,17 +394,27 @@ pub async fn on_booking_rescheduled(
         None,
     );
     context["previous_starts_local"] = json!(long_local(b.previous_slot_starts_at));
-    c.queue(
-        conn,
-        message(
-            "booking_rescheduled",
-            &b.customer_email,
-            b.user_id,
-            event.id,
-            context,
-        ),
-    )
-    .await?;
+    let mut moved = message(
+        "booking_rescheduled",
+        &b.customer_email,
+        b.user_id,
+        event.id,
+        context,
+    );
+    let entry = CalendarEntry {
+        booking_id: b.booking_id,
+        reference: &b.reference_code,
+        kind: b.appointment_type,
+        starts: b.slot_starts_at,
+        ends: Some(b.slot_ends_at),
+        location: location(b.appointment_type, None),
+        sequence: b.rescheduled_at.timestamp(),
+        cancelled: false,
+    };
+    moved
+        .attachments
+        .push(ics_attachment(&b.reference_code, &entry, event.timestamp));
+    c.queue(conn, moved).await?;
     Ok(())
 }
 
@@ -414,17 +431,28 @@ pub async fn on_booking_cancelled(
         "starts_local": long_local(b.slot_starts_at),
         "reason": b.reason,
     });
-    c.queue(
-        conn,
-        message(
-            "booking_cancelled",
-            &b.customer_email,
-            b.user_id,
-            event.id,
-            context,
-        ),
-    )
-    .await?;
+    let mut cancelled = message(
+        "booking_cancelled",
+        &b.customer_email,
+        b.user_id,
+        event.id,
+        context,
+    );
+    // The payload names no appointment type; a cancelled entry's label matters little.
+    let entry = CalendarEntry {
+        booking_id: b.booking_id,
+        reference: &b.reference_code,
+        kind: AppointmentType::HomeMeasurement,
+        starts: b.slot_starts_at,
+        ends: None,
+        location: String::new(),
+        sequence: b.cancelled_at.timestamp(),
+        cancelled: true,
+    };
+    cancelled
+        .attachments
+        .push(ics_attachment(&b.reference_code, &entry, event.timestamp));
+    c.queue(conn, cancelled).await?;
     Ok(())
 }
 
@@ -844,43 +872,91 @@ fn ics_text(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The `.ics` calendar entry of a booking (times in UTC, which every calendar shows locally).
-pub fn ics(b: &BookingCreated, stamp: DateTime<Utc>) -> String {
-    const FORMAT: &str = "%Y%m%dT%H%M%SZ";
+/// A booking as a calendar entry.
+pub struct CalendarEntry<'a> {
+    /// The booking (the entry's UID, so that updates replace it).
+    pub booking_id: Uuid,
+    /// The customer-facing reference.
+    pub reference: &'a str,
+    /// The kind of appointment.
+    pub kind: AppointmentType,
+    /// When it starts.
+    pub starts: DateTime<Utc>,
+    /// When it ends (`None` for a cancellation, which needs no end).
+    pub ends: Option<DateTime<Utc>>,
+    /// Where.
+    pub location: String,
+    /// Revision: 0 when booked, then the change's Unix time (so it only grows).
+    pub sequence: i64,
+    /// Whether this entry cancels the booking.
+    pub cancelled: bool,
+}
+
+const ICS_TIME: &str = "%Y%m%dT%H%M%SZ";
+
+/// The `.ics` file of `entry` (RFC 5545; times in UTC, which every calendar shows locally). A
+/// calendar that imported the booking's first file updates or removes that entry: same UID,
+/// higher SEQUENCE.
+pub fn ics(entry: &CalendarEntry<'_>, stamp: DateTime<Utc>) -> String {
     let summary = format!(
         "Lomash Wood {} ({})",
-        appointment_label(b.appointment_type),
-        b.reference_code
+        appointment_label(entry.kind),
+        entry.reference
     );
-    let lines = [
+    let mut lines = vec![
         "BEGIN:VCALENDAR".to_owned(),
         "VERSION:2.0".to_owned(),
         "PRODID:-//Lomash Wood//Bookings//EN".to_owned(),
-        "METHOD:PUBLISH".to_owned(),
+        format!(
+            "METHOD:{}",
+            if entry.cancelled { "CANCEL" } else { "PUBLISH" }
+        ),
         "BEGIN:VEVENT".to_owned(),
-        format!("UID:{}@lomashwood.co.uk", b.booking_id),
-        format!("DTSTAMP:{}", stamp.format(FORMAT)),
-        format!("DTSTART:{}", b.slot_starts_at.format(FORMAT)),
-        format!("DTEND:{}", b.slot_ends_at.format(FORMAT)),
-        format!("SUMMARY:{}", ics_text(&summary)),
-        format!(
-            "LOCATION:{}",
-            ics_text(&location(b.appointment_type, Some(&b.postcode)))
-        ),
-        format!(
-            "DESCRIPTION:{}",
-            ics_text(&format!(
-                "Your {} consultation, reference {}.",
-                topics(b.for_kitchen, b.for_bedroom),
-                b.reference_code
-            ))
-        ),
-        "END:VEVENT".to_owned(),
-        "END:VCALENDAR".to_owned(),
+        format!("UID:{}@lomashwood.co.uk", entry.booking_id),
+        format!("SEQUENCE:{}", entry.sequence),
+        format!("DTSTAMP:{}", stamp.format(ICS_TIME)),
+        format!("DTSTART:{}", entry.starts.format(ICS_TIME)),
     ];
+    if let Some(ends) = entry.ends {
+        lines.push(format!("DTEND:{}", ends.format(ICS_TIME)));
+    }
+    lines.push(format!("SUMMARY:{}", ics_text(&summary)));
+    if !entry.location.is_empty() {
+        lines.push(format!("LOCATION:{}", ics_text(&entry.location)));
+    }
+    lines.push(format!(
+        "DESCRIPTION:{}",
+        ics_text(&format!(
+            "Your consultation, reference {}.",
+            entry.reference
+        ))
+    ));
+    lines.push(format!(
+        "STATUS:{}",
+        if entry.cancelled {
+            "CANCELLED"
+        } else {
+            "CONFIRMED"
+        }
+    ));
+    lines.push("END:VEVENT".to_owned());
+    lines.push("END:VCALENDAR".to_owned());
     let mut out = lines.join("\r\n");
     out.push_str("\r\n");
     out
+}
+
+fn ics_attachment(
+    reference: &str,
+    entry: &CalendarEntry<'_>,
+    stamp: DateTime<Utc>,
+) -> StoredAttachment {
+    let method = if entry.cancelled { "CANCEL" } else { "PUBLISH" };
+    StoredAttachment::inline(
+        &format!("{reference}.ics"),
+        &format!("text/calendar; charset=utf-8; method={method}"),
+        ics(entry, stamp).as_bytes(),
+    )
 }
 
 #[cfg(test)]

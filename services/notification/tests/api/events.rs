@@ -495,3 +495,82 @@ async fn a_brochure_request_by_email_attaches_the_pdf_from_storage() {
     assert!(pdf.starts_with(b"%PDF-"));
     assert_eq!(pdf, expected);
 }
+
+#[tokio::test]
+async fn a_move_or_a_cancellation_updates_the_calendar_entry_it_first_sent() {
+    use service_kit::shared_types::appointment::{
+        BookingCancelled, BookingRescheduled, CancelledBy,
+    };
+
+    let api = Api::spawn().await;
+    let created = booking_created(true, false);
+    let booking_id = created.payload.booking_id;
+    let moved = DomainEvent::new(
+        "appointment",
+        BookingRescheduled {
+            booking_id,
+            reference_code: "BK-20261201-7K3Q".into(),
+            appointment_type: AppointmentType::HomeMeasurement,
+            previous_slot_starts_at: at("2026-12-01T10:00:00Z"),
+            previous_slot_ends_at: at("2026-12-01T11:00:00Z"),
+            slot_id: Uuid::now_v7(),
+            slot_starts_at: at("2026-12-03T14:00:00Z"),
+            slot_ends_at: at("2026-12-03T15:00:00Z"),
+            user_id: None,
+            customer_name: "Jane Doe".into(),
+            customer_email: "jane@example.com".into(),
+            rescheduled_at: at("2026-11-20T09:00:00Z"),
+        },
+    );
+    let cancelled = DomainEvent::new(
+        "appointment",
+        BookingCancelled {
+            booking_id,
+            reference_code: "BK-20261201-7K3Q".into(),
+            cancelled_by: CancelledBy::Customer,
+            reason: Some("Change of plans".into()),
+            slot_starts_at: at("2026-12-03T14:00:00Z"),
+            user_id: None,
+            customer_name: "Jane Doe".into(),
+            customer_email: "jane@example.com".into(),
+            cancelled_at: at("2026-11-21T09:00:00Z"),
+        },
+    );
+    api.deliver(&created).await;
+    api.deliver(&moved).await;
+    api.deliver(&cancelled).await;
+    api.settled(cancelled.id).await;
+    api.settled(moved.id).await;
+
+    let outbox = api.outbox("jane@example.com").await;
+    let by_subject = |subject: &str| {
+        outbox
+            .iter()
+            .find(|m| m["subject"] == subject)
+            .unwrap_or_else(|| panic!("no {subject} in {outbox:#?}"))
+            .clone()
+    };
+    let moved_mail = by_subject("Your appointment BK-20261201-7K3Q has moved");
+    assert!(moved_mail["bodyText"].as_str().unwrap().contains(
+        "was on Tuesday 1 December 2026, 10:00 is now on Thursday 3 December 2026, 14:00 to 15:00"
+    ));
+    let update = String::from_utf8(attachment(&moved_mail, ".ics")).unwrap();
+    let uid = format!("UID:{booking_id}@lomashwood.co.uk\r\n");
+    assert!(update.contains(&uid));
+    assert!(update.contains("DTSTART:20261203T140000Z\r\n"));
+    assert!(update.contains(&format!(
+        "SEQUENCE:{}\r\n",
+        at("2026-11-20T09:00:00Z").timestamp()
+    )));
+    let cancel_mail = by_subject("Your appointment BK-20261201-7K3Q is cancelled");
+    assert!(
+        cancel_mail["bodyText"]
+            .as_str()
+            .unwrap()
+            .contains("has been cancelled: Change of plans.")
+    );
+    let cancel = String::from_utf8(attachment(&cancel_mail, ".ics")).unwrap();
+    assert!(cancel.contains("METHOD:CANCEL\r\n"));
+    assert!(cancel.contains("STATUS:CANCELLED\r\n"));
+    assert!(cancel.contains(&uid));
+}
