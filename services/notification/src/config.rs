@@ -136,6 +136,8 @@ pub struct BrochureSettings {
 /// How the sender works through the delivery log.
 #[derive(Debug, Clone)]
 pub struct SenderSettings {
+    /// Whether this process runs a sender (replicas that only serve the API can turn it off).
+    pub enabled: bool,
     /// How often the sender looks for due messages when it was not woken.
     pub poll_interval: Duration,
     /// Messages claimed per round.
@@ -326,6 +328,11 @@ impl Config {
                 )?,
             },
             sender: SenderSettings {
+                enabled: env.get(
+                    "NOTIFICATION_SENDER",
+                    true,
+                    "Run the delivery worker in this process (false: API and event consumer only)",
+                )?,
                 poll_interval: env.millis(
                     "NOTIFICATION_POLL_MS",
                     Duration::from_secs(2),

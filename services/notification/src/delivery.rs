@@ -39,6 +39,7 @@ use service_kit::shared_types::notification::{
     NotificationChannel, NotificationFailed, NotificationSent,
 };
 use service_kit::{AdminCaller, OffsetPage, PageParams, ValidatedQuery};
+use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
@@ -255,6 +256,9 @@ impl Composer {
         .await?;
         if inserted.rows_affected() == 0 {
             return Ok(Queued::Duplicate);
+        }
+        if allowed {
+            wake_senders(conn).await?;
         }
         tracing::info!(
             notification_id = %id,
@@ -561,9 +565,42 @@ async fn settle(
     Ok(())
 }
 
-/// The sender loop: drains due messages, then sleeps for the poll interval.
+/// The Postgres channel that tells senders new messages are queued.
+const WAKE_CHANNEL: &str = "notifications_queued";
+
+/// Tells every replica's sender that a message is due, once the caller's transaction commits
+/// (Postgres delivers notifications at commit and drops them on rollback).
+async fn wake_senders(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Listens for [`wake_senders`]; `None` when listening is not possible (polling still works).
+async fn listener(db: &PgPool) -> Option<PgListener> {
+    let mut listener = match PgListener::connect_with(db).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "notification sender cannot listen; polling only");
+            return None;
+        }
+    };
+    match listener.listen(WAKE_CHANNEL).await {
+        Ok(()) => Some(listener),
+        Err(error) => {
+            tracing::warn!(%error, "notification sender cannot listen; polling only");
+            None
+        }
+    }
+}
+
+/// The sender loop: drains due messages, then waits for a wake-up from a queueing transaction
+/// (so a code email leaves at once) or the poll interval (retries falling due, missed
+/// wake-ups), whichever comes first.
 pub async fn run_sender(sender: Sender, token: CancellationToken) {
     let every = sender.settings.sender.poll_interval;
+    let mut wake = listener(&sender.db).await;
     loop {
         loop {
             match send_due(&sender).await {
@@ -579,9 +616,25 @@ pub async fn run_sender(sender: Sender, token: CancellationToken) {
                 }
             }
         }
+        let woken = async {
+            match wake.as_mut() {
+                Some(listener) => listener.recv().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = token.cancelled() => return,
             () = tokio::time::sleep(every) => {}
+            result = woken => {
+                if let Err(error) = result {
+                    // The listener reconnects on its next use; until then, poll.
+                    tracing::warn!(%error, "notification sender lost its listener; polling");
+                    wake = None;
+                }
+            }
+        }
+        if wake.is_none() {
+            wake = listener(&sender.db).await;
         }
     }
 }
@@ -780,6 +833,7 @@ async fn resend(
     .bind(Uuid::now_v7())
     .fetch_one(&mut *tx)
     .await?;
+    wake_senders(&mut tx).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(copy)))
 }

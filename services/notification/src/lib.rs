@@ -179,9 +179,11 @@ impl Service for NotificationService {
         });
         started.tasks.push(live_subscriber);
         started.tasks.push(consumer_task(consumer));
-        started
-            .tasks
-            .push(task(move |token| delivery::run_sender(sender, token)));
+        if sender.settings.sender.enabled {
+            started
+                .tasks
+                .push(task(move |token| delivery::run_sender(sender, token)));
+        }
         Ok(started)
     }
 }
