@@ -5,7 +5,9 @@
 //! and inserts one `QUEUED` row (or a `SUPPRESSED` one). A partial unique index allows one row per
 //! (event, template, channel, recipient), so even a handler that ran twice could not queue twice.
 //!
-//! **Sending** ([`send_due`], run by [`run_sender`] on every replica): a short transaction claims
+//! **Sending** ([`send_due`], run by [`run_sender`] on every replica, woken at commit by a
+//! Postgres `NOTIFY` from the queueing transaction, else every `NOTIFICATION_POLL_MS` for retries
+//! falling due): a short transaction claims
 //! due rows `FOR UPDATE SKIP LOCKED` and leases them (pushes `next_attempt_at` past the provider
 //! timeout), so replicas take different rows and no transaction stays open while a provider
 //! answers. Each message then goes to its channel's provider and is settled in its own
