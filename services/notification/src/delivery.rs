@@ -499,7 +499,11 @@ async fn settle(
         Err(error) => {
             let retry = matches!(error, ProviderError::Transient(_))
                 && attempts < sender.settings.sender.max_attempts;
-            let detail = error.to_string();
+            // Providers echo the recipient in their errors ("The 'To' number +44… is not
+            // valid"): the log entry, the event and the logs get it masked.
+            let detail = error
+                .to_string()
+                .replace(&message.recipient, &mask(&message.recipient));
             if retry {
                 let delay = backoff(
                     sender.settings.sender.retry_base,

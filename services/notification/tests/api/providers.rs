@@ -104,10 +104,10 @@ async fn an_sms_refused_with_503_is_retried_with_backoff_and_then_sent() {
 async fn an_sms_refused_as_invalid_fails_at_once_without_retries() {
     let twilio = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_json(serde_json::json!({"code": 21211, "message": "Invalid 'To'"})),
-        )
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "code": 21211,
+            "message": "The 'To' number +447700900123 is not a valid phone number."
+        })))
         .expect(1)
         .mount(&twilio)
         .await;
@@ -121,7 +121,13 @@ async fn an_sms_refused_as_invalid_fails_at_once_without_retries() {
     let sms = rows.iter().find(|r| r.channel == "SMS").unwrap();
     assert_eq!(sms.status, "FAILED");
     assert_eq!(sms.attempts, 1);
-    assert!(sms.last_error.as_deref().unwrap().contains("21211"));
+    let error = sms.last_error.as_deref().unwrap();
+    assert!(error.contains("21211"));
+    assert!(
+        !error.contains("+447700900123"),
+        "the number is masked: {error}"
+    );
+    assert!(error.contains("+44*******123"));
     // Several sender rounds later, still one request (wiremock verifies `expect(1)` on drop).
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(
