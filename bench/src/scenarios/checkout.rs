@@ -66,8 +66,9 @@ impl Phase {
     }
 }
 
-fn micros(begun: Instant) -> u64 {
-    u64::try_from(begun.elapsed().as_micros()).unwrap_or(u64::MAX)
+/// Nanoseconds since `begun` (what `Latencies` holds).
+fn nanos(begun: Instant) -> u64 {
+    u64::try_from(begun.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn customer_token(keys: &InternalKeys, user: Uuid, session: Uuid) -> Result<String> {
@@ -145,7 +146,7 @@ async fn place_orders(
                 let token = customer_token(&keys, user, session)?;
                 match post(&client, &url, token, Some(&key), &[], order_body(product)).await {
                     Ok((201, text)) => {
-                        samples.push(micros(begun));
+                        samples.push(nanos(begun));
                         let order: Value = serde_json::from_str(&text)?;
                         let id = order["id"].as_str().unwrap_or_default().to_owned();
                         placed.push((id, user, session));
@@ -209,7 +210,7 @@ where
                 let begun = Instant::now();
                 match job(item).await {
                     Ok(output) => {
-                        samples.push(micros(begun));
+                        samples.push(nanos(begun));
                         outputs.push(output);
                     }
                     Err(error) => {
@@ -365,7 +366,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         )
         .await
         .with_context(|| format!("step `{name}`"))?;
-        println!("  {bin} (release) on {base}, database {db}");
+        println!("  {bin} on {base}, database {db}");
         bases.push(base);
         procs.push(child);
     }
