@@ -133,6 +133,8 @@ pub struct Sql {
     pub name: &'static str,
     /// Cache kind.
     pub cache_kind: &'static str,
+    /// The public list's path (what the CDN drops after a change).
+    pub path: &'static str,
     /// `$1` position, `$2` id (keyset, both null for the first page), `$3` limit.
     pub list_public: &'static str,
     /// `$1` id.
@@ -249,6 +251,12 @@ pub struct OrderResponse {
     pub ids: Vec<Uuid>,
 }
 
+/// What the CDN should drop after a change to a kind: its list (item URLs are rarely cached
+/// apart from it, and a stale one lives at most the CDN's TTL).
+fn changed_paths(sql: &Sql) -> Vec<String> {
+    vec![sql.path.to_owned()]
+}
+
 /// Public: active items in order, one cursor page (cached).
 pub async fn list_public(
     state: &AppState,
@@ -341,7 +349,7 @@ pub async fn create<I: Serialize>(
         .bind(row_json(input)?)
         .fetch_one(&state.db)
         .await?;
-    state.content_changed(&[]).await;
+    state.content_changed(&changed_paths(sql)).await;
     Ok((StatusCode::CREATED, Json(item(row))))
 }
 
@@ -371,7 +379,7 @@ pub async fn patch<I: Serialize + DeserializeOwned + Validate>(
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
-    state.content_changed(&[]).await;
+    state.content_changed(&changed_paths(sql)).await;
     Ok(Json(item(row)))
 }
 
@@ -381,7 +389,7 @@ pub async fn delete(state: &AppState, sql: &'static Sql, id: Uuid) -> ContentRes
     if deleted.rows_affected() == 0 {
         return Err(ContentError::NotFound(sql.name));
     }
-    state.content_changed(&[]).await;
+    state.content_changed(&changed_paths(sql)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -410,7 +418,7 @@ pub async fn reorder(
             .await?;
     }
     tx.commit().await?;
-    state.content_changed(&[]).await;
+    state.content_changed(&changed_paths(sql)).await;
     Ok(Json(OrderResponse { ids: request.ids }))
 }
 
@@ -452,6 +460,7 @@ macro_rules! collection {
             static SQL: Sql = Sql {
                 name: $name,
                 cache_kind: $table,
+                path: $list,
                 list_public: concat!(
                     "SELECT to_jsonb(t) - 'deleted_at' FROM ", $table, " t
                      WHERE deleted_at IS NULL AND active
