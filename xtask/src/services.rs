@@ -98,6 +98,11 @@ impl Service {
                 env.push((upstream_var(upstream.name), upstream.url()));
             }
         }
+        if self.name == "notification" {
+            // Locally every message goes to the `log` provider; this makes them readable at
+            // GET /v1/notifications/dev/outbox.
+            env.push(("NOTIFICATION_DEV_OUTBOX".to_owned(), "true".to_owned()));
+        }
         env
     }
 }
@@ -164,6 +169,12 @@ mod tests {
         assert_eq!(env["UPSTREAM_AUTH_URL"], "http://127.0.0.1:3001");
         assert_eq!(env["UPSTREAM_ANALYTICS_URL"], "http://127.0.0.1:3008");
         assert_eq!(env.keys().filter(|k| k.starts_with("UPSTREAM_")).count(), 8);
+    }
+
+    #[test]
+    fn locally_notification_keeps_its_messages_readable_and_nobody_else_is_told_to() {
+        assert_eq!(env_of("notification")["NOTIFICATION_DEV_OUTBOX"], "true");
+        assert!(!env_of("auth").contains_key("NOTIFICATION_DEV_OUTBOX"));
     }
 
     #[test]
