@@ -151,7 +151,7 @@ async fn run_clients(
                 let begun = Instant::now();
                 match upload(&client, &url, token, &content_type, body.clone()).await {
                     Ok(_) => {
-                        samples.push(u64::try_from(begun.elapsed().as_micros()).unwrap_or(u64::MAX))
+                        samples.push(u64::try_from(begun.elapsed().as_nanos()).unwrap_or(u64::MAX))
                     }
                     Err(error) => {
                         failures += 1;
@@ -288,8 +288,8 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
             .await
             .with_context(|| format!("step `uploads ×{clients}`"))?;
         println!(
-            "    {} uploads/s, p50 {}, p99 {}, {} failed",
-            stats::rate(run.rate()),
+            "    {:.2} uploads/s, p50 {}, p99 {}, {} failed",
+            run.rate(),
             stats::latency(run.latencies.p50()),
             stats::latency(run.latencies.p99()),
             run.failures
@@ -515,7 +515,7 @@ fn section(duration: Duration, jpeg_bytes: usize, runs: &[UploadRun]) -> Section
             run.clients.to_string(),
             run.uploads.to_string(),
             run.failures.to_string(),
-            stats::rate(run.rate()),
+            format!("{:.2}", run.rate()),
             stats::latency(run.latencies.p50()),
             stats::latency(run.latencies.p99()),
             stats::latency(run.latencies.max()),
