@@ -76,7 +76,10 @@ impl ProductClient {
         }
         let body: LookupResponse = self
             .peer
-            .post("/internal/products/lookup", &serde_json::json!({ "ids": ids }))
+            .post(
+                "/internal/products/lookup",
+                &serde_json::json!({ "ids": ids }),
+            )
             .await
             .map_err(Problem::from)?;
         Ok(body.data.into_iter().map(|p| (p.id, p)).collect())
