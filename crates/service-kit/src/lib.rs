@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod extract;
 pub mod http;
+pub mod keyed_limit;
 pub mod metrics;
 pub mod peer;
 pub mod problem;
