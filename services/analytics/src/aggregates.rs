@@ -68,8 +68,8 @@ pub async fn recompute_dirty_days(db: &PgPool) -> Result<usize, sqlx::Error> {
              FROM e WHERE event = 'booking_created' GROUP BY 1, 3
            UNION ALL SELECT day, 'brochure_requests', '', count(*) FROM e
              WHERE event = 'brochure_requested' GROUP BY 1
-           UNION ALL SELECT day, 'orders', '', count(*) FROM e
-             WHERE event = 'purchase' GROUP BY 1
+           UNION ALL SELECT day, 'orders', COALESCE(currency, ''), count(*) FROM e
+             WHERE event = 'purchase' GROUP BY 1, 3
            UNION ALL SELECT day, 'revenue', COALESCE(currency, ''), COALESCE(sum(revenue), 0)::bigint
              FROM e WHERE event = 'purchase' GROUP BY 1, 3
            UNION ALL SELECT day, 'product_views', properties->>'productId', count(*) FROM e

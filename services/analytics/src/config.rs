@@ -35,6 +35,12 @@ pub struct AnalyticsSettings {
     pub aggregate_interval: Duration,
     /// Raw events older than this many days are deleted (0 keeps them forever).
     pub retention_days: u32,
+    /// Base URL of the content service (its `/internal/sitemap/refresh`).
+    pub content_service_url: String,
+    /// Timeout of a call to the content service.
+    pub content_timeout: Duration,
+    /// How often the sitemap trigger checks for a stale sitemap (and the base of its backoff).
+    pub sitemap_interval: Duration,
 }
 
 impl Config {
@@ -93,6 +99,21 @@ impl Config {
                 "ANALYTICS_RETENTION_DAYS",
                 395,
                 "Raw tracking events older than this many days are deleted (0 keeps them)",
+            )?,
+            content_service_url: env.get(
+                "CONTENT_SERVICE_URL",
+                "http://127.0.0.1:3005".to_owned(),
+                "Base URL of the content service, asked to refresh the sitemap after a blog publish",
+            )?,
+            content_timeout: env.millis(
+                "CONTENT_SERVICE_TIMEOUT_MS",
+                Duration::from_secs(5),
+                "Timeout of a call to the content service (its sitemap refresh includes a CDN call)",
+            )?,
+            sitemap_interval: env.millis(
+                "ANALYTICS_SITEMAP_INTERVAL_MS",
+                Duration::from_secs(10),
+                "How often a stale sitemap is checked for (and the base of the retry backoff)",
             )?,
         };
         Ok(Self { common, analytics })

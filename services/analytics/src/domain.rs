@@ -128,7 +128,8 @@ async fn brochure_requested(
     record(conn, r).await
 }
 
-/// Records the post and, by the seed's rule, marks the sitemap stale for content to regenerate.
+/// Records the post and, by the seed's rule, marks the sitemap stale; [`crate::sitemap`] asks
+/// content to refresh it (outside this transaction, retried).
 async fn blog_published(
     e: DomainEvent<BlogPublished>,
     conn: &mut PgConnection,
@@ -144,9 +145,9 @@ async fn blog_published(
     );
     record(&mut *conn, r).await?;
     sqlx::query(
-        "INSERT INTO sitemap_state (id, stale_since, last_post) VALUES (TRUE, $1, $2)
+        "INSERT INTO sitemap_state (id, stale_since, last_post, publishes) VALUES (TRUE, $1, $2, 1)
          ON CONFLICT (id) DO UPDATE SET stale_since = COALESCE(sitemap_state.stale_since, $1),
-             last_post = $2",
+             last_post = $2, publishes = sitemap_state.publishes + 1",
     )
     .bind(p.published_at)
     .bind(p.post_id)

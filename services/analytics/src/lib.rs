@@ -6,6 +6,7 @@
 //! | `POST /v1/analytics/track` (one event, `{batch}` ≤ 100, or a GTM `{dataLayer}`) | anyone | [`track`] |
 //! | `GET /v1/analytics/dashboard?from&to` | ADMIN | [`aggregates`] |
 //! | `GET /v1/analytics/exports/events.csv?from&to&event=` (streamed) | ADMIN | [`exports`] |
+//! | `GET /v1/analytics/exports/bookings.csv?from&to`, `.../revenue.csv?from&to` (daily summaries) | ADMIN | [`exports`] |
 //! | `POST /v1/analytics/funnels`; `GET /v1/analytics/funnels/{id}/report?from&to` | ADMIN | [`funnels`] |
 //!
 //! # Design
@@ -17,7 +18,8 @@
 //!   `ANALYTICS_FLUSH_BATCH_MAX` rows, acked after commit, dead flushers' pending entries
 //!   reclaimed with `XAUTOCLAIM`, `message_id` unique so replays insert nothing: see [`buffer`].
 //! - **Domain events** become server-side rows of the same table, once ([`domain`]);
-//!   `blog.published` also marks the sitemap stale (`sitemap_state`).
+//!   `blog.published` also marks the sitemap stale (`sitemap_state`), and a job asks content to
+//!   refresh it, retrying with a backoff ([`sitemap`]).
 //! - **Store**: one table, BRIN on `occurred_at`, unique `message_id` (no monthly partitions:
 //!   a partitioned table cannot have a unique key without the partition key) — see
 //!   `migrations/analytics/0002_tracking.sql`; retention by the aggregate job.
@@ -36,6 +38,7 @@ pub mod domain;
 pub mod error;
 pub mod exports;
 pub mod funnels;
+pub mod sitemap;
 pub mod store;
 pub mod track;
 pub mod useragent;
@@ -115,6 +118,17 @@ impl Service for AnalyticsService {
         started.tasks.push(task(move |token| {
             aggregates::run(job_db, every, keep, token)
         }));
+        let content = service_kit::PeerClient::new(
+            Self::SPEC.name,
+            "content",
+            settings.content_service_url.clone(),
+            settings.content_timeout,
+            infra.config.internal_keys.clone(),
+        )?;
+        let (sitemap_db, sitemap_every) = (db.clone(), settings.sitemap_interval);
+        started.tasks.push(task(move |token| {
+            sitemap::run(sitemap_db, content, sitemap_every, token)
+        }));
         if settings.flusher_enabled {
             let flusher = buffer::Flusher::new(
                 infra.redis.clone(),
@@ -141,7 +155,9 @@ mod tests {
             routes,
             [
                 "GET /v1/analytics/dashboard",
+                "GET /v1/analytics/exports/bookings.csv",
                 "GET /v1/analytics/exports/events.csv",
+                "GET /v1/analytics/exports/revenue.csv",
                 "GET /v1/analytics/funnels/{id}/report",
                 "POST /v1/analytics/funnels",
                 "POST /v1/analytics/track",

@@ -12,6 +12,9 @@ use test_support::TestApp;
 pub const FAST: &[(&str, &str)] = &[
     ("ANALYTICS_FLUSH_INTERVAL_MS", "50"),
     ("ANALYTICS_FLUSH_POLL_MS", "20"),
+    // No content service unless a test brings one (port 9 refuses), so a stale sitemap stays
+    // stale whatever runs on this machine.
+    ("CONTENT_SERVICE_URL", "http://127.0.0.1:9"),
 ];
 
 pub struct Api {
