@@ -7,6 +7,7 @@
 //! endpoints and middleware ([`http`]), Postgres and Redis ([`db`], [`redis`]) and graceful
 //! shutdown ([`service`]).
 
+pub mod audit;
 pub mod breaker;
 pub mod cache;
 pub mod caller;
