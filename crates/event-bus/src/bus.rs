@@ -27,6 +27,11 @@ pub async fn connect(config: BusConfig) -> Result<SharedBus, BusError> {
     if config.consumer.delivery_limit == 0 {
         return Err(BusError::Config("delivery_limit must be at least 1".into()));
     }
+    if config.consumer.concurrency == 0 {
+        return Err(BusError::Config(
+            "consumer concurrency must be at least 1".into(),
+        ));
+    }
     Ok(match config.backend {
         BackendKind::RabbitMq => Arc::new(RabbitBus::new(config)?),
         BackendKind::Sqs => Arc::new(SqsBus::new(config).await?),
@@ -61,6 +66,9 @@ pub struct Subscription {
     pub service: String,
     /// The topics it handles.
     pub topics: Vec<String>,
+    /// Unacknowledged messages the broker may hand this subscriber at a time (on SQS, the
+    /// receive batch, at most 10).
+    pub prefetch: u16,
 }
 
 /// One received message.

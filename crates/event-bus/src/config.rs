@@ -167,15 +167,24 @@ impl fmt::Debug for SqsCredentials {
     }
 }
 
-/// How a consumer retries and dead-letters.
+/// How a consumer runs, retries and dead-letters.
+///
+/// The defaults: 4 handler tasks (a service's pool has 10 connections by default, so its HTTP
+/// handlers keep 6 while a backlog drains), prefetch 16, 5 deliveries, retries from 1 s to 60 s.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     /// Deliveries of one message before it is dead-lettered (first delivery included). Also set
     /// as the queue's `x-delivery-limit` (RabbitMQ) or redrive `maxReceiveCount` (SQS), which
     /// catch messages whose handling crashes the process.
     pub delivery_limit: u32,
+    /// Messages one consumer handles at the same time, each in its own task and transaction
+    /// (so each holds one pooled database connection while it runs). At least 1. Events are not
+    /// applied in order: handlers must be correct when events of one aggregate run concurrently
+    /// (they already had to be, across retries and replicas).
+    pub concurrency: u16,
     /// Unacknowledged messages the broker hands one consumer at a time (on SQS, at most 10 per
-    /// receive). A message waiting out its retry delay holds one of these slots.
+    /// receive); raised to `concurrency` when smaller, so every handler task can be busy. A
+    /// message waiting out its retry delay holds one of these slots.
     pub prefetch: u16,
     /// Delay before the first retry of a failed message; doubled per further attempt (jittered).
     pub retry_backoff: Duration,
@@ -191,11 +200,20 @@ impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
             delivery_limit: 5,
+            concurrency: 4,
             prefetch: 16,
             retry_backoff: Duration::from_secs(1),
             retry_backoff_max: Duration::from_secs(60),
             reconnect_backoff_max: Duration::from_secs(30),
             depth_poll_interval: Duration::from_secs(15),
         }
+    }
+}
+
+impl ConsumerSettings {
+    /// The prefetch asked of the broker: at least one message per handler task.
+    #[must_use]
+    pub fn effective_prefetch(&self) -> u16 {
+        self.prefetch.max(self.concurrency).max(1)
     }
 }

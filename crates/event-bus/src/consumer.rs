@@ -1,11 +1,16 @@
 //! Idempotent consumers.
 
-use std::{collections::BTreeMap, marker::PhantomData, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap, marker::PhantomData, panic::AssertUnwindSafe, sync::Arc, time::Duration,
+};
 
-use futures::future::BoxFuture;
+use futures::{FutureExt, future::BoxFuture};
 use shared_types::{DecodeError, DomainEvent, EventPayload, RawEvent};
 use sqlx::{PgConnection, PgPool};
-use tokio::time::{Instant, sleep};
+use tokio::{
+    task::JoinSet,
+    time::{Instant, sleep},
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -136,8 +141,14 @@ impl Outcome {
 /// acknowledge and stop; else run the handler in the same transaction, commit, acknowledge.
 /// A failing handler is retried with a jittered exponential backoff and dead-lettered after
 /// `delivery_limit` deliveries; an undecodable message or an unsupported version is
-/// dead-lettered at once. The consumer reconnects (with backoff) when the broker goes away, and
-/// on cancellation finishes the message in hand, then stops.
+/// dead-lettered at once; a handler that panics counts as a failure to retry.
+///
+/// Up to `concurrency` messages are handled at the same time, each in a task and transaction of
+/// its own (the broker's prefetch is raised to match). Two deliveries of one event that overlap
+/// still apply it once: the second `processed_events` insert waits for the first transaction and
+/// then finds the row. The consumer reconnects (with backoff) when the broker goes away, and on
+/// cancellation stops taking messages, finishes (commits and settles) every message in hand, then
+/// stops.
 ///
 /// Metrics (label `service`): counters `events_consumed_total{topic,outcome}` and
 /// `event_settle_failures_total{topic}` (acknowledgements that did not reach the broker), histogram
@@ -218,8 +229,8 @@ impl Consumer {
     /// Consumes until `cancel` fires.
     ///
     /// # Errors
-    /// Only for a consumer that cannot work (no handler, or two for one topic); broker and
-    /// database failures are logged and retried.
+    /// Only for a consumer that cannot work (no handler, two for one topic, or a concurrency of
+    /// 0); broker and database failures are logged and retried.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), BusError> {
         if self.routes.is_empty() {
             return Err(BusError::Config(format!(
@@ -233,39 +244,66 @@ impl Consumer {
                 self.service, self.duplicate_topics
             )));
         }
+        if self.settings.concurrency == 0 {
+            return Err(BusError::Config(format!(
+                "consumer {} has a concurrency of 0",
+                self.service
+            )));
+        }
         let subscription = Subscription {
             service: self.service.clone(),
             topics: self.topics(),
+            prefetch: self.settings.effective_prefetch(),
         };
+        let Self {
+            pool,
+            bus,
+            service,
+            settings,
+            routes,
+            duplicate_topics: _,
+        } = self;
+        let worker = Arc::new(Worker {
+            pool,
+            service,
+            settings,
+            routes,
+        });
         let depth = tokio::spawn(poll_queue_depth(
-            self.bus.clone(),
-            self.service.clone(),
-            self.settings.depth_poll_interval,
+            bus.clone(),
+            worker.service.clone(),
+            worker.settings.depth_poll_interval,
             cancel.child_token(),
         ));
-        tracing::info!(service = self.service, topics = ?subscription.topics, "consumer started");
+        tracing::info!(
+            service = worker.service,
+            topics = ?subscription.topics,
+            concurrency = worker.settings.concurrency,
+            prefetch = subscription.prefetch,
+            "consumer started"
+        );
 
         let mut failures = 0u32;
         while !cancel.is_cancelled() {
             let subscribed = tokio::select! {
                 () = cancel.cancelled() => break,
-                subscribed = self.bus.subscribe(&subscription) => subscribed,
+                subscribed = bus.subscribe(&subscription) => subscribed,
             };
             match subscribed {
                 Ok(stream) => {
                     failures = 0;
-                    if self.consume(stream, &cancel).await {
+                    if consume(&worker, stream, &cancel).await {
                         break;
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(service = self.service, %error, "could not subscribe");
+                    tracing::warn!(service = worker.service, %error, "could not subscribe");
                 }
             }
             failures = failures.saturating_add(1);
             let delay = backoff::delay(
                 Duration::from_millis(100),
-                self.settings.reconnect_backoff_max,
+                worker.settings.reconnect_backoff_max,
                 failures,
             );
             tokio::select! {
@@ -274,37 +312,79 @@ impl Consumer {
             }
         }
         depth.abort();
-        tracing::info!(service = self.service, "consumer stopped");
+        tracing::info!(service = worker.service, "consumer stopped");
         Ok(())
     }
+}
 
-    /// Handles messages until the stream fails (returns `false`) or `cancel` fires (`true`).
-    async fn consume(
-        &self,
-        mut stream: Box<dyn MessageStream>,
-        cancel: &CancellationToken,
-    ) -> bool {
-        loop {
-            let next = tokio::select! {
+/// Takes messages from `stream` and hands each to a task of its own, at most `concurrency` at a
+/// time, until the stream fails (returns `false`) or `cancel` fires (`true`). Either way every
+/// message in hand is finished before the stream is closed: closing first would hand them back
+/// to the broker and make their acknowledgements fail.
+async fn consume(
+    worker: &Arc<Worker>,
+    mut stream: Box<dyn MessageStream>,
+    cancel: &CancellationToken,
+) -> bool {
+    let limit = usize::from(worker.settings.concurrency.max(1));
+    let mut in_hand = JoinSet::new();
+    let stopped = loop {
+        while let Some(done) = in_hand.try_join_next() {
+            note_task_end(&worker.service, done);
+        }
+        if in_hand.len() >= limit {
+            tokio::select! {
                 biased;
-                () = cancel.cancelled() => {
-                    stream.close().await;
-                    return true;
-                }
-                next = stream.next() => next,
-            };
-            match next {
-                // Not raced against `cancel`: the message in hand is always finished.
-                Ok(incoming) => self.handle(incoming).await,
-                Err(error) => {
-                    tracing::warn!(service = self.service, %error, "lost the broker; reconnecting");
-                    stream.close().await;
-                    return false;
+                () = cancel.cancelled() => break true,
+                done = in_hand.join_next() => {
+                    if let Some(done) = done {
+                        note_task_end(&worker.service, done);
+                    }
+                    continue;
                 }
             }
         }
+        let next = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break true,
+            next = stream.next() => next,
+        };
+        match next {
+            // Not raced against `cancel`: a message taken is always finished.
+            Ok(incoming) => {
+                let worker = Arc::clone(worker);
+                in_hand.spawn(async move { worker.handle(incoming).await });
+            }
+            Err(error) => {
+                tracing::warn!(service = worker.service, %error, "lost the broker; reconnecting");
+                break false;
+            }
+        }
+    };
+    while let Some(done) = in_hand.join_next().await {
+        note_task_end(&worker.service, done);
     }
+    stream.close().await;
+    stopped
+}
 
+/// Handler panics are caught inside the task; this only reports one that escaped anyway (its
+/// message was not settled and goes back to the broker when the stream closes or times out).
+fn note_task_end(service: &str, done: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = done {
+        tracing::error!(service, %error, "a message task ended abnormally");
+    }
+}
+
+/// What every handler task of a running consumer shares.
+struct Worker {
+    pool: PgPool,
+    service: String,
+    settings: ConsumerSettings,
+    routes: BTreeMap<String, Arc<dyn Route>>,
+}
+
+impl Worker {
     /// Applies one message and settles it.
     async fn handle(&self, incoming: Incoming) {
         let Incoming {
@@ -414,7 +494,20 @@ impl Consumer {
             tx.rollback().await?;
             return Ok(false);
         }
-        call(&mut tx).await?;
+        // A panic would otherwise end the task with the message unsettled: on RabbitMQ it would
+        // hold a prefetch slot until the channel closes. As a failure it is retried, then
+        // dead-lettered, like any other; the transaction is dropped, so rolled back.
+        match AssertUnwindSafe(call(&mut tx)).catch_unwind().await {
+            Ok(applied) => applied?,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string payload".to_owned());
+                return Err(HandlerError::retry(format!("handler panicked: {message}")));
+            }
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -545,7 +545,7 @@ impl Bus for RabbitBus {
             self.declare_topology(&channel, &subscription.service, &subscription.topics)
                 .await?;
             channel
-                .basic_qos(self.config.consumer.prefetch, BasicQosOptions::default())
+                .basic_qos(subscription.prefetch.max(1), BasicQosOptions::default())
                 .await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())

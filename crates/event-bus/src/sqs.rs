@@ -410,7 +410,7 @@ impl Bus for SqsBus {
                 dlq_url,
                 buffer: VecDeque::new(),
                 wait_time: whole_seconds(self.config.sqs.wait_time, 20),
-                batch: i32::from(self.config.consumer.prefetch.clamp(1, 10)),
+                batch: i32::from(subscription.prefetch.clamp(1, 10)),
                 op_timeout: self.config.publish_timeout,
             }) as Box<dyn MessageStream>)
         })

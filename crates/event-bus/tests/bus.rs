@@ -41,6 +41,11 @@ struct Setup {
 
 impl Setup {
     async fn new(backend: Backend, through_proxy: bool) -> Self {
+        Self::with(backend, through_proxy, |_| {}).await
+    }
+
+    /// As [`Setup::new`], with `tweak` applied to both buses' configuration.
+    async fn with(backend: Backend, through_proxy: bool, tweak: impl Fn(&mut BusConfig)) -> Self {
         init_metrics();
         let db = TestDb::new().await;
         let service = unique("svc");
@@ -90,6 +95,9 @@ impl Setup {
                 (config.clone(), config, None, None)
             }
         };
+        let (mut config, mut direct_config) = (config, direct_config);
+        tweak(&mut config);
+        tweak(&mut direct_config);
         let bus = event_bus::connect(config.clone()).await.unwrap();
         let direct = if backend == Backend::InMemory {
             bus.clone() // one in-process broker
@@ -436,6 +444,184 @@ async fn an_unreachable_broker_fails_fast(backend: Backend) {
     assert!(published.is_err(), "published with no broker");
 }
 
+/// SQS hides a received message for its visibility timeout only; the gated scenarios hold
+/// messages for longer than the suite's 2 s, which would let SQS hand out second copies.
+fn patient_visibility(config: &mut BusConfig) {
+    config.sqs.visibility_timeout = Duration::from_secs(30);
+}
+
+fn gated_consumer(s: &Setup, gate: &Arc<Gate>) -> Consumer {
+    Consumer::new(s.db.pool.clone(), s.bus.clone(), &s.service)
+        .on_handler::<Ping, _>(GatedPing(Arc::clone(gate)))
+}
+
+/// Publishes one `Ping` per `seq` straight to the broker (no outbox, no relay).
+async fn publish_pings(s: &Setup, seqs: std::ops::Range<i64>) {
+    for seq in seqs {
+        let event = DomainEvent::new("evbus-test", Ping { seq });
+        let body = serde_json::to_vec(&event).unwrap();
+        s.direct.publish(raw_message(event.id, body)).await.unwrap();
+    }
+}
+
+async fn effects(s: &Setup) -> usize {
+    usize::try_from(s.db.scalar("SELECT count(*) FROM effects").await).unwrap()
+}
+
+async fn handlers_run_concurrently_up_to_the_limit(backend: Backend) {
+    let s = Setup::with(backend, false, patient_visibility).await;
+    let limit = usize::from(s.config.consumer.concurrency);
+    assert!(limit > 1, "the suite's consumers run several handlers");
+    let gate = Gate::new();
+    let mut running = Running::new();
+    running.consumer(gated_consumer(&s, &gate));
+    s.wait_until_consuming().await;
+    let events = 2 * limit + 2;
+
+    publish_pings(&s, 0..i64::try_from(events).unwrap()).await;
+
+    // A consumer handling one message at a time never gets past 1 here.
+    eventually("every handler task to hold a message", || async {
+        (gate.waiting.load(Ordering::SeqCst) == limit).then_some(())
+    })
+    .await;
+    // Time to (wrongly) start more than the limit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gate.waiting.load(Ordering::SeqCst), limit);
+    assert_eq!(
+        gate.calls.load(Ordering::SeqCst),
+        limit,
+        "a handler started beyond the limit"
+    );
+    assert_eq!(effects(&s).await, 0);
+
+    gate.release(events);
+    eventually("every event to be applied", || async {
+        (effects(&s).await == events).then_some(())
+    })
+    .await;
+    running.stop().await;
+
+    assert_eq!(gate.most_waiting.load(Ordering::SeqCst), limit);
+    assert_eq!(gate.calls.load(Ordering::SeqCst), events);
+    assert_eq!(
+        s.db.scalar("SELECT count(DISTINCT seq) FROM effects").await,
+        i64::try_from(events).unwrap()
+    );
+    assert_eq!(s.consumed("processed"), u64::try_from(events).unwrap());
+}
+
+async fn shutdown_finishes_every_message_in_hand(backend: Backend) {
+    let s = Setup::with(backend, false, patient_visibility).await;
+    let limit = usize::from(s.config.consumer.concurrency);
+    let gate = Gate::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let consumer = tokio::spawn(gated_consumer(&s, &gate).run(cancel.clone()));
+    s.wait_until_consuming().await;
+    let events = limit + 2;
+    publish_pings(&s, 0..i64::try_from(events).unwrap()).await;
+    eventually("every handler task to hold a message", || async {
+        (gate.waiting.load(Ordering::SeqCst) == limit).then_some(())
+    })
+    .await;
+
+    cancel.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !consumer.is_finished(),
+        "the consumer stopped with messages in hand"
+    );
+    // More than are in hand: nothing may be taken after the cancellation.
+    gate.release(events);
+    tokio::time::timeout(PATIENCE, consumer)
+        .await
+        .expect("the consumer to stop once its handlers finish")
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(
+        gate.calls.load(Ordering::SeqCst),
+        limit,
+        "a message was taken after cancellation"
+    );
+    assert_eq!(
+        effects(&s).await,
+        limit,
+        "a message in hand was not committed"
+    );
+
+    // A fresh consumer gets only the rest: those in hand were acknowledged before the stream
+    // closed, so none comes back.
+    let controls = Controls::new();
+    let mut running = Running::new();
+    running.consumer(s.consumer(&controls));
+    eventually("the remaining events to be applied", || async {
+        (effects(&s).await == events).then_some(())
+    })
+    .await;
+    running.stop().await;
+
+    assert_eq!(s.consumed("duplicate"), 0, "a finished message came back");
+    assert_eq!(
+        controls.total_calls.load(Ordering::SeqCst),
+        u32::try_from(events - limit).unwrap()
+    );
+    assert_eq!(
+        s.db.scalar("SELECT count(DISTINCT seq) FROM effects").await,
+        i64::try_from(events).unwrap()
+    );
+}
+
+async fn a_panicking_handler_is_retried_then_dead_lettered(backend: Backend) {
+    let s = Setup::new(backend, false).await;
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let consumer = Consumer::new(s.db.pool.clone(), s.bus.clone(), &s.service).on::<Ping, _>(
+        move |event, conn| {
+            let calls = Arc::clone(&counted);
+            Box::pin(async move {
+                if event.payload.seq == 13 {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    panic!("ping 13 breaks the handler");
+                }
+                sqlx::query("INSERT INTO effects (event_id, seq) VALUES ($1, $2)")
+                    .bind(event.id)
+                    .bind(event.payload.seq)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        },
+    );
+    let mut running = Running::new();
+    running.consumer(consumer);
+    s.wait_until_consuming().await;
+
+    publish_pings(&s, 13..15).await;
+
+    let dead = eventually("the panicking event in the DLQ", || async {
+        let found = s.dead_letters().await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    eventually("the healthy event", || async {
+        (s.db.effects_for(14).await == 1).then_some(())
+    })
+    .await;
+    running.stop().await;
+
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].death_count, 3);
+    assert!(
+        dead[0].reason.contains("failed 3 times"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(dead[0].reason.contains("panicked"), "{}", dead[0].reason);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "delivery limit is 3");
+    assert_eq!(s.db.effects_for(13).await, 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // RabbitMQ
 
@@ -467,6 +653,21 @@ async fn rabbitmq_unreadable_versions_are_refused_and_unknown_fields_tolerated()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_an_unreachable_broker_fails_fast() {
     an_unreachable_broker_fails_fast(Backend::RabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_handlers_run_concurrently_up_to_the_limit() {
+    handlers_run_concurrently_up_to_the_limit(Backend::RabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_shutdown_finishes_every_message_in_hand() {
+    shutdown_finishes_every_message_in_hand(Backend::RabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_panicking_handler_is_retried_then_dead_lettered() {
+    a_panicking_handler_is_retried_then_dead_lettered(Backend::RabbitMq).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -547,6 +748,21 @@ async fn sqs_an_unreachable_broker_fails_fast() {
     an_unreachable_broker_fails_fast(Backend::Sqs).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_handlers_run_concurrently_up_to_the_limit() {
+    handlers_run_concurrently_up_to_the_limit(Backend::Sqs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_shutdown_finishes_every_message_in_hand() {
+    shutdown_finishes_every_message_in_hand(Backend::Sqs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_a_panicking_handler_is_retried_then_dead_lettered() {
+    a_panicking_handler_is_retried_then_dead_lettered(Backend::Sqs).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // In-process backend
 
@@ -568,6 +784,39 @@ async fn in_memory_a_poison_message_is_dead_lettered_and_replayed_once_fixed() {
 #[tokio::test]
 async fn in_memory_unreadable_versions_are_refused_and_unknown_fields_tolerated() {
     unreadable_versions_are_refused_and_unknown_fields_tolerated(Backend::InMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_handlers_run_concurrently_up_to_the_limit() {
+    handlers_run_concurrently_up_to_the_limit(Backend::InMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_shutdown_finishes_every_message_in_hand() {
+    shutdown_finishes_every_message_in_hand(Backend::InMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_a_panicking_handler_is_retried_then_dead_lettered() {
+    a_panicking_handler_is_retried_then_dead_lettered(Backend::InMemory).await;
+}
+
+#[tokio::test]
+async fn a_consumer_with_no_concurrency_refuses_to_start() {
+    let s = Setup::new(Backend::InMemory, false).await;
+    let mut config = s.config.clone();
+    config.consumer.concurrency = 0;
+    let controls = Controls::new();
+
+    let connected = event_bus::connect(config.clone()).await;
+    let ran = Consumer::new(s.db.pool.clone(), s.bus.clone(), "x")
+        .settings(config.consumer)
+        .on_handler::<Ping, _>(RecordPing(controls))
+        .run(tokio_util::sync::CancellationToken::new())
+        .await;
+
+    assert!(matches!(connected, Err(event_bus::BusError::Config(_))));
+    assert!(matches!(ran, Err(event_bus::BusError::Config(_))));
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex, OnceLock, Weak,
-        atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -382,6 +382,7 @@ pub fn unique(prefix: &str) -> String {
 pub fn test_consumer_settings() -> ConsumerSettings {
     ConsumerSettings {
         delivery_limit: 3,
+        concurrency: 4,
         prefetch: 10,
         retry_backoff: Duration::from_millis(20),
         retry_backoff_max: Duration::from_millis(200),
@@ -534,6 +535,57 @@ impl EventHandler<Ping> for RecordPing {
             sqlx::query("INSERT INTO effects (event_id, seq) VALUES ($1, $2)")
                 .bind(event.id)
                 .bind(seq)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// A handler that holds every event at a gate until the test lets it through, counting how
+/// many wait there at once.
+pub struct Gate {
+    pub waiting: AtomicUsize,
+    pub most_waiting: AtomicUsize,
+    pub calls: AtomicUsize,
+    pub open: tokio::sync::Semaphore,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            waiting: AtomicUsize::new(0),
+            most_waiting: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            open: tokio::sync::Semaphore::new(0),
+        })
+    }
+
+    /// Lets `n` more handler calls through.
+    pub fn release(&self, n: usize) {
+        self.open.add_permits(n);
+    }
+}
+
+/// Waits at the gate inside the consumer's transaction, then writes one `effects` row.
+pub struct GatedPing(pub Arc<Gate>);
+
+impl EventHandler<Ping> for GatedPing {
+    fn handle<'c>(
+        &'c self,
+        event: DomainEvent<Ping>,
+        conn: &'c mut PgConnection,
+    ) -> BoxFuture<'c, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let gate = &self.0;
+            gate.calls.fetch_add(1, Ordering::SeqCst);
+            let now = gate.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+            gate.most_waiting.fetch_max(now, Ordering::SeqCst);
+            gate.open.acquire().await.unwrap().forget();
+            gate.waiting.fetch_sub(1, Ordering::SeqCst);
+            sqlx::query("INSERT INTO effects (event_id, seq) VALUES ($1, $2)")
+                .bind(event.id)
+                .bind(event.payload.seq)
                 .execute(conn)
                 .await?;
             Ok(())
