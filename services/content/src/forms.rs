@@ -25,6 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::keyed_limit::KeyedLimit;
 use service_kit::shared_types::content::{
     BusinessEnquiryReceived, ContactReceived, EnquiryType, NewsletterSubscribed,
 };
@@ -75,45 +76,15 @@ fn sha256_hex(value: &str) -> String {
 /// submission beyond `max` is a 429 whose `Retry-After` is the rest of the window.
 async fn limit(
     state: &AppState,
-    form: &str,
+    form: &'static str,
     email: &str,
     max: u32,
     window: u64,
 ) -> ContentResult<()> {
-    let key = state
-        .redis
-        .key("form-limit", format!("{form}:{}", &sha256_hex(email)[..32]));
-    let mut conn = state.redis.conn();
-    let counted = tokio::time::timeout(state.settings.cache_timeout, async {
-        let (count, ttl): (u64, i64) = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(window)
-            .arg("NX")
-            .ignore()
-            .ttl(&key)
-            .query_async(&mut conn)
-            .await?;
-        Ok::<_, redis::RedisError>((count, ttl))
-    })
-    .await;
-    match counted {
-        Ok(Ok((count, ttl))) if count > u64::from(max) => {
-            let retry_after = u64::try_from(ttl).ok().filter(|t| *t > 0).unwrap_or(window);
-            Err(ContentError::RateLimited(retry_after))
-        }
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, form, "form limit unavailable: submission accepted unchecked");
-            Ok(())
-        }
-        Err(_) => {
-            tracing::warn!(form, "form limit timed out: submission accepted unchecked");
-            Ok(())
-        }
-    }
+    KeyedLimit::new("form-limit", form, max, window)
+        .hit(&state.redis, email, state.settings.cache_timeout)
+        .await
+        .map_err(|limited| ContentError::RateLimited(limited.retry_after_secs))
 }
 
 /// Quotes one CSV cell (RFC 4180) and defuses spreadsheet formulas.
