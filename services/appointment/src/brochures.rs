@@ -1,5 +1,11 @@
 //! Brochure requests (seed 001 flow 5): stored, `brochure.requested` emitted; admins list and
-//! export them. The gateway limits requests to 3 per email per hour.
+//! export them.
+//!
+//! DESIGN.md §5 allows 3 brochure requests per email address per hour. The gateway cannot read
+//! the body, so the limit is counted here ([`service_kit::keyed_limit`], Redis, keyed by a hash of
+//! the normalised address): the 4th valid request within the hour is a 429 problem with
+//! `Retry-After`, with nothing stored and no event. Invalid requests do not count; if Redis is
+//! unavailable the request is accepted unchecked (the gateway's per-IP limits still apply).
 
 use axum::Json;
 use axum::extract::State;
@@ -7,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::keyed_limit::KeyedLimit;
 use service_kit::{
     AdminCaller, FieldError, MaybeCaller, OffsetPage, PageParams, ValidatedJson, ValidatedQuery,
 };
@@ -23,6 +30,12 @@ use crate::{AppState, event};
 
 /// Most rows one CSV export holds.
 const EXPORT_LIMIT: i64 = 10_000;
+
+/// 3 requests per email address per hour (DESIGN.md §5).
+const PER_EMAIL: KeyedLimit = KeyedLimit::new("brochure-limit", "brochure", 3, 3600);
+
+/// How long the limit waits for Redis before letting a request through unchecked.
+const LIMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Which brochures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -89,6 +102,7 @@ pub struct BrochureAccepted {
     responses(
         (status = 201, description = "Accepted", body = BrochureAccepted),
         (status = 422, description = "Invalid", body = service_kit::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 3 requests for this email address within the hour (`Retry-After` says when to retry)", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn request_brochure(
@@ -107,6 +121,13 @@ async fn request_brochure(
     let (Some(email), Some(phone), Some(postcode)) = (email, phone, postcode) else {
         return Err(AppointmentError::Validation(errors));
     };
+    // `Email::parse` lower-cases, so every spelling of one address shares its count.
+    PER_EMAIL
+        .hit(&state.redis, email.as_str(), LIMIT_TIMEOUT)
+        .await
+        .map_err(|limited| {
+            limited.problem("Too many brochure requests for this email address; retry later.")
+        })?;
     let id = Uuid::now_v7();
     let user_id = caller.map(|c| c.user_id);
     let now = Utc::now();

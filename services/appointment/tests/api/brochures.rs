@@ -96,3 +96,66 @@ async fn admins_list_and_export_brochure_requests() {
     assert!(text.contains("\"Flat 2, 3 Acre Lane\""));
     assert_eq!(customer.status(), 403);
 }
+
+#[tokio::test]
+async fn a_fourth_request_for_one_email_within_the_hour_is_429_and_changes_nothing() {
+    let api = Api::spawn().await;
+    let spelled = |email: &str| {
+        let mut request = body();
+        request["email"] = json!(email);
+        request
+    };
+    let mut invalid = spelled("jane@example.com");
+    invalid["postcode"] = json!("nope");
+
+    // Invalid requests do not use up the quota.
+    let refused_input = api.post_as("/v1/brochures", None, &invalid).await;
+    let mut accepted = Vec::new();
+    for email in ["jane@example.com", "Jane@Example.com", " JANE@EXAMPLE.COM "] {
+        accepted.push(
+            api.post_as("/v1/brochures", None, &spelled(email))
+                .await
+                .status(),
+        );
+    }
+    let fourth = api
+        .post_as("/v1/brochures", None, &spelled("jAnE@example.com"))
+        .await;
+    let other = api
+        .post_as("/v1/brochures", None, &spelled("john@example.com"))
+        .await;
+
+    assert_eq!(refused_input.status(), 422);
+    assert_eq!(accepted, vec![201, 201, 201]);
+    assert_eq!(fourth.status(), 429);
+    let retry_after: u64 = fourth.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3500..=3600).contains(&retry_after), "{retry_after}");
+    assert!(
+        fourth.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/problem+json")
+    );
+    let problem: Value = fourth.json().await.unwrap();
+    assert_eq!(problem["status"], 429);
+    assert_eq!(other.status(), 201);
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT email FROM brochure_requests ORDER BY created_at")
+            .fetch_all(&api.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            "jane@example.com",
+            "jane@example.com",
+            "jane@example.com",
+            "john@example.com"
+        ]
+    );
+    assert_eq!(api.events("brochure.requested").await.len(), 4);
+}
