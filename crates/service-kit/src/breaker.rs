@@ -341,9 +341,7 @@ impl Breaker {
     pub fn new(upstream: &'static str, config: BreakerConfig) -> Self {
         // The handles below bind to the recorder installed at this point.
         let _ = crate::metrics::handle();
-        let transition = |to: &'static str| {
-            metrics::counter!("circuit_breaker_transitions_total", "upstream" => upstream, "to" => to)
-        };
+        let transition = |to: &'static str| metrics::counter!("circuit_breaker_transitions_total", "upstream" => upstream, "to" => to);
         let metrics = BreakerMetrics {
             state: metrics::gauge!("circuit_breaker_state", "upstream" => upstream),
             to_closed: transition("closed"),
@@ -843,9 +841,11 @@ mod tests {
             "{lines:?}"
         );
         assert!(
-            lines.iter().any(|l| l.starts_with("circuit_breaker_transitions_total{")
-                && l.contains("to=\"open\"")
-                && l.ends_with(" 1")),
+            lines
+                .iter()
+                .any(|l| l.starts_with("circuit_breaker_transitions_total{")
+                    && l.contains("to=\"open\"")
+                    && l.ends_with(" 1")),
             "{lines:?}"
         );
         assert!(

@@ -6,7 +6,16 @@
 //! be followed across services. Failures come back as a [`PeerError`] that separates "the peer is
 //! away" (retry later, 502/503/504 to our client) from "the peer refused this request" (a 4xx the
 //! caller may want to translate, e.g. a reservation's 409).
+//!
+//! Each client guards its peer with a circuit breaker and a retry budget ([`crate::breaker`],
+//! shared by the client's copies): while the breaker is open a call fails at once as
+//! [`PeerError::Unavailable`] (503 to our client) without a connection being made. Unreachable
+//! peers, timeouts and 5xx answers count as failures; 4xx and unreadable 2xx answers do not (the
+//! peer is up). Idempotent calls (`GET`; see [`crate::breaker::is_idempotent`]) are retried after a
+//! jittered backoff when the peer could not be reached or answered 502/503/504, within the budget;
+//! a timeout is not retried (the caller's time is spent), and neither is any `POST`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_client::{INTERNAL_TOKEN_HEADER, InternalClaims, InternalKeys};
@@ -14,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::breaker::{Breaker, Rejected, ResilienceConfig, RetryBudget, is_idempotent};
 use crate::caller::Caller;
 use crate::problem::Problem;
 use crate::request_id;
@@ -96,6 +106,8 @@ pub struct PeerClient {
     base_url: String,
     keys: InternalKeys,
     on_behalf_of: Option<InternalClaims>,
+    breaker: Arc<Breaker>,
+    budget: Arc<RetryBudget>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -104,13 +116,15 @@ impl std::fmt::Debug for PeerClient {
             .field("caller_service", &self.caller_service)
             .field("peer", &self.peer)
             .field("base_url", &self.base_url)
+            .field("breaker", &self.breaker.state())
             .finish_non_exhaustive()
     }
 }
 
 impl PeerClient {
     /// A client with which `caller_service` calls `peer` at `base_url` (no trailing slash needed),
-    /// giving up on a call after `timeout`. `keys` must be able to mint.
+    /// giving up on a call after `timeout`. `keys` must be able to mint. Its breaker and retry
+    /// budget use [`ResilienceConfig::default`]; see [`PeerClient::with_resilience`].
     pub fn new(
         caller_service: &'static str,
         peer: &'static str,
@@ -127,6 +141,7 @@ impl PeerClient {
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
+        let resilience = ResilienceConfig::default();
         Ok(Self {
             http,
             caller_service,
@@ -134,7 +149,24 @@ impl PeerClient {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             keys,
             on_behalf_of: None,
+            breaker: Arc::new(Breaker::new(peer, resilience.breaker)),
+            budget: Arc::new(RetryBudget::new(peer, resilience.retry)),
         })
+    }
+
+    /// This client with a fresh breaker and retry budget configured by `config` (e.g. read with
+    /// [`ResilienceConfig::from_env`]`(env, "PEER_")`).
+    pub fn with_resilience(self, config: &ResilienceConfig) -> Self {
+        Self {
+            breaker: Arc::new(Breaker::new(self.peer, config.breaker.clone())),
+            budget: Arc::new(RetryBudget::new(self.peer, config.retry.clone())),
+            ..self
+        }
+    }
+
+    /// The breaker guarding the peer (shared by this client's copies).
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// The peer's name.
@@ -220,34 +252,98 @@ impl PeerClient {
         Ok(headers)
     }
 
+    /// Sends `request`, through the breaker, retrying it within the budget when that is safe.
     async fn send_raw(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, PeerError> {
-        let response = request
-            .headers(self.headers()?)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let request =
+            request
+                .headers(self.headers()?)
+                .build()
+                .map_err(|e| PeerError::Unavailable {
+                    peer: self.peer,
+                    detail: format!("cannot build the request: {e}"),
+                })?;
+        let retryable = is_idempotent(request.method());
+        self.budget.deposit();
+        let mut request = request;
+        let mut retry = 0;
+        loop {
+            let permit = self
+                .breaker
+                .try_acquire()
+                .map_err(|rejected| self.circuit_open(rejected))?;
+            // Only a body held in memory can be sent again; ours always is.
+            let spare = if retryable { request.try_clone() } else { None };
+            let (outcome, worth_retrying) = self.attempt(request).await;
+            permit.record(!matches!(
+                outcome,
+                Err(PeerError::Unavailable { .. } | PeerError::Timeout { .. })
+            ));
+            match (outcome, spare) {
+                (Err(error), Some(spare)) if worth_retrying && self.budget.try_spend(retry + 1) => {
+                    retry += 1;
+                    tracing::debug!(peer = self.peer, retry, %error, "retrying a peer call");
+                    tokio::time::sleep(self.budget.backoff(retry)).await;
+                    request = spare;
+                }
+                (outcome, _) => return outcome,
+            }
+        }
+    }
+
+    /// One attempt, and whether its failure is worth another (the peer was not reached, or said
+    /// it is momentarily unable to answer).
+    async fn attempt(
+        &self,
+        request: reqwest::Request,
+    ) -> (Result<reqwest::Response, PeerError>, bool) {
+        let response = match self.http.execute(request).await {
+            Ok(response) => response,
+            Err(e) => return (Err(self.transport_error(&e)), e.is_connect()),
+        };
         let status = response.status();
         if status.is_server_error() {
-            return Err(PeerError::Unavailable {
-                peer: self.peer,
-                detail: format!("answered {status}"),
-            });
+            let transient = matches!(
+                status,
+                StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+            );
+            return (
+                Err(PeerError::Unavailable {
+                    peer: self.peer,
+                    detail: format!("answered {status}"),
+                }),
+                transient,
+            );
         }
         if status.is_client_error() {
             let body = response
                 .json::<serde_json::Value>()
                 .await
                 .unwrap_or(serde_json::Value::Null);
-            return Err(PeerError::Rejected {
-                peer: self.peer,
-                status,
-                body,
-            });
+            return (
+                Err(PeerError::Rejected {
+                    peer: self.peer,
+                    status,
+                    body,
+                }),
+                false,
+            );
         }
-        Ok(response)
+        (Ok(response), false)
+    }
+
+    fn circuit_open(&self, rejected: Rejected) -> PeerError {
+        PeerError::Unavailable {
+            peer: self.peer,
+            detail: format!(
+                "circuit breaker open, next try in {} ms",
+                rejected.retry_after.as_millis()
+            ),
+        }
     }
 
     async fn send<R: DeserializeOwned>(
