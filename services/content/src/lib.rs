@@ -13,6 +13,7 @@
 //! | `POST /v1/contact`, `/v1/business-enquiries`, `/v1/newsletter`; `POST /v1/newsletter/{token}/confirm`; `DELETE /v1/newsletter/{token}` | anyone (per-email limits) | [`forms`] |
 //! | `GET /v1/admin/{contact,business-enquiries,newsletter}` (+ `/export` as CSV) | ADMIN | [`forms`] |
 //! | `GET /v1/sitemap.xml`, `GET /robots.txt` | anyone | [`seo`] |
+//! | `POST /internal/sitemap/refresh` (analytics' trigger after `blog.published`) | services | [`internal`] |
 //! | `POST /v1/uploads`; `GET`, `PATCH`, `DELETE /v1/media...`; `GET /media/...` | see [`media`] | [`media`] |
 //!
 //! # Design decisions
@@ -38,6 +39,7 @@ pub mod cdn;
 pub mod config;
 pub mod error;
 pub mod forms;
+pub mod internal;
 pub mod markdown;
 pub mod media;
 pub mod pages;
@@ -136,6 +138,7 @@ impl Service for ContentService {
             .merge(forms::router())
             .merge(media::api::router())
             .merge(media::serve::router())
+            .merge(internal::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
@@ -251,6 +254,7 @@ mod tests {
             "GET /v1/admin/newsletter/export",
             "GET /v1/sitemap.xml",
             "GET /robots.txt",
+            "POST /internal/sitemap/refresh",
         ]
         .into_iter()
         .map(str::to_owned)
