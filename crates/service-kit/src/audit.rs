@@ -184,6 +184,20 @@ pub fn diff(before: Option<Value>, after: Option<Value>, reveal: &[&str]) -> Val
     Value::Object(changes)
 }
 
+/// Replaces both sides of these changed top-level `fields` of a [`diff`] with [`REDACTED`].
+fn redact_fields(mut changes: Value, fields: &[&str]) -> Value {
+    if let Value::Object(changed) = &mut changes {
+        for field in fields {
+            if let Some(Value::Object(sides)) = changed.get_mut(*field) {
+                for side in sides.values_mut() {
+                    *side = Value::String(REDACTED.to_owned());
+                }
+            }
+        }
+    }
+    changes
+}
+
 /// One audited action, recorded with [`Entry::record`] in the transaction of the change.
 #[derive(Debug, Clone)]
 #[must_use = "an audit entry does nothing until it is recorded"]
@@ -197,6 +211,7 @@ pub struct Entry {
     before: Option<Value>,
     after: Option<Value>,
     reveal: Vec<&'static str>,
+    redact: Vec<&'static str>,
     error: Option<String>,
 }
 
@@ -222,6 +237,7 @@ impl Entry {
             before: None,
             after: None,
             reveal: Vec::new(),
+            redact: Vec::new(),
             error: None,
         }
     }
@@ -255,9 +271,19 @@ impl Entry {
         self
     }
 
+    /// Redacts these top-level fields although their names look innocent: free text such as a
+    /// consultant's `bio` or a page's `content`, so the trail says *that* it changed, never what.
+    pub fn redact(mut self, fields: &[&'static str]) -> Self {
+        self.redact.extend_from_slice(fields);
+        self
+    }
+
     /// The redacted diff this entry will store.
     pub fn changes(&self) -> Value {
-        diff(self.before.clone(), self.after.clone(), &self.reveal)
+        redact_fields(
+            diff(self.before.clone(), self.after.clone(), &self.reveal),
+            &self.redact,
+        )
     }
 
     /// Inserts the row on `conn` — pass the transaction of the change (`&mut tx`).
@@ -523,6 +549,25 @@ mod tests {
         for innocent in ["status", "shippingMinor", "priceMinor", "id", "trackingUrl"] {
             assert!(!is_personal_field(innocent), "{innocent}");
         }
+    }
+
+    #[test]
+    fn redacted_free_text_shows_only_that_it_changed() {
+        let changes = redact_fields(
+            diff(
+                Some(json!({"bio": "Loves oak", "active": true, "specialisation": "KITCHEN"})),
+                Some(json!({"bio": "Loves ash", "active": false, "specialisation": "KITCHEN"})),
+                &[],
+            ),
+            &["bio", "absent"],
+        );
+        assert_eq!(
+            changes,
+            json!({
+                "bio": {"before": REDACTED, "after": REDACTED},
+                "active": {"before": true, "after": false}
+            })
+        );
     }
 
     #[test]
