@@ -45,7 +45,7 @@ const WRK: Tool = Tool {
 };
 
 /// The scenarios that run when none is named (lomash-bench's default).
-const DEFAULT_SCENARIOS: &[&str] = &["events", "gateway", "content", "checkout"];
+const DEFAULT_SCENARIOS: &[&str] = &["events", "gateway", "content", "checkout", "analytics"];
 
 /// Runs `bench`; `args` go to lomash-bench as they are.
 pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
@@ -61,6 +61,7 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     let gateway = !help && (named.is_empty() || named.contains(&"gateway"));
     let content = !help && (named.is_empty() || named.contains(&"content"));
     let checkout = !help && (named.is_empty() || named.contains(&"checkout"));
+    let analytics = !help && (named.is_empty() || named.contains(&"analytics"));
     let wrk = !help && wants_wrk(args);
 
     let _infra = if help {
@@ -91,6 +92,9 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     }
     if checkout {
         packages.extend(["product-service", "order-payment-service", "stripe-fake"]);
+    }
+    if analytics {
+        packages.extend(["analytics-service", "gateway-service"]);
     }
     build(&ws, &packages)?;
     check_interrupted()?;
