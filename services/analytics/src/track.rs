@@ -199,7 +199,7 @@ async fn track(
         source,
         now,
     };
-    let rows = to_rows(&events, &context)?;
+    let rows = to_rows(events, &context)?;
     let message_ids = rows.iter().map(|r| r.message_id.clone()).collect();
     if let Err(error) = state.buffer.push(&rows).await {
         tracing::warn!(
@@ -312,7 +312,7 @@ struct Context {
 }
 
 /// Validates every event (collecting all errors) and builds the rows; any error → 422.
-fn to_rows(events: &[(String, TrackEvent)], context: &Context) -> Result<Vec<EventRow>> {
+fn to_rows(events: Vec<(String, TrackEvent)>, context: &Context) -> Result<Vec<EventRow>> {
     let mut errors = Vec::new();
     let mut rows = Vec::with_capacity(events.len());
     for (prefix, event) in events {
@@ -322,17 +322,15 @@ fn to_rows(events: &[(String, TrackEvent)], context: &Context) -> Result<Vec<Eve
         if let Err(message) = check_event_name(&event.event) {
             fail("event", message);
         }
-        let properties = match &event.properties {
+        let properties = match event.properties {
             None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(Value::Object(map)) => Value::Object(map.clone()),
+            Some(Value::Object(map)) => Value::Object(map),
             Some(_) => {
                 fail("properties", "must be an object");
                 Value::Null
             }
         };
-        if properties.is_object()
-            && serde_json::to_vec(&properties).map_or(0, |b| b.len()) > MAX_PROPERTIES_BYTES
-        {
+        if properties.is_object() && json_len(&properties) > MAX_PROPERTIES_BYTES {
             fail("properties", "must be at most 8 KiB as JSON");
         }
         if properties.is_object() && has_nul(&properties) {
@@ -376,20 +374,19 @@ fn to_rows(events: &[(String, TrackEvent)], context: &Context) -> Result<Vec<Eve
         rows.push(EventRow {
             message_id: event
                 .message_id
-                .clone()
                 .unwrap_or_else(|| Uuid::now_v7().to_string()),
-            event: event.event.clone(),
+            event: event.event,
             source: context.source.to_owned(),
             properties,
             user_id: context.user_id,
-            anonymous_id: event.anonymous_id.clone(),
-            session_id: Some(event.session_id.clone()),
+            anonymous_id: event.anonymous_id,
+            session_id: Some(event.session_id),
             page_path: page.as_ref().map(|u| u.path().to_owned()),
-            page_url: page.as_ref().map(|u| u.to_string()),
+            page_url: page.map(String::from),
             referrer_host: referrer
                 .as_ref()
                 .and_then(|u| u.host_str().map(str::to_owned)),
-            referrer: referrer.map(|u| u.to_string()),
+            referrer: referrer.map(String::from),
             ip_hash: context.ip_hash.clone(),
             device: Some(context.agent.device.to_owned()),
             browser: Some(context.agent.browser.to_owned()),
@@ -425,6 +422,25 @@ fn check_event_name(name: &str) -> std::result::Result<(), &'static str> {
         Err("is recorded by the server and cannot be sent by clients")
     } else {
         Err("is not a known event (use the `custom.` prefix for your own)")
+    }
+}
+
+/// The length of `value` as compact JSON, counted without building it.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }
 
