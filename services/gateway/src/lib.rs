@@ -25,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use service_kit::Migrator;
+use service_kit::breaker::{Breaker, ResilienceConfig, RetryBudget};
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
 use service_kit::readiness::ReadinessCheck;
 use service_kit::{Infra, Service, Started};
@@ -87,6 +88,9 @@ pub struct Config {
     pub access_log: bool,
     /// How long the merged OpenAPI document is cached.
     pub docs_cache: Duration,
+    /// Circuit breaking and retries of calls to the services (`UPSTREAM_BREAKER_*`,
+    /// `UPSTREAM_RETRY_*`).
+    pub resilience: ResilienceConfig,
 }
 
 /// The environment variable holding a service's base URL: `UPSTREAM_ORDER_PAYMENT_URL`.
@@ -101,6 +105,10 @@ pub fn upstream_var(name: &str) -> String {
 pub struct Gateway {
     pub(crate) routes: RouteTable,
     pub(crate) upstreams: Vec<UpstreamTarget>,
+    /// One per upstream, in `upstreams` order.
+    pub(crate) breakers: Vec<Breaker>,
+    /// One per upstream, in `upstreams` order.
+    pub(crate) retry_budgets: Vec<RetryBudget>,
     pub(crate) client: UpstreamClient,
     pub(crate) tokens: TokenVerifier,
     pub(crate) gate: Gate,
@@ -316,6 +324,8 @@ impl Service for GatewayService {
             "How long the merged OpenAPI document behind /docs is cached, in seconds",
         )?);
 
+        let resilience = ResilienceConfig::from_env(env, "UPSTREAM_")?;
+
         Ok(Config {
             common,
             upstreams,
@@ -329,6 +339,7 @@ impl Service for GatewayService {
             rate_limits,
             access_log,
             docs_cache,
+            resilience,
         })
     }
 
@@ -363,6 +374,14 @@ impl Service for GatewayService {
             .iter()
             .map(|u| UpstreamTarget::parse(u.name, &u.url).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let breakers = upstreams
+            .iter()
+            .map(|u| Breaker::new(u.name, config.resilience.breaker.clone()))
+            .collect();
+        let retry_budgets = upstreams
+            .iter()
+            .map(|u| RetryBudget::new(u.name, config.resilience.retry.clone()))
+            .collect();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.connect_timeout));
@@ -414,6 +433,8 @@ impl Service for GatewayService {
         let gateway = Gateway {
             routes: config.routes.clone(),
             upstreams,
+            breakers,
+            retry_budgets,
             client,
             tokens: TokenVerifier::new(jwks.clone()),
             gate,

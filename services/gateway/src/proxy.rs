@@ -8,6 +8,15 @@
 //! freshly minted internal token, then the service over pooled HTTP/1.1 keep-alive connections
 //! with both bodies streamed, the request body counted against the route's limit as it flows,
 //! and the route's timeout on the response headers (504). WebSocket upgrades are tunnelled.
+//!
+//! Each service has a circuit breaker ([`service_kit::breaker`]): connection errors, timeouts and
+//! 5xx answers count as failures (a service answering 5xx is failing its callers, whatever the
+//! cause; 4xx are the client's business and count as successes); while it is open the gateway
+//! answers 503 problem+json naming the service, with `Retry-After`, without contacting it. A
+//! `GET`, `HEAD`, `OPTIONS` or `TRACE` without a body whose connection was refused is sent again
+//! after a jittered backoff, within the service's retry budget; nothing else is retried (other
+//! bodies are streamed and cannot be replayed, and the gateway does not assume any service's
+//! `PUT`/`DELETE` is idempotent).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -21,7 +30,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
@@ -29,6 +38,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use service_kit::Problem;
+use service_kit::breaker::{Rejected, is_safe};
 
 use crate::AppState;
 use crate::ratelimit::{Quota, Verdict};
@@ -302,6 +312,38 @@ fn upstream_problem(status: StatusCode, service: &str) -> Response {
         .into_response()
 }
 
+/// The breaker is open: 503 naming the service, with `Retry-After`, and the service untouched.
+fn circuit_open(service: &str, rejected: Rejected) -> Response {
+    let mut response = upstream_problem(StatusCode::SERVICE_UNAVAILABLE, service);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(rejected.retry_after_secs()),
+    );
+    response
+}
+
+/// What is needed to send a body-less request again.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    fn request(&self, body_limit: u64, exceeded: &Arc<AtomicBool>) -> hyper::Request<LimitedBody> {
+        let mut request = hyper::Request::new(LimitedBody {
+            inner: Body::empty(),
+            remaining: body_limit,
+            exceeded: exceeded.clone(),
+        });
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = axum::http::Version::HTTP_11;
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -490,34 +532,70 @@ async fn forward(
     *request.uri_mut() = uri;
     *request.version_mut() = axum::http::Version::HTTP_11;
 
+    let breaker = &gateway.breakers[route.upstream];
+    let budget = &gateway.retry_budgets[route.upstream];
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let exceeded = Arc::new(AtomicBool::new(false));
     let (parts, body) = request.into_parts();
+    // A copy to send again if the service cannot be reached. Kept only while the service is in
+    // trouble and a retry could be paid for, so healthy traffic never pays for the copy.
+    let replay = (!upgrade
+        && is_safe(&parts.method)
+        && hyper::body::Body::is_end_stream(&body)
+        && breaker.is_troubled()
+        && budget.has_funds())
+    .then(|| Replay {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+    });
     let body = LimitedBody {
         inner: body,
         remaining: route.body_limit,
         exceeded: exceeded.clone(),
     };
-    let outgoing = hyper::Request::from_parts(parts, body);
+    let mut outgoing = hyper::Request::from_parts(parts, body);
+    budget.deposit();
 
-    let response = match tokio::time::timeout(route.timeout, gateway.client.request(outgoing)).await
-    {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => {
-            if exceeded.load(Ordering::Acquire) {
-                return Err(too_large(route.body_limit));
+    let mut retry = 0;
+    let response = loop {
+        let permit = breaker
+            .try_acquire()
+            .map_err(|rejected| circuit_open(upstream.name, rejected))?;
+        match tokio::time::timeout(route.timeout, gateway.client.request(outgoing)).await {
+            Ok(Ok(response)) => {
+                permit.record(!response.status().is_server_error());
+                break response;
             }
-            tracing::warn!(upstream = upstream.name, error = %error_chain(&error), "upstream request failed");
-            let status = if error.is_connect() {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            return Err(upstream_problem(status, upstream.name));
-        }
-        Err(_) => {
-            tracing::warn!(upstream = upstream.name, route = %route.pattern, timeout_ms = route.timeout.as_millis() as u64, "upstream timed out");
-            return Err(upstream_problem(StatusCode::GATEWAY_TIMEOUT, upstream.name));
+            Ok(Err(error)) => {
+                if exceeded.load(Ordering::Acquire) {
+                    // The client's fault: the permit goes unrecorded.
+                    return Err(too_large(route.body_limit));
+                }
+                permit.record(false);
+                if error.is_connect()
+                    && let Some(replay) = &replay
+                    && budget.try_spend(retry + 1)
+                {
+                    retry += 1;
+                    tracing::debug!(upstream = upstream.name, retry, error = %error_chain(&error), "retrying a refused request");
+                    tokio::time::sleep(budget.backoff(retry)).await;
+                    outgoing = replay.request(route.body_limit, &exceeded);
+                    continue;
+                }
+                tracing::warn!(upstream = upstream.name, error = %error_chain(&error), "upstream request failed");
+                let status = if error.is_connect() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                return Err(upstream_problem(status, upstream.name));
+            }
+            Err(_) => {
+                permit.record(false);
+                tracing::warn!(upstream = upstream.name, route = %route.pattern, timeout_ms = route.timeout.as_millis() as u64, "upstream timed out");
+                return Err(upstream_problem(StatusCode::GATEWAY_TIMEOUT, upstream.name));
+            }
         }
     };
 
