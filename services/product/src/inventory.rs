@@ -23,6 +23,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit::Entry;
 use service_kit::event_bus::{self, HandlerError};
 use service_kit::shared_types::DomainEvent;
 use service_kit::shared_types::order_payment::{OrderCancelled, PaymentSucceeded};
@@ -258,6 +259,16 @@ async fn adjust_stock(
     if exists.is_none() {
         return Err(ProductError::NotFound("product"));
     }
+    let before: Option<StockLevels> = sqlx::query_as(
+        "SELECT on_hand, reserved, low_stock_threshold FROM stock_items
+         WHERE product_id = $1 AND size_id IS NOT DISTINCT FROM $2
+           AND colour_id IS NOT DISTINCT FROM $3",
+    )
+    .bind(id)
+    .bind(adjustment.size_id)
+    .bind(adjustment.colour_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let item = sqlx::query_scalar!(
         "INSERT INTO stock_items (id, product_id, size_id, colour_id, low_stock_threshold)
          VALUES ($1, $2, $3, $4, coalesce($5, 0))
@@ -290,8 +301,32 @@ async fn adjust_stock(
         },
     )
     .await?;
+    let after = StockLevels {
+        on_hand: item.on_hand,
+        reserved: item.reserved,
+        low_stock_threshold: item.low_stock_threshold,
+    };
+    Entry::new(
+        &admin,
+        "stock_item",
+        item.id,
+        &format!("stock.{}", reason_str(reason).to_ascii_lowercase()),
+    )
+    .before(&before)
+    .after(&after)
+    .record(&mut tx)
+    .await?;
     tx.commit().await?;
     Ok(Json(item))
+}
+
+/// The levels of a stock item an adjustment changes, as the audit trail shows them.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+struct StockLevels {
+    on_hand: i32,
+    reserved: i32,
+    low_stock_threshold: i32,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 //! | `POST /v1/products`; `PATCH`/`DELETE /v1/products/{id}`; `GET /v1/products/admin`, `/{id}/price-history` | ADMIN | [`products`] |
 //! | `GET /v1/products/{id}/inventory`; `POST /v1/products/{id}/inventory/adjustments` | ADMIN | [`inventory`] |
 //! | `GET /v1/sales`, `/v1/packages` (+ `/{id}`), admin CRUD | anyone / ADMIN | [`offers`] |
+//! | `GET /v1/products/audit` (admin writes: products, prices, stock, taxonomy, sales, packages) | SUPER_ADMIN | [`service_kit::audit`] |
 //! | `POST /internal/inventory/reservations`, `.../{orderId}/commit`, `.../{orderId}/release` | services | [`inventory`] |
 //! | `GET /internal/products/{id}`; `POST /internal/products/lookup`; `GET /internal/sitemap` | services | [`internal`] |
 //!
@@ -80,6 +81,13 @@ pub struct AppState {
     pub settings: Arc<ProductSettings>,
 }
 
+// The audit trail's route reads the service's own pool.
+impl axum::extract::FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
 /// A domain event from this service, carrying the current request id.
 pub(crate) fn event<T: EventPayload>(payload: T) -> DomainEvent<T> {
     let event = DomainEvent::new(ProductService::SPEC.name, payload);
@@ -121,6 +129,7 @@ impl Service for ProductService {
             .merge(inventory::router())
             .merge(offers::router())
             .merge(internal::router())
+            .nest("/v1/products", service_kit::audit::router())
     }
 
     async fn seed(db: PgPool, args: Vec<String>) -> anyhow::Result<()> {
@@ -197,6 +206,7 @@ mod tests {
                 "GET /v1/products",
                 "POST /v1/products",
                 "GET /v1/products/admin",
+                "GET /v1/products/audit",
                 "GET /v1/products/filters",
                 "GET /v1/products/suggest",
                 "GET /v1/products/slug/{slug}",

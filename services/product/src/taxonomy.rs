@@ -14,7 +14,8 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use service_kit::{CursorPage, CursorParams};
+use service_kit::audit::Entry;
+use service_kit::{Caller, CursorPage, CursorParams};
 use sqlx::{AssertSqlSafe, PgConnection};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -116,8 +117,18 @@ pub async fn get<R: Resource>(state: &AppState, id: Uuid) -> ProductResult<R::Vi
     R::from_row(fetch_row::<R>(&mut conn, id).await?)
 }
 
+/// The audit entry of a change to an entry of kind `R`: its `name` is a catalogue label, never
+/// personal, so it shows in clear.
+fn audit<R: Resource>(caller: &Caller, id: Uuid, action: &str) -> Entry {
+    Entry::new(caller, R::NAME, id, action).reveal(&["name"])
+}
+
 /// Creates an entry.
-pub async fn create<R: Resource>(state: &AppState, input: R::Input) -> ProductResult<R::View> {
+pub async fn create<R: Resource>(
+    state: &AppState,
+    caller: &Caller,
+    input: R::Input,
+) -> ProductResult<R::View> {
     let row = R::to_row(input)?;
     let cols = columns(&row)?.join(", ");
     let sql = format!(
@@ -126,18 +137,27 @@ pub async fn create<R: Resource>(state: &AppState, input: R::Input) -> ProductRe
          RETURNING to_jsonb(t)",
         table = R::TABLE
     );
+    let id = new_id();
+    let mut tx = state.db.begin().await?;
     let stored: Value = sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(&row)
-        .bind(new_id())
-        .fetch_one(&state.db)
+        .bind(id)
+        .fetch_one(&mut *tx)
         .await?;
+    let view = R::from_row(stored)?;
+    audit::<R>(caller, id, "create")
+        .after(&view)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
     state.cache.invalidate().await;
-    R::from_row(stored)
+    Ok(view)
 }
 
 /// Applies a JSON Merge Patch to an entry.
 pub async fn patch<R: Resource>(
     state: &AppState,
+    caller: &Caller,
     id: Uuid,
     patch: &Value,
 ) -> ProductResult<R::View> {
@@ -150,8 +170,8 @@ pub async fn patch<R: Resource>(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let current = serde_json::to_value(R::from_row(fetch_row::<R>(&mut tx, id).await?)?)
-        .map_err(anyhow::Error::from)?;
+    let before = R::from_row(fetch_row::<R>(&mut tx, id).await?)?;
+    let current = serde_json::to_value(&before).map_err(anyhow::Error::from)?;
     let mut document: serde_json::Map<String, Value> = current
         .as_object()
         .map(|o| {
@@ -184,14 +204,25 @@ pub async fn patch<R: Resource>(
             .execute(&mut *tx)
             .await?;
     }
+    let after = R::from_row(stored)?;
+    audit::<R>(caller, id, "update")
+        .before(&before)
+        .after(&after)
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     state.cache.invalidate().await;
-    R::from_row(stored)
+    Ok(after)
 }
 
 /// Soft-deletes an entry; 409 while products still use it.
-pub async fn delete<R: Resource>(state: &AppState, id: Uuid) -> ProductResult<StatusCode> {
+pub async fn delete<R: Resource>(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> ProductResult<StatusCode> {
     let mut tx = state.db.begin().await?;
+    let before = R::from_row(fetch_row::<R>(&mut tx, id).await?)?;
     let sql = format!(
         "UPDATE {} SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING id",
         R::TABLE
@@ -215,6 +246,10 @@ pub async fn delete<R: Resource>(state: &AppState, id: Uuid) -> ProductResult<St
             ));
         }
     }
+    audit::<R>(caller, id, "delete")
+        .before(&before)
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     state.cache.invalidate().await;
     Ok(StatusCode::NO_CONTENT)
@@ -278,10 +313,10 @@ macro_rules! resource_routes {
                 ))]
             pub async fn create(
                 State(state): State<AppState>,
-                _admin: AdminCaller,
+                AdminCaller(admin): AdminCaller,
                 ValidatedJson(input): ValidatedJson<$input>,
             ) -> ProductResult<(StatusCode, Json<$view>)> {
-                let view = generic::create::<$kind>(&state, input).await?;
+                let view = generic::create::<$kind>(&state, &admin, input).await?;
                 Ok((StatusCode::CREATED, Json(view)))
             }
 
@@ -299,11 +334,11 @@ macro_rules! resource_routes {
                 ))]
             pub async fn patch(
                 State(state): State<AppState>,
-                _admin: AdminCaller,
+                AdminCaller(admin): AdminCaller,
                 Path(id): Path<Uuid>,
                 MergePatch(patch): MergePatch,
             ) -> ProductResult<Json<$view>> {
-                generic::patch::<$kind>(&state, id, &patch).await.map(Json)
+                generic::patch::<$kind>(&state, &admin, id, &patch).await.map(Json)
             }
 
             /// Soft-deletes an entry (ADMIN); 409 while products use it.
@@ -318,10 +353,10 @@ macro_rules! resource_routes {
                 ))]
             pub async fn delete(
                 State(state): State<AppState>,
-                _admin: AdminCaller,
+                AdminCaller(admin): AdminCaller,
                 Path(id): Path<Uuid>,
             ) -> ProductResult<StatusCode> {
-                generic::delete::<$kind>(&state, id).await
+                generic::delete::<$kind>(&state, &admin, id).await
             }
 
             /// The routes.

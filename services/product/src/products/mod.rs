@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit::Entry;
 use service_kit::shared_types::product::{
     PriceChanged, ProductCreated, ProductDeleted, ProductUpdated,
 };
@@ -583,6 +584,12 @@ pub async fn create(
         created_at,
     };
     event_bus::outbox::publish(&mut tx, &event(payload)).await?;
+    if let Some(admin) = admin {
+        Entry::new(admin, "product", id, "create")
+            .after(&input)
+            .record(&mut tx)
+            .await?;
+    }
     let product = load_one(&mut tx, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("created product vanished"))?;
@@ -683,6 +690,11 @@ async fn patch_product(
         updated_at,
     };
     event_bus::outbox::publish(&mut tx, &event(payload)).await?;
+    Entry::new(&admin, "product", id, "update")
+        .before(&before)
+        .after(&input)
+        .record(&mut tx)
+        .await?;
     let product = load_one(&mut tx, id)
         .await?
         .ok_or(ProductError::NotFound("product"))?;
@@ -720,10 +732,13 @@ fn changed_fields(before: &ProductInput, after: &ProductInput) -> ProductResult<
 )]
 async fn delete_product(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ProductResult<StatusCode> {
     let mut tx = state.db.begin().await?;
+    let before = load_one(&mut tx, id)
+        .await?
+        .map(|current| ProductInput::from(&current));
     let deleted = sqlx::query!(
         r#"UPDATE products SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL
            RETURNING sku, deleted_at AS "deleted_at!""#,
@@ -738,6 +753,10 @@ async fn delete_product(
         deleted_at: deleted.deleted_at,
     };
     event_bus::outbox::publish(&mut tx, &event(payload)).await?;
+    Entry::new(&admin, "product", id, "delete")
+        .before(&before)
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     state.cache.invalidate().await;
     Ok(StatusCode::NO_CONTENT)

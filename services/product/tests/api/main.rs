@@ -2,6 +2,7 @@
 //! per test, real Redis and RabbitMQ.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod browse;
 mod cache;
 mod helpers;
