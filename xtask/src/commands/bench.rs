@@ -45,7 +45,29 @@ const WRK: Tool = Tool {
 };
 
 /// The scenarios that run when none is named (lomash-bench's default).
-const DEFAULT_SCENARIOS: &[&str] = &["events", "gateway", "content", "checkout", "analytics"];
+const DEFAULT_SCENARIOS: &[&str] = &[
+    "events",
+    "gateway",
+    "content",
+    "checkout",
+    "analytics",
+    "products",
+    "booking",
+    "idle",
+];
+
+/// Every service binary (the `idle` scenario starts all nine).
+const ALL_SERVICES: &[&str] = &[
+    "gateway-service",
+    "auth-service",
+    "product-service",
+    "order-payment-service",
+    "appointment-service",
+    "content-service",
+    "customer-service",
+    "notification-service",
+    "analytics-service",
+];
 
 /// Runs `bench`; `args` go to lomash-bench as they are.
 pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
@@ -62,6 +84,7 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     let content = !help && (named.is_empty() || named.contains(&"content"));
     let checkout = !help && (named.is_empty() || named.contains(&"checkout"));
     let analytics = !help && (named.is_empty() || named.contains(&"analytics"));
+    let wanted = |name: &str| !help && (named.is_empty() || named.contains(&name));
     let wrk = !help && wants_wrk(args);
 
     let _infra = if help {
@@ -96,6 +119,17 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     if analytics {
         packages.extend(["analytics-service", "gateway-service"]);
     }
+    if wanted("products") {
+        packages.extend(["product-service", "gateway-service", "auth-service"]);
+    }
+    if wanted("booking") {
+        packages.extend(["appointment-service", "gateway-service", "auth-service"]);
+    }
+    if wanted("idle") {
+        packages.extend(ALL_SERVICES);
+    }
+    packages.sort_unstable();
+    packages.dedup();
     build(&ws, &packages)?;
     check_interrupted()?;
 

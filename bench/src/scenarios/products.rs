@@ -1,0 +1,404 @@
+//! `products`: browsing the 50k-product catalogue through the gateway (issue 5, DESIGN.md §7).
+//!
+//! Release-built auth, product and gateway on fresh databases; product's `seed --products
+//! 50000` generates the catalogue (then `ANALYZE`, as a live database would have statistics).
+//! Every run goes through the gateway with the same connections and length:
+//! 1. **cached list**: one fixed `GET /v1/products?...` (20 items), answered from product's Redis
+//!    cache after the first request — the budget: p99 ≤ 5 ms at 64 connections;
+//! 2. **uncached list**, **filtered list**, **search**: each request's price bound differs
+//!    (`filter[price]=0..<N+n>`, above every price), so each misses the cache (keyed by the
+//!    normalised query) and is a real keyset query in Postgres;
+//! 3. **page 1 vs page 200**: the cursors are walked first (199 `nextCursor` hops), then the
+//!    page-1 and page-200 URLs are loaded, uncached the same way — the budget: page 200 within
+//!    1.5× of page 1.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+use super::support::{self, Launch, VariedLoad};
+use super::{Ctx, Scenario};
+use crate::cleanup::Item;
+use crate::load::{self, LoadResult, Target};
+use crate::report::{Mark, Section, Table, Verdict};
+use crate::stats;
+
+/// The scenario.
+pub const SCENARIO: Scenario = Scenario {
+    name: "products",
+    about: "50k-product catalogue through the gateway: cached/uncached/filtered list, search, page 200 vs page 1 (budgets: cached p99 ≤ 5 ms, page 200 ≤ 1.5× page 1)",
+    run,
+};
+
+fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
+    Box::pin(run_scenario(ctx))
+}
+
+/// Products generated.
+const PRODUCTS: u32 = 50_000;
+/// The deep page compared with page 1.
+const DEEP_PAGE: usize = 200;
+/// The budget: cached list p99 at most this many ms.
+const MAX_CACHED_P99_MS: f64 = 5.0;
+/// The budget: page 200 ÷ page 1 at most this.
+const MAX_DEEP_RATIO: f64 = 1.5;
+/// Above every generated price (≤ £199,999.90), so the varying bound never changes the rows.
+const PRICE_CEILING: u64 = 100_000_000;
+
+/// The fixed query of the cached run.
+const CACHED_PATH: &str = "/v1/products?category=KITCHEN&sort=-createdAt&limit=20";
+
+async fn run_scenario(ctx: &Ctx) -> Result<Section> {
+    let s = &ctx.settings;
+    support::require(ctx, &["auth-service", "product-service", "gateway-service"])?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let bus = support::bus(ctx, "products");
+    let auth = support::start(
+        ctx,
+        &client,
+        &bus,
+        Launch {
+            name: "auth",
+            database: true,
+            extra_env: Vec::new(),
+            ready_path: "/ready",
+            patience: Duration::from_secs(90),
+        },
+    )
+    .await?;
+    let product = support::start(
+        ctx,
+        &client,
+        &bus,
+        Launch {
+            name: "product",
+            database: true,
+            // Views are flushed rarely: the runs measure reads, not the popularity writer.
+            extra_env: vec![("POPULARITY_FLUSH_MS".to_owned(), "60000".to_owned())],
+            ready_path: "/ready",
+            patience: Duration::from_secs(90),
+        },
+    )
+    .await?;
+    let gateway = support::start_gateway(
+        ctx,
+        &client,
+        &bus,
+        &auth,
+        &[("product", &product.base)],
+        &product.base,
+        "/health",
+    )
+    .await?;
+
+    println!("  seeding {PRODUCTS} products (product-service seed --products {PRODUCTS}) ...");
+    let seeded = support::command(
+        ctx,
+        &product,
+        &["seed", "--products", &PRODUCTS.to_string()],
+    )
+    .await?;
+    let db_url = product
+        .database_url
+        .clone()
+        .context("product has a database")?;
+    let pool = sqlx::PgPool::connect(&db_url)
+        .await
+        .context("step `catalogue`")?;
+    ctx.cleanup.push(Item::Pool(pool.clone()));
+    sqlx::query("ANALYZE")
+        .execute(&pool)
+        .await
+        .context("step `analyze`")?;
+    let published: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM products WHERE status = 'PUBLISHED' AND deleted_at IS NULL",
+    )
+    .fetch_one(&pool)
+    .await?;
+    println!(
+        "    {published} published products after {:.1} s",
+        seeded.as_secs_f64()
+    );
+
+    // Filter values and a search word that exist in this catalogue.
+    let colours: Vec<String> = sqlx::query_scalar(
+        "SELECT c.slug FROM colours c JOIN product_colours pc ON pc.colour_id = c.id
+         GROUP BY c.slug ORDER BY count(*) DESC LIMIT 2",
+    )
+    .fetch_all(&pool)
+    .await?;
+    let style: String = sqlx::query_scalar(
+        "SELECT s.slug FROM styles s JOIN products p ON p.style_id = s.id
+         GROUP BY s.slug ORDER BY count(*) DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let word: String = sqlx::query_scalar(
+        "SELECT lower(split_part(title, ' ', 1)) FROM products WHERE sku LIKE 'GEN-%'
+         GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
+    if colours.is_empty() {
+        bail!("step `catalogue`: the seeded catalogue has no colours on products");
+    }
+    let filtered_base = format!(
+        "/v1/products?category=KITCHEN&filter[colour]={}&filter[style]={style}&limit=20",
+        colours.join(",")
+    );
+    let search_base = format!("/v1/products?q={word}&limit=20");
+    let list_base = "/v1/products?category=KITCHEN&sort=-createdAt&limit=20".to_owned();
+    let walk_base = "/v1/products?sort=-createdAt&limit=20".to_owned();
+
+    // Check each query answers 20 items, and walk to page 200.
+    let gw = &gateway.base;
+    for path in [CACHED_PATH, &filtered_base, &search_base] {
+        let page = get_page(&client, &format!("{gw}{path}")).await?;
+        let n = page["data"].as_array().map_or(0, Vec::len);
+        if n == 0 {
+            bail!("step `check`: {path} answered no products");
+        }
+        println!("    {path}: {n} items");
+    }
+    let walk_path = format!("{walk_base}&filter[price]=0..{PRICE_CEILING}");
+    let walked = Instant::now();
+    let mut cursor = None::<String>;
+    for page in 1..DEEP_PAGE {
+        let url = match &cursor {
+            Some(c) => format!("{gw}{walk_path}&cursor={c}"),
+            None => format!("{gw}{walk_path}"),
+        };
+        let body = get_page(&client, &url).await?;
+        cursor = body["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            bail!("step `walk`: the list ended at page {page}");
+        }
+    }
+    let deep_cursor = cursor.context("a cursor for the deep page")?;
+    println!(
+        "    walked {} pages of 20 to page {DEEP_PAGE} in {:.1} s",
+        DEEP_PAGE - 1,
+        walked.elapsed().as_secs_f64()
+    );
+
+    let load_settings = s.load();
+    let varied = VariedLoad {
+        port: gateway.port,
+        connections: load_settings.connections,
+        duration: load_settings.duration,
+        warmup: load_settings.warmup,
+        target_pids: &gateway.process.tree(),
+        upstream_pids: &product.process.tree(),
+    };
+    let everyone = [&auth.process, &product.process, &gateway.process];
+    let mut rows: Vec<(String, String, LoadResult)> = Vec::new();
+
+    let announce = |label: &str| {
+        println!(
+            "  {label}: {} connections, {} ...",
+            load_settings.connections,
+            stats::show_duration(load_settings.duration)
+        );
+    };
+    let report = |result: &LoadResult| {
+        println!(
+            "    {} req/s, p50 {}, p99 {}, {} non-2xx, {} errors",
+            stats::rate(result.rps),
+            stats::latency(result.p50()),
+            stats::latency(result.p99()),
+            result.non_2xx,
+            result.errors
+        );
+    };
+
+    // 1. Cached: the standard load generator on one URL.
+    announce("cached list");
+    let target = Target {
+        label: "cached list".to_owned(),
+        port: gateway.port,
+        path: CACHED_PATH.to_owned(),
+        headers: Vec::new(),
+        target_pids: gateway.process.tree(),
+        upstream_pids: product.process.tree(),
+    };
+    let cached = load::run(&target, &load_settings)
+        .await
+        .context("step `load cached list`")?;
+    report(&cached);
+    rows.push(("cached list".to_owned(), CACHED_PATH.to_owned(), cached));
+
+    // 2 and 3. Uncached: every request's query differs.
+    let runs: [(&str, String, Option<String>); 5] = [
+        ("uncached list", list_base, None),
+        ("filtered list (uncached)", filtered_base, None),
+        ("search (uncached)", search_base, None),
+        ("page 1 (uncached)", walk_base.clone(), None),
+        (
+            "page 200 (uncached)",
+            walk_base,
+            Some(format!("&cursor={deep_cursor}")),
+        ),
+    ];
+    for (label, base, tail) in runs {
+        for process in everyone {
+            process.check_alive()?;
+        }
+        announce(label);
+        let tail = tail.unwrap_or_default();
+        let shown = format!(
+            "{base}&filter[price]=0..<{PRICE_CEILING}+n>{}",
+            if tail.is_empty() {
+                ""
+            } else {
+                "&cursor=<page 200>"
+            }
+        );
+        let result = {
+            let (base, tail) = (base.clone(), tail.clone());
+            varied
+                .run(move |n| format!("{base}&filter[price]=0..{}{tail}", PRICE_CEILING + n))
+                .await
+                .with_context(|| format!("step `load {label}`"))?
+        };
+        report(&result);
+        rows.push((label.to_owned(), shown, result));
+    }
+    for process in everyone {
+        process.check_alive()?;
+    }
+    Ok(section(ctx, published, seeded, &rows))
+}
+
+async fn get_page(client: &reqwest::Client, url: &str) -> Result<Value> {
+    let response = client.get(url).send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("GET {url} answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn section(
+    ctx: &Ctx,
+    published: i64,
+    seeded: Duration,
+    rows: &[(String, String, LoadResult)],
+) -> Section {
+    let s = &ctx.settings;
+    let mut table = Table::new(&["run", "request", "req/s", "p50", "p99", "non-2xx / errors"]);
+    for (label, path, result) in rows {
+        table.row(support::load_row(label, path, result));
+    }
+    let find = |label: &str| {
+        rows.iter()
+            .find(|(l, _, _)| l.starts_with(label))
+            .map(|r| &r.2)
+    };
+    let mut verdicts = Vec::new();
+    if let Some(cached) = find("cached list") {
+        let p99 = cached.p99_ms.unwrap_or(f64::INFINITY);
+        verdicts.push(Verdict {
+            mark: match (cached.clean(), p99 <= MAX_CACHED_P99_MS) {
+                (false, _) => Mark::Invalid,
+                (true, true) => Mark::Pass,
+                (true, false) => Mark::Fail,
+            },
+            text: format!(
+                "cached list p99 = **{}** at {} connections (budget ≤ {MAX_CACHED_P99_MS} ms){}",
+                stats::latency(cached.p99()),
+                s.connections,
+                if cached.clean() {
+                    ""
+                } else {
+                    " — not decidable: the run had errors or non-2xx answers"
+                }
+            ),
+        });
+    }
+    if let (Some(first), Some(deep)) = (find("page 1 "), find("page 200")) {
+        let clean = first.clean() && deep.clean();
+        let ratio = deep
+            .p50_ms
+            .zip(first.p50_ms)
+            .map(|(d, f)| d / f)
+            .unwrap_or(f64::INFINITY);
+        let rps_ratio = if deep.rps > 0.0 {
+            first.rps / deep.rps
+        } else {
+            f64::INFINITY
+        };
+        verdicts.push(Verdict {
+            mark: match (clean, ratio <= MAX_DEEP_RATIO) {
+                (false, _) => Mark::Invalid,
+                (true, true) => Mark::Pass,
+                (true, false) => Mark::Fail,
+            },
+            text: format!(
+                "page 200 p50 ÷ page 1 p50 = {} ÷ {} = **{ratio:.2}** (budget ≤ {MAX_DEEP_RATIO}); \
+                 by throughput page 1 req/s ÷ page 200 req/s = {rps_ratio:.2}{}",
+                stats::latency(deep.p50()),
+                stats::latency(first.p50()),
+                if clean {
+                    ""
+                } else {
+                    " — not decidable: a run had errors or non-2xx answers"
+                }
+            ),
+        });
+    }
+    let json_rows: Vec<Value> = rows
+        .iter()
+        .map(|(label, _, result)| support::load_json(label, result))
+        .collect();
+    Section {
+        scenario: "products",
+        title: "products: the 50k catalogue through the gateway".to_owned(),
+        settings: vec![
+            format!(
+                "catalogue: `product-service seed --products {PRODUCTS}` ({published} published, \
+                 generated in {:.1} s), then `ANALYZE`",
+                seeded.as_secs_f64()
+            ),
+            "services: auth-service, product-service and gateway-service (release), each on a \
+             fresh database / Redis prefix; rate limits raised by configuration \
+             (`RATE_LIMIT_DEFAULT_IP=1000000000/60s`)"
+                .to_owned(),
+            format!(
+                "cached list: {} ({}); the uncached runs: one reqwest client per connection, \
+                 the same connections and length",
+                s.tool.describe(),
+                stats::show_duration(s.duration)
+            ),
+        ],
+        design: vec![
+            "A list answer is cached in Redis under the normalised query (60 s) with a \
+             versioned namespace; a hit is one `GET` of the stored JSON and its ETag. The \
+             uncached runs change the price bound on every request (`filter[price]=0..N+n`, \
+             above every price, so the rows are the same but the cache key is new): each is a \
+             keyset query (`(sort key, id) < (cursor)` on the sort's index, `LIMIT 21`) plus \
+             one query loading the 20 products with their colours, sizes and images — and a \
+             cache write."
+                .to_owned(),
+            format!(
+                "Page {DEEP_PAGE} is reached by walking `nextCursor` {} times first; its cursor \
+                 is the last row's (createdAt, id), so the deep page costs one index range scan \
+                 like page 1, with no OFFSET.",
+                DEEP_PAGE - 1
+            ),
+        ],
+        table,
+        verdicts,
+        notes: vec![
+            "The load generator, the gateway, product, Postgres and Redis share the two cores, \
+             and other work on the machine (builds, tests) was running during this run; read \
+             the figures as an upper bound on latency."
+                .to_owned(),
+        ],
+        json: json!({ "published": published, "seedSeconds": seeded.as_secs_f64(), "runs": json_rows }),
+    }
+}
