@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit;
 use service_kit::{AdminCaller, OffsetPage, PageParams, ValidatedJson, ValidatedQuery};
 use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
@@ -428,18 +429,29 @@ async fn write_showroom(
 )]
 async fn create_showroom(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ValidatedJson(input): ValidatedJson<ShowroomInput>,
 ) -> AppointmentResult<(StatusCode, Json<ShowroomView>)> {
     let id = Uuid::now_v7();
     let mut tx = state.db.begin().await?;
     write_showroom(&mut tx, id, &input).await?;
+    audit::Entry::new(&admin, "showroom", id, "create")
+        .after(&input)
+        .reveal(SHOWROOM_PUBLIC)
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     let view = find_showroom(&state, id)
         .await?
         .ok_or(AppointmentError::NotFound("showroom"))?;
     Ok((StatusCode::CREATED, Json(view)))
 }
+
+/// A showroom's name is the business's, not a person's: the audit trail shows it in clear.
+const SHOWROOM_PUBLIC: &[&str] = &["name"];
+
+/// A consultant's bio and photo are about a person: the audit trail shows only that they changed.
+const CONSULTANT_PERSONAL: &[&str] = &["bio", "photoUrl"];
 
 /// Applies an RFC 7396 merge patch to `target`.
 pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
@@ -499,7 +511,7 @@ pub(crate) fn patched<C: Serialize, T: serde::de::DeserializeOwned + Validate>(
 )]
 async fn patch_showroom(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
 ) -> AppointmentResult<Json<ShowroomView>> {
@@ -507,9 +519,16 @@ async fn patch_showroom(
     let current = find_showroom(&state, id)
         .await?
         .ok_or(AppointmentError::NotFound("showroom"))?;
-    let input: ShowroomInput = patched(&ShowroomInput::from(current), &patch)?;
+    let before = ShowroomInput::from(current);
+    let input: ShowroomInput = patched(&before, &patch)?;
     let mut tx = state.db.begin().await?;
     write_showroom(&mut tx, id, &input).await?;
+    audit::Entry::new(&admin, "showroom", id, "update")
+        .before(&before)
+        .after(&input)
+        .reveal(SHOWROOM_PUBLIC)
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     let view = find_showroom(&state, id)
         .await?
@@ -851,12 +870,17 @@ async fn find_consultant(
 )]
 async fn create_consultant(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ValidatedJson(input): ValidatedJson<ConsultantInput>,
 ) -> AppointmentResult<(StatusCode, Json<ConsultantAdminView>)> {
     let id = Uuid::now_v7();
     let mut tx = state.db.begin().await?;
     write_consultant(&mut tx, id, &input, state.settings.horizon_days).await?;
+    audit::Entry::new(&admin, "consultant", id, "create")
+        .after(&input)
+        .redact(CONSULTANT_PERSONAL)
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     let view = find_consultant(&state, id)
         .await?
@@ -880,7 +904,7 @@ async fn create_consultant(
 )]
 async fn patch_consultant(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
 ) -> AppointmentResult<Json<ConsultantAdminView>> {
@@ -901,6 +925,12 @@ async fn patch_consultant(
     let input: ConsultantInput = patched(&current, &patch)?;
     let mut tx = state.db.begin().await?;
     write_consultant(&mut tx, id, &input, state.settings.horizon_days).await?;
+    audit::Entry::new(&admin, "consultant", id, "update")
+        .before(&current)
+        .after(&input)
+        .redact(CONSULTANT_PERSONAL)
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     crate::availability::invalidate(&state.redis).await;
     let view = find_consultant(&state, id)

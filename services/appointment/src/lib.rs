@@ -19,6 +19,7 @@
 //! | `POST /v1/appointments/{id}/confirm`, `/complete`, `/no-show` | assigned consultant, admin | [`bookings::lifecycle`] |
 //! | `GET /v1/consultants/me/appointments?from&to` | consultant | [`bookings::views`] |
 //! | `GET /v1/admin/appointments` | admin | [`bookings::views`] |
+//! | `GET /v1/appointments/audit` (the audit trail of staff changes) | super admin | `service_kit::audit` |
 //! | `POST /v1/brochures`; `GET /v1/admin/brochures`, `/export` (CSV) | anyone; admin | [`brochures`] |
 //!
 //! # Design decisions
@@ -112,6 +113,12 @@ pub struct AppState {
     pub settings: Arc<Settings>,
 }
 
+impl axum::extract::FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
 /// A domain event from this service, carrying the current request id.
 pub(crate) fn event<T: EventPayload>(payload: T) -> DomainEvent<T> {
     let event = DomainEvent::new(AppointmentService::SPEC.name, payload);
@@ -153,6 +160,7 @@ impl Service for AppointmentService {
             .merge(availability::router())
             .merge(bookings::router())
             .merge(brochures::router())
+            .nest("/v1/appointments", service_kit::audit::router())
     }
 
     async fn seed(db: PgPool, _args: Vec<String>) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit;
 use service_kit::{AdminCaller, ValidatedJson};
 use sqlx::postgres::types::PgRange;
 use utoipa::ToSchema;
@@ -127,7 +128,7 @@ async fn list_rules(
 )]
 async fn create_rule(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     ValidatedJson(input): ValidatedJson<RuleInput>,
 ) -> AppointmentResult<(StatusCode, Json<RuleView>)> {
@@ -148,21 +149,23 @@ async fn create_rule(
     )
     .execute(&mut *tx)
     .await?;
-    slots::materialise_in(&mut tx, Some(id), state.settings.horizon_days).await?;
+    let done = slots::materialise_in(&mut tx, Some(id), state.settings.horizon_days).await?;
+    let rule = RuleView {
+        id: rule_id,
+        consultant_id: id,
+        weekday: input.weekday,
+        starts_at: input.starts_at,
+        ends_at: input.ends_at,
+        appointment_type: input.appointment_type,
+        showroom_id: input.showroom_id,
+    };
+    audit::Entry::new(&admin, "availability_rule", rule_id, "create")
+        .after(&audited(&rule, done))
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     crate::availability::invalidate(&state.redis).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(RuleView {
-            id: rule_id,
-            consultant_id: id,
-            weekday: input.weekday,
-            starts_at: input.starts_at,
-            ends_at: input.ends_at,
-            appointment_type: input.appointment_type,
-            showroom_id: input.showroom_id,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(rule)))
 }
 
 /// Removes a weekly rule; its open future slots are retired, booked ones stay (admin).
@@ -179,10 +182,20 @@ async fn create_rule(
 )]
 async fn delete_rule(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> AppointmentResult<StatusCode> {
     let mut tx = state.db.begin().await?;
+    // What the audit trail keeps of the rule; the DELETE below decides whether it exists.
+    let before: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_object('consultantId', consultant_id, 'weekday', weekday,
+                'startsAt', starts_at, 'endsAt', ends_at, 'appointmentType', appointment_type,
+                'showroomId', showroom_id)
+         FROM availability_rules WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let consultant = sqlx::query_scalar!(
         "DELETE FROM availability_rules WHERE id = $1 RETURNING consultant_id",
         id
@@ -190,7 +203,13 @@ async fn delete_rule(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(AppointmentError::NotFound("rule"))?;
-    slots::materialise_in(&mut tx, Some(consultant), state.settings.horizon_days).await?;
+    let done =
+        slots::materialise_in(&mut tx, Some(consultant), state.settings.horizon_days).await?;
+    audit::Entry::new(&admin, "availability_rule", id, "delete")
+        .before(&before)
+        .after(&audited(&serde_json::json!({}), done))
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     crate::availability::invalidate(&state.redis).await;
     Ok(StatusCode::NO_CONTENT)
@@ -243,7 +262,7 @@ pub struct ExceptionView {
 )]
 async fn create_exception(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     ValidatedJson(input): ValidatedJson<ExceptionInput>,
 ) -> AppointmentResult<(StatusCode, Json<ExceptionView>)> {
@@ -264,19 +283,21 @@ async fn create_exception(
     )
     .execute(&mut *tx)
     .await?;
-    slots::materialise_in(&mut tx, Some(id), state.settings.horizon_days).await?;
+    let done = slots::materialise_in(&mut tx, Some(id), state.settings.horizon_days).await?;
+    let exception = ExceptionView {
+        id: exception_id,
+        consultant_id: id,
+        starts_at: input.starts_at,
+        ends_at: input.ends_at,
+        reason: input.reason,
+    };
+    audit::Entry::new(&admin, "availability_exception", exception_id, "create")
+        .after(&audited(&exception, done))
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     crate::availability::invalidate(&state.redis).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(ExceptionView {
-            id: exception_id,
-            consultant_id: id,
-            starts_at: input.starts_at,
-            ends_at: input.ends_at,
-            reason: input.reason,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(exception)))
 }
 
 /// Lifts an exception; its slots are offered again (admin).
@@ -293,10 +314,18 @@ async fn create_exception(
 )]
 async fn delete_exception(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> AppointmentResult<StatusCode> {
     let mut tx = state.db.begin().await?;
+    let before: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_object('consultantId', consultant_id, 'startsAt', lower(during),
+                'endsAt', upper(during))
+         FROM availability_exceptions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let consultant = sqlx::query_scalar!(
         "DELETE FROM availability_exceptions WHERE id = $1 RETURNING consultant_id",
         id
@@ -304,7 +333,13 @@ async fn delete_exception(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(AppointmentError::NotFound("exception"))?;
-    slots::materialise_in(&mut tx, Some(consultant), state.settings.horizon_days).await?;
+    let done =
+        slots::materialise_in(&mut tx, Some(consultant), state.settings.horizon_days).await?;
+    audit::Entry::new(&admin, "availability_exception", id, "delete")
+        .before(&before)
+        .after(&audited(&serde_json::json!({}), done))
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     crate::availability::invalidate(&state.redis).await;
     Ok(StatusCode::NO_CONTENT)
@@ -322,11 +357,30 @@ async fn delete_exception(
 )]
 async fn materialise_now(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
 ) -> AppointmentResult<Json<Materialised>> {
-    let done = slots::materialise(&state.db, None, state.settings.horizon_days).await?;
+    let mut tx = state.db.begin().await?;
+    let done = slots::materialise_in(&mut tx, None, state.settings.horizon_days).await?;
+    audit::Entry::new(&admin, "slots", "all", "materialise")
+        .after(&done)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
     crate::availability::invalidate(&state.redis).await;
     Ok(Json(done))
+}
+
+/// What the audit trail keeps of a rule or exception change: the item (an exception's `reason`
+/// is redacted by name) and what the re-materialisation did to the consultant's slots.
+fn audited(item: &impl Serialize, done: Materialised) -> serde_json::Value {
+    let mut value = serde_json::to_value(item).unwrap_or_default();
+    if !value.is_object() {
+        value = serde_json::json!({});
+    }
+    if let serde_json::Value::Object(fields) = &mut value {
+        fields.insert("slots".to_owned(), serde_json::json!(done));
+    }
+    value
 }
 
 /// The routes of this module.

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use chrono::Utc;
 use serde::Deserialize;
+use service_kit::audit;
 use service_kit::{Caller, ValidatedJson};
 use shared_types::appointment::{
     BookingCancelled, BookingConfirmed, BookingRescheduled, CancelledBy,
@@ -77,6 +78,52 @@ async fn locked(
     Ok((tx, booking, relation))
 }
 
+/// Records a change by the consultant or an administrator in the audit trail (a customer's own
+/// cancel or reschedule is in the booking history only). The trail keeps where the booking stands,
+/// never who the customer is or why it changed.
+async fn audit_staff(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    relation: Relation,
+    action: &str,
+    before: &BookingRow,
+    after: &BookingRow,
+) -> Result<(), sqlx::Error> {
+    if relation == Relation::Owner {
+        return Ok(());
+    }
+    audit::Entry::new(caller, "appointment", before.id, action)
+        .before(&AuditedBooking::from(before))
+        .after(&AuditedBooking::from(after))
+        .record(conn)
+        .await
+}
+
+/// The part of a booking the audit trail keeps.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditedBooking<'a> {
+    status: &'a str,
+    slot_id: Uuid,
+    consultant_id: Uuid,
+    showroom_id: Option<Uuid>,
+    starts_at: chrono::DateTime<Utc>,
+    ends_at: chrono::DateTime<Utc>,
+}
+
+impl<'a> From<&'a BookingRow> for AuditedBooking<'a> {
+    fn from(booking: &'a BookingRow) -> Self {
+        Self {
+            status: &booking.status,
+            slot_id: booking.slot_id,
+            consultant_id: booking.consultant_id,
+            showroom_id: booking.showroom_id,
+            starts_at: booking.starts_at,
+            ends_at: booking.ends_at,
+        }
+    }
+}
+
 async fn staff_transition(
     state: &AppState,
     caller: &Caller,
@@ -139,11 +186,13 @@ async fn staff_transition(
         };
         event_bus::outbox::publish(&mut tx, &event(payload)).await?;
     }
-    let booking = super::load(&mut tx, id, false)
+    let updated = super::load(&mut tx, id, false)
         .await?
         .ok_or(AppointmentError::NotFound("appointment"))?;
+    let action = format!("status.{}", to.as_str().to_ascii_lowercase());
+    audit_staff(&mut tx, caller, relation, &action, &booking, &updated).await?;
     tx.commit().await?;
-    view_of(booking, relation)
+    view_of(updated, relation)
 }
 
 /// Confirms a PENDING booking (assigned consultant, admin); emits `booking.confirmed`.
@@ -308,12 +357,21 @@ async fn cancel(
         cancelled_at: now,
     };
     event_bus::outbox::publish(&mut tx, &event(payload)).await?;
-    let booking = super::load(&mut tx, id, false)
+    let updated = super::load(&mut tx, id, false)
         .await?
         .ok_or(AppointmentError::NotFound("appointment"))?;
+    audit_staff(
+        &mut tx,
+        &caller,
+        relation,
+        "status.cancelled",
+        &booking,
+        &updated,
+    )
+    .await?;
     tx.commit().await?;
     crate::availability::invalidate(&state.redis).await;
-    view_of(booking, relation).map(Json)
+    view_of(updated, relation).map(Json)
 }
 
 /// The new slot.
@@ -449,6 +507,7 @@ async fn reschedule(
     let updated = super::load(&mut tx, id, false)
         .await?
         .ok_or(AppointmentError::NotFound("appointment"))?;
+    audit_staff(&mut tx, &caller, relation, "reschedule", &booking, &updated).await?;
     tx.commit().await?;
     crate::availability::invalidate(&state.redis).await;
     // The consultant may have changed; the caller's relation was checked on the old booking.

@@ -2,6 +2,7 @@
 //! database per test, real Redis.
 #![allow(clippy::unwrap_used)]
 
+mod audit;
 mod availability;
 mod bookings;
 mod brochures;
