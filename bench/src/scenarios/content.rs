@@ -95,11 +95,14 @@ fn multipart(jpeg: &[u8]) -> (String, bytes::Bytes) {
     )
 }
 
-/// An admin's internal token, as the gateway mints it (the development key pair, which the
-/// service under test verifies with).
+/// An admin's internal token, as the gateway mints it after a sign-in with the second factor
+/// (the development key pair, which the service under test verifies with).
 fn admin_token(keys: &InternalKeys, admin: uuid::Uuid, session: uuid::Uuid) -> Result<String> {
-    keys.mint(InternalClaims::user("gateway", admin, Role::Admin, session))
-        .map_err(|e| anyhow::anyhow!("cannot mint an internal token: {e}"))
+    keys.mint(
+        InternalClaims::user("gateway", admin, Role::Admin, session)
+            .with_amr(vec!["pwd".to_owned(), "otp".to_owned()]),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot mint an internal token: {e}"))
 }
 
 async fn upload(

@@ -13,6 +13,18 @@ pub const ACCESS_AUDIENCE: &str = "lomash-api";
 /// Lifetime of an access token, in seconds (15 minutes).
 pub const ACCESS_TTL_SECS: i64 = 15 * 60;
 
+/// `amr` value of a password sign-in (RFC 8176).
+pub const AMR_PASSWORD: &str = "pwd";
+/// `amr` value of a sign-in completed with a one-time code (TOTP or a recovery code).
+pub const AMR_OTP: &str = "otp";
+
+/// Whether a caller of `role` who signed in with `amr` still owes the second factor: an
+/// ADMIN or SUPER_ADMIN whose sign-in did not include [`AMR_OTP`]. The gateway and the
+/// services' identity extractors refuse such callers everywhere but enrolment.
+pub fn second_factor_missing(role: Role, amr: &[String]) -> bool {
+    role.requires_second_factor() && !amr.iter().any(|m| m == AMR_OTP)
+}
+
 /// Claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {

@@ -15,7 +15,7 @@ pub mod jwks;
 mod keys;
 mod role;
 
-pub use access::{AccessClaims, session_key};
+pub use access::{AMR_OTP, AMR_PASSWORD, AccessClaims, second_factor_missing, session_key};
 pub use jwks::{JwksConfig, JwksError, JwksVerifier};
 pub use keys::{InternalKeys, KeyError};
 pub use role::Role;

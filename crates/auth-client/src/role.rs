@@ -31,6 +31,12 @@ impl Role {
         matches!(self, Role::SuperAdmin | Role::Admin)
     }
 
+    /// Whether this role must sign in with a second factor before any administrative use
+    /// (ADMIN and SUPER_ADMIN; optional for everyone else).
+    pub fn requires_second_factor(self) -> bool {
+        self.is_admin()
+    }
+
     /// Any role that works for the business (not a customer).
     pub fn is_staff(self) -> bool {
         !matches!(self, Role::Customer)

@@ -5,9 +5,17 @@
 //! service can claim an identity. Handlers then name the identity they need in their signature:
 //! [`Caller`] (a signed-in user), [`AdminCaller`], [`StaffCaller`], [`MaybeCaller`] (public routes
 //! that use the identity when present) or [`ServiceCaller`] (`/internal` routes).
+//!
+//! **Second factor.** An ADMIN or SUPER_ADMIN whose sign-in lacks `otp` in its `amr` (not enrolled
+//! in two-factor sign-in yet, or a password-only token) is refused with 403
+//! `second-factor-required` by every user extractor here, so no handler can serve an
+//! administrator who skipped it, whichever way it checks the role (`AdminCaller`, or
+//! `caller.role.is_admin()` on a plain [`Caller`]). Only [`FirstFactorCaller`] lets them through:
+//! auth uses it for enrolment and the caller's own session, nothing else should.
 
 use auth_client::{CallerKind, INTERNAL_TOKEN_HEADER, InternalClaims, InternalKeys, Role};
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -50,7 +58,22 @@ fn claims(parts: &Parts) -> Result<&InternalClaims, Problem> {
         .ok_or_else(|| Problem::unauthorized("Requests must come through the gateway."))
 }
 
-/// A signed-in user. Anonymous callers get 401.
+/// The 403 answered to an ADMIN or SUPER_ADMIN who has not signed in with a second factor
+/// (type `…/problems/second-factor-required`); the gateway answers the same.
+pub fn second_factor_required() -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "second-factor-required",
+        "Second factor required",
+    )
+    .with_detail(
+        "Administrators must sign in with a second factor: enrol at POST /v1/auth/2fa/setup, \
+         then sign in again and complete POST /v1/auth/2fa/verify.",
+    )
+}
+
+/// A signed-in user. Anonymous callers get 401; an ADMIN or SUPER_ADMIN without the second
+/// factor gets 403 `second-factor-required`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The user's id.
@@ -91,13 +114,46 @@ impl Caller {
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let FirstFactorCaller(caller) = FirstFactorCaller::from_request_parts(parts, state).await?;
+        caller.with_second_factor()
+    }
+}
+
+impl Caller {
+    /// Whether this caller's sign-in included a one-time code.
+    pub fn used_second_factor(&self) -> bool {
+        self.amr.iter().any(|m| m == auth_client::AMR_OTP)
+    }
+
+    fn with_second_factor(self) -> Result<Self, Problem> {
+        if auth_client::second_factor_missing(self.role, &self.amr) {
+            Err(second_factor_required())
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+/// A signed-in user whose second factor is **not** checked: for auth's enrolment routes and the
+/// caller's own session (sign out, `me`), which an administrator must reach before enrolling.
+/// Nothing else should take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstFactorCaller(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for FirstFactorCaller {
+    type Rejection = Problem;
+
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
         Caller::from_claims(claims(parts)?)
+            .map(Self)
             .ok_or_else(|| Problem::unauthorized("Sign in to do this."))
     }
 }
 
-/// The signed-in user when there is one (public routes that personalise).
+/// The signed-in user when there is one (public routes that personalise). An ADMIN or
+/// SUPER_ADMIN without the second factor gets 403 rather than an anonymous answer, so the
+/// missing step is visible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaybeCaller(pub Option<Caller>);
 
@@ -105,11 +161,15 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
-        Ok(Self(Caller::from_claims(claims(parts)?)))
+        Caller::from_claims(claims(parts)?)
+            .map(Caller::with_second_factor)
+            .transpose()
+            .map(Self)
     }
 }
 
-/// A signed-in ADMIN or SUPER_ADMIN; others get 403, anonymous callers 401.
+/// A signed-in ADMIN or SUPER_ADMIN who used the second factor; others get 403, anonymous
+/// callers 401.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminCaller(pub Caller);
 

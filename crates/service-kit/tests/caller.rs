@@ -8,9 +8,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
+use service_kit::caller::FirstFactorCaller;
 use service_kit::http::{Shell, wrap};
 use service_kit::{
     AdminCaller, Caller, InternalClaims, InternalKeys, MaybeCaller, Role, ServiceCaller,
+    StaffCaller,
 };
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -32,6 +34,14 @@ fn app() -> Router {
         .route(
             "/admin",
             get(|AdminCaller(c): AdminCaller| async move { c.role.to_string() }),
+        )
+        .route(
+            "/staff",
+            get(|StaffCaller(c): StaffCaller| async move { c.role.to_string() }),
+        )
+        .route(
+            "/enrol",
+            get(|FirstFactorCaller(c): FirstFactorCaller| async move { c.role.to_string() }),
         )
         .route(
             "/internal/thing",
@@ -73,10 +83,23 @@ async fn call(path: &str, token: Option<String>, extra: &[(&str, &str)]) -> (Sta
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// A user token; administrators signed in with the second factor, as they must be.
 fn user_token(role: Role) -> (Uuid, String) {
+    let amr: &[&str] = if role.is_admin() {
+        &["pwd", "otp"]
+    } else {
+        &["pwd"]
+    };
+    token_with_amr(role, amr)
+}
+
+fn token_with_amr(role: Role, amr: &[&str]) -> (Uuid, String) {
     let user = Uuid::now_v7();
     let token = InternalKeys::development()
-        .mint(InternalClaims::user("gateway", user, role, Uuid::now_v7()))
+        .mint(
+            InternalClaims::user("gateway", user, role, Uuid::now_v7())
+                .with_amr(amr.iter().map(|m| (*m).to_owned()).collect()),
+        )
         .unwrap();
     (user, token)
 }
@@ -164,4 +187,30 @@ async fn internal_routes_are_for_services_only() {
         .unwrap();
     let (status, body) = call("/internal/thing", Some(service), &[]).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "customer"));
+}
+
+#[tokio::test]
+async fn administrators_without_the_second_factor_are_refused_everywhere_but_enrolment() {
+    for role in [Role::Admin, Role::SuperAdmin] {
+        let (_, password_only) = token_with_amr(role, &["pwd"]);
+        for path in ["/admin", "/staff", "/me", "/public"] {
+            let (status, body) = call(path, Some(password_only.clone()), &[]).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{role} {path}");
+            assert!(body.contains("second-factor-required"), "{body}");
+        }
+        let (status, body) = call("/enrol", Some(password_only), &[]).await;
+        assert_eq!((status, body), (StatusCode::OK, role.to_string()));
+        let (_, none) = token_with_amr(role, &[]);
+        assert_eq!(call("/me", Some(none), &[]).await.0, StatusCode::FORBIDDEN);
+        let (_, full) = token_with_amr(role, &["pwd", "otp"]);
+        assert_eq!(call("/staff", Some(full), &[]).await.0, StatusCode::OK);
+    }
+    // Optional for everyone else.
+    let (_, consultant) = token_with_amr(Role::Consultant, &["pwd"]);
+    assert_eq!(
+        call("/staff", Some(consultant), &[]).await.0,
+        StatusCode::OK
+    );
+    let (_, customer) = token_with_amr(Role::Customer, &[]);
+    assert_eq!(call("/me", Some(customer), &[]).await.0, StatusCode::OK);
 }

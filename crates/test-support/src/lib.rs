@@ -6,6 +6,7 @@
 //! the app is.
 
 pub mod db;
+pub mod totp;
 
 pub use db::TestDb;
 
@@ -41,28 +42,53 @@ pub struct TestUser {
     pub role: Role,
     /// Session id.
     pub session_id: Uuid,
+    /// How the user signed in (`pwd`, `otp`).
+    pub amr: Vec<String>,
 }
 
 impl TestUser {
-    /// A new user with `role`.
+    /// A new user with `role`, signed in as that role normally must be: with the second factor
+    /// (`amr` = `pwd`, `otp`) for ADMIN and SUPER_ADMIN, with a password alone otherwise.
     pub fn new(role: Role) -> Self {
+        Self::signed_in(Uuid::now_v7(), role, Uuid::now_v7())
+    }
+
+    /// An existing user and session (e.g. from a real login), with the sign-in methods
+    /// [`TestUser::new`] gives the role.
+    pub fn signed_in(id: Uuid, role: Role, session_id: Uuid) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id,
             role,
-            session_id: Uuid::now_v7(),
+            session_id,
+            amr: default_amr(role),
         }
+    }
+
+    /// The same user signed in with a password only: an ADMIN or SUPER_ADMIN like this has not
+    /// completed (or enrolled in) two-factor sign-in, and services refuse them.
+    #[must_use]
+    pub fn without_second_factor(mut self) -> Self {
+        self.amr = vec![auth_client::AMR_PASSWORD.to_owned()];
+        self
     }
 
     /// A fresh internal token for this user.
     pub fn token(&self) -> String {
         InternalKeys::development()
-            .mint(InternalClaims::user(
-                "gateway",
-                self.id,
-                self.role,
-                self.session_id,
-            ))
+            .mint(
+                InternalClaims::user("gateway", self.id, self.role, self.session_id)
+                    .with_amr(self.amr.clone()),
+            )
             .expect("development keys mint")
+    }
+}
+
+fn default_amr(role: Role) -> Vec<String> {
+    use auth_client::{AMR_OTP, AMR_PASSWORD};
+    if role.requires_second_factor() {
+        vec![AMR_PASSWORD.to_owned(), AMR_OTP.to_owned()]
+    } else {
+        vec![AMR_PASSWORD.to_owned()]
     }
 }
 

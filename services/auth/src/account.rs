@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::caller::FirstFactorCaller;
 use service_kit::{Caller, Role, ValidatedJson};
 use shared_types::auth::UserErasureRequested;
 use sqlx::PgConnection;
@@ -244,7 +245,10 @@ impl From<&User> for UserView {
         (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
-async fn me(State(state): State<AppState>, caller: Caller) -> AuthResult<Json<UserView>> {
+async fn me(
+    State(state): State<AppState>,
+    FirstFactorCaller(caller): FirstFactorCaller,
+) -> AuthResult<Json<UserView>> {
     let mut conn = state.db.acquire().await?;
     match find_by_id(&mut conn, caller.user_id).await? {
         Some(user) if user.status != UserStatus::Deleted => Ok(Json(UserView::from(&user))),

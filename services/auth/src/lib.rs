@@ -10,6 +10,9 @@
 //! | `POST /v1/auth/forgot-password`, `/reset-password` | anyone | [`password`] |
 //! | `POST /v1/auth/change-password`; `GET /v1/auth/me`; `DELETE /v1/auth/account` | signed in | [`password`], [`account`] |
 //! | `GET /v1/auth/users`; `PATCH /v1/auth/users/{id}` | ADMIN, SUPER_ADMIN | [`users`] |
+//! | `POST /v1/auth/2fa/setup`, `/confirm`, `/disable` | signed in | [`two_factor`] |
+//! | `POST /v1/auth/2fa/verify` | anyone with a login challenge | [`two_factor`] |
+//! | `POST /v1/auth/users/{id}/2fa/reset` | SUPER_ADMIN | [`two_factor`] |
 //! | `GET /.well-known/jwks.json` | anyone | [`keys`] |
 //! | `POST /v1/auth/keys/rotate` | SUPER_ADMIN | [`keys`] |
 //! | `POST /internal/verify` | services | [`internal`] |
@@ -53,6 +56,8 @@
 //!   and per client address, where the address is the **last** `X-Forwarded-For` hop (the one
 //!   the gateway appends; earlier hops are client-controlled); see [`throttle`]. Redis down →
 //!   503, never a pass.
+//! - **Two-factor sign-in** (TOTP, recovery codes, two-step login, `amr`): mandatory for ADMIN
+//!   and SUPER_ADMIN, optional for others; see [`two_factor`].
 //! - **Admin rules**: only a SUPER_ADMIN grants or revokes ADMIN/SUPER_ADMIN or changes an
 //!   administrator's status; nobody changes their own role or status; see [`users`].
 //! - **Erasure** (`DELETE /v1/auth/account`): the row stays as a tombstone (`deleted+<id>@invalid`,
@@ -87,6 +92,7 @@ pub mod password;
 pub mod register;
 pub mod sessions;
 pub mod throttle;
+pub mod two_factor;
 pub mod users;
 
 use std::sync::Arc;
@@ -119,6 +125,8 @@ pub struct AppState {
     pub hasher: crypto::PasswordHasher,
     /// Keyed hashes of values kept in Redis.
     pub hmac: crypto::Hmacer,
+    /// Seals TOTP secrets at rest.
+    pub totp_cipher: crypto::KeyCipher,
 }
 
 /// A domain event from this service, carrying the current request id.
@@ -213,6 +221,7 @@ impl Service for AuthService {
             .merge(password::router())
             .merge(account::router())
             .merge(users::router())
+            .merge(two_factor::router())
             .merge(keys::router())
             .merge(internal::router())
     }
@@ -225,6 +234,7 @@ impl Service for AuthService {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let hasher = crypto::PasswordHasher::new(cores).await?;
         let hmac = crypto::Hmacer::new(settings.hmac_key.expose());
+        let totp_cipher = two_factor::secret_cipher(settings.signing_key_encryption_key.expose());
 
         Ok(Started::new(AppState {
             db,
@@ -233,6 +243,7 @@ impl Service for AuthService {
             keys,
             hasher,
             hmac,
+            totp_cipher,
         }))
     }
 }
@@ -257,6 +268,10 @@ mod tests {
                 "GET /v1/auth/users",
                 "PATCH /v1/auth/users/{id}",
                 "POST /internal/verify",
+                "POST /v1/auth/2fa/confirm",
+                "POST /v1/auth/2fa/disable",
+                "POST /v1/auth/2fa/setup",
+                "POST /v1/auth/2fa/verify",
                 "POST /v1/auth/change-password",
                 "POST /v1/auth/forgot-password",
                 "POST /v1/auth/keys/rotate",
@@ -267,6 +282,7 @@ mod tests {
                 "POST /v1/auth/register",
                 "POST /v1/auth/resend-otp",
                 "POST /v1/auth/reset-password",
+                "POST /v1/auth/users/{id}/2fa/reset",
                 "POST /v1/auth/verify-email",
             ]
         );

@@ -8,7 +8,7 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use service_kit::ValidatedJson;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,7 +19,7 @@ use validator::Validate;
 use crate::account::{self, UserStatus};
 use crate::client::ClientMeta;
 use crate::error::{AuthError, AuthResult};
-use crate::{AppState, sessions, throttle};
+use crate::{AppState, sessions, throttle, two_factor};
 
 /// `POST /v1/auth/login`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -34,14 +34,25 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// Signs in: the access token in the body, the refresh token in an HttpOnly cookie.
+/// What a right password answers: tokens, or a second-factor challenge.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    /// Signed in.
+    Tokens(sessions::TokenResponse),
+    /// The account uses two-factor sign-in.
+    Challenge(two_factor::TwoFactorChallenge),
+}
+
+/// Signs in: the access token in the body, the refresh token in an HttpOnly cookie. With
+/// two-factor sign-in on, a challenge instead (see [`two_factor`]).
 #[utoipa::path(
     post,
     path = "/v1/auth/login",
     tag = "sessions",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in; the refresh token is in Set-Cookie", body = sessions::TokenResponse),
+        (status = 200, description = "Signed in (the refresh token is in Set-Cookie), or, when the account uses two-factor sign-in, a challenge to complete at `POST /v1/auth/2fa/verify` (no tokens yet)", body = LoginAnswer),
         (status = 401, description = "Wrong email or password (one answer for both)", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Account suspended", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing fields", body = service_kit::Problem, content_type = "application/problem+json"),
@@ -81,17 +92,30 @@ async fn login(
     if user.status != UserStatus::Active {
         return Err(AuthError::AccountSuspended);
     }
+    if two_factor::is_enabled(&state, user.id).await? {
+        // The failure count stays until the code is right too: signing in again with the
+        // password must not wipe the wrong codes counted against the account.
+        return two_factor::begin_challenge(&state, &user).await;
+    }
     throttle::reset(&state, &throttle_key).await?;
 
+    let amr = vec![auth_client::AMR_PASSWORD.to_owned()];
     let mut tx = state.db.begin().await?;
-    let session = sessions::create(&state, &mut tx, &user, &meta).await?;
+    let session = sessions::create(&state, &mut tx, &user, &meta, &amr).await?;
     if let Err(error) = tx.commit().await {
         // Take back the allow-list entry of the session that was never stored.
         let _ = sessions::forget(&state, &[session.session_id]).await;
         return Err(error.into());
     }
     tracing::info!(user_id = %user.id, session_id = %session.session_id, "signed in");
-    sessions::token_response(&state, &user, session.session_id, &session.refresh_token).await
+    sessions::token_response(
+        &state,
+        &user,
+        session.session_id,
+        &session.refresh_token,
+        amr,
+    )
+    .await
 }
 
 /// The login route.

@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::Deserialize;
-use service_kit::{Caller, ValidatedJson};
+use service_kit::ValidatedJson;
+use service_kit::caller::FirstFactorCaller;
 use shared_types::auth::{OtpPurpose, UserEmailVerified};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -181,7 +182,7 @@ pub struct ChangePasswordRequest {
 )]
 async fn change_password(
     State(state): State<AppState>,
-    caller: Caller,
+    FirstFactorCaller(caller): FirstFactorCaller,
     meta: ClientMeta,
     ValidatedJson(request): ValidatedJson<ChangePasswordRequest>,
 ) -> AuthResult<StatusCode> {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::Caller;
+use service_kit::caller::FirstFactorCaller;
 use sqlx::{PgConnection, PgTransaction};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -63,21 +63,23 @@ pub(crate) async fn create(
     tx: &mut PgTransaction<'_>,
     user: &User,
     meta: &ClientMeta,
+    amr: &[String],
 ) -> AuthResult<NewSession> {
     let session_id = Uuid::now_v7();
     let family_id = Uuid::now_v7();
     let ttl = state.settings.refresh_token_ttl;
     let expires_at = Utc::now() + ttl;
-    sqlx::query!(
-        r#"INSERT INTO sessions (id, user_id, family_id, user_agent, ip_network, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6)"#,
-        session_id,
-        user.id,
-        family_id,
-        meta.user_agent,
-        meta.ip_network(),
-        expires_at
+    sqlx::query(
+        r#"INSERT INTO sessions (id, user_id, family_id, user_agent, ip_network, expires_at, amr)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
     )
+    .bind(session_id)
+    .bind(user.id)
+    .bind(family_id)
+    .bind(&meta.user_agent)
+    .bind(meta.ip_network())
+    .bind(expires_at)
+    .bind(amr)
     .execute(&mut **tx)
     .await?;
     let refresh_token = crypto::random_token();
@@ -118,12 +120,13 @@ async fn insert_refresh_token(
 }
 
 /// The token answer: access token in the body, refresh token in an HttpOnly cookie, never
-/// cached.
+/// cached. `amr` is how the session signed in.
 pub(crate) async fn token_response(
     state: &AppState,
     user: &User,
     session_id: Uuid,
     refresh_token: &str,
+    amr: Vec<String>,
 ) -> AuthResult<Response> {
     let ttl = state.settings.access_token_ttl;
     let now = Utc::now().timestamp();
@@ -133,7 +136,7 @@ pub(crate) async fn token_response(
         sub: user.id,
         role: user.role,
         sid: session_id,
-        amr: vec!["pwd".to_owned()],
+        amr,
         jti: Uuid::now_v7(),
         iat: now,
         exp: now + ttl.as_secs() as i64,
@@ -364,8 +367,13 @@ async fn refresh(
         tx.commit().await?;
         return Err(AuthError::InvalidRefreshToken);
     }
+    // The session keeps the sign-in methods it started with (a second factor included).
+    let amr: Vec<String> = sqlx::query_scalar("SELECT amr FROM sessions WHERE id = $1")
+        .bind(row.session_id)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
-    token_response(&state, &user, row.session_id, &new_token).await
+    token_response(&state, &user, row.session_id, &new_token, amr).await
 }
 
 fn no_content_clearing_cookie(state: &AppState) -> Response {
@@ -390,7 +398,10 @@ fn no_content_clearing_cookie(state: &AppState) -> Response {
         (status = 503, description = "Session storage unavailable; retry", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
-async fn logout(State(state): State<AppState>, caller: Caller) -> AuthResult<Response> {
+async fn logout(
+    State(state): State<AppState>,
+    FirstFactorCaller(caller): FirstFactorCaller,
+) -> AuthResult<Response> {
     let mut tx = state.db.begin().await?;
     let found = end_one(&mut tx, caller.user_id, caller.session_id, "logout").await?;
     tx.commit().await?;
@@ -411,7 +422,10 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> AuthResult<Res
         (status = 503, description = "Session storage unavailable; retry", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
-async fn logout_all(State(state): State<AppState>, caller: Caller) -> AuthResult<Response> {
+async fn logout_all(
+    State(state): State<AppState>,
+    FirstFactorCaller(caller): FirstFactorCaller,
+) -> AuthResult<Response> {
     let mut tx = state.db.begin().await?;
     let ended = end_user_sessions(&mut tx, caller.user_id, "logout-all", None).await?;
     tx.commit().await?;
@@ -458,7 +472,7 @@ pub struct SessionList {
 )]
 async fn list_sessions(
     State(state): State<AppState>,
-    caller: Caller,
+    FirstFactorCaller(caller): FirstFactorCaller,
 ) -> AuthResult<Json<SessionList>> {
     let rows = sqlx::query!(
         r#"SELECT id, user_agent, ip_network, created_at, last_used_at, expires_at
@@ -500,7 +514,7 @@ async fn list_sessions(
 )]
 async fn delete_session(
     State(state): State<AppState>,
-    caller: Caller,
+    FirstFactorCaller(caller): FirstFactorCaller,
     Path(id): Path<Uuid>,
 ) -> AuthResult<StatusCode> {
     let mut tx = state.db.begin().await?;

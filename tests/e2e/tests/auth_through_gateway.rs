@@ -114,6 +114,51 @@ impl Platform {
         assert_eq!(verified.status(), 200);
     }
 
+    /// Enrols the signed-in user (`token`) in two-factor sign-in, then signs in with the
+    /// password and a code; returns the access token, which carries `amr: ["pwd","otp"]`.
+    async fn enrol_and_sign_in(&self, email: &str, token: &str) -> String {
+        use test_support::totp;
+        let setup: Value = self
+            .client
+            .post(self.url("/v1/auth/2fa/setup"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let secret = setup["secret"].as_str().unwrap().to_owned();
+        let confirmed = self
+            .client
+            .post(self.url("/v1/auth/2fa/confirm"))
+            .bearer_auth(token)
+            .json(&json!({ "code": totp::code_now(&secret) }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(confirmed.status(), 200);
+        let login = self
+            .post(
+                "/v1/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(login.status(), 200);
+        let challenge: Value = login.json().await.unwrap();
+        assert_eq!(challenge["twoFactorRequired"], true);
+        // The next step's code: the confirming one may not be used again.
+        let code = totp::code_at(&secret, totp::now() + totp::STEP_SECS);
+        let verified = self
+            .post(
+                "/v1/auth/2fa/verify",
+                json!({ "challengeId": challenge["challengeId"], "code": code }),
+            )
+            .await;
+        assert_eq!(verified.status(), 200);
+        tokens(verified).await.0
+    }
+
     /// Signs in; returns (access token, refresh token).
     async fn login(&self, email: &str) -> (String, String) {
         let login = self
@@ -224,7 +269,19 @@ async fn a_suspended_user_is_refused_at_once_and_roles_are_enforced() {
     auth_service::create_admin(&pool, "root@example.com", PASSWORD)
         .await
         .unwrap();
-    let (admin, _) = platform.login("root@example.com").await;
+    let (password_only, _) = platform.login("root@example.com").await;
+    // Until the administrator signs in with a second factor, the admin routes stay closed.
+    let refused = platform
+        .client
+        .get(platform.url("/v1/auth/users"))
+        .bearer_auth(&password_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let admin = platform
+        .enrol_and_sign_in("root@example.com", &password_only)
+        .await;
     let suspended = platform
         .client
         .patch(platform.url(&format!("/v1/auth/users/{customer_id}")))

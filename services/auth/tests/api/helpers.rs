@@ -30,15 +30,22 @@ pub struct Session {
     pub role: Role,
     pub access_token: String,
     pub refresh_token: String,
+    /// The access token's `amr`.
+    pub amr: Vec<String>,
 }
 
 impl Session {
-    /// The identity the gateway would vouch for with this session.
+    /// The identity the gateway would vouch for with this session, signed in as the role
+    /// normally must be (with the second factor for administrators, as [`TestUser::new`]).
     pub fn user(&self) -> TestUser {
+        TestUser::signed_in(self.user_id, self.role, self.session_id)
+    }
+
+    /// The identity exactly as the access token says (its real `amr`).
+    pub fn as_issued(&self) -> TestUser {
         TestUser {
-            id: self.user_id,
-            role: self.role,
-            session_id: self.session_id,
+            amr: self.amr.clone(),
+            ..self.user()
         }
     }
 }
@@ -191,6 +198,7 @@ impl Api {
                 .and_then(|s| s.parse().ok())
                 .expect("sid"),
             role: serde_json::from_value(claims["role"].clone()).expect("role"),
+            amr: serde_json::from_value(claims["amr"].clone()).expect("amr"),
             access_token,
             refresh_token,
         }

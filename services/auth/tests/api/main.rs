@@ -11,3 +11,4 @@ mod redis_outage;
 mod registration;
 mod sessions;
 mod throttling;
+mod two_factor;
