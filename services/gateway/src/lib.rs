@@ -10,6 +10,7 @@
 pub mod client_ip;
 pub mod docs;
 pub mod internal_tokens;
+pub mod mfa;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;

@@ -476,6 +476,7 @@ async fn forward(
             }
         },
     };
+    crate::mfa::check(route, identity.as_deref())?;
 
     let quota = match gateway
         .gate

@@ -75,6 +75,12 @@ pub struct RouteSpec {
     /// Which rate-limit rule applies.
     #[serde(default)]
     pub rate_limit: RuleKind,
+    /// An `amr` value (e.g. `otp`) the access token must carry when the caller's role must use
+    /// a second factor (ADMIN, SUPER_ADMIN); such a caller without it gets 403
+    /// `second-factor-required` here, before the service is asked (see [`crate::mfa`]). Other
+    /// roles pass: the service decides what they may do.
+    #[serde(default)]
+    pub require_amr: Option<String>,
 }
 
 impl RouteSpec {
@@ -86,7 +92,14 @@ impl RouteSpec {
             timeout_ms: None,
             body_limit_bytes: None,
             rate_limit: RuleKind::Default,
+            require_amr: None,
         }
+    }
+
+    /// Administrators must have signed in with a one-time code.
+    fn second_factor(mut self) -> Self {
+        self.require_amr = Some(auth_client::AMR_OTP.to_owned());
+        self
     }
 
     fn auth(mut self, auth: AuthMode) -> Self {
@@ -143,6 +156,12 @@ pub fn default_table() -> Vec<RouteSpec> {
             .rule(Otp));
     }
     add(RouteSpec::new("/v1/auth/refresh", "auth").auth(Public));
+    // The second step of a two-factor sign-in: a code for a login challenge, limited as logins.
+    add(RouteSpec::new("/v1/auth/2fa/verify", "auth")
+        .auth(Public)
+        .rule(Login));
+    // Enrolment (setup, confirm) and disable: reachable with a password-only token, so that
+    // administrators can enrol.
     for private in [
         "me",
         "logout",
@@ -150,9 +169,14 @@ pub fn default_table() -> Vec<RouteSpec> {
         "sessions/**",
         "change-password",
         "account",
-        "users/**",
+        "2fa/**",
     ] {
         add(RouteSpec::new(&format!("/v1/auth/{private}"), "auth").auth(Token));
+    }
+    for admin in ["users/**", "keys/**"] {
+        add(RouteSpec::new(&format!("/v1/auth/{admin}"), "auth")
+            .auth(Token)
+            .second_factor());
     }
     add(RouteSpec::new("/.well-known/jwks.json", "auth").auth(Public));
 
@@ -282,7 +306,9 @@ pub fn default_table() -> Vec<RouteSpec> {
         ),
     ] {
         for name in names {
-            add(RouteSpec::new(&format!("/v1/admin/{name}/**"), service).auth(Token));
+            add(RouteSpec::new(&format!("/v1/admin/{name}/**"), service)
+                .auth(Token)
+                .second_factor());
         }
     }
 
@@ -330,6 +356,8 @@ pub struct Route {
     pub body_limit: u64,
     /// Rate-limit rule.
     pub rule: RuleKind,
+    /// The `amr` value administrators' tokens must carry here.
+    pub require_amr: Option<String>,
 }
 
 /// A table that failed to compile.
@@ -450,6 +478,7 @@ impl RouteTable {
                     None => defaults.body_limit,
                 },
                 rule: spec.rate_limit,
+                require_amr: spec.require_amr.clone(),
             });
         }
         Ok(Self { root, routes })
@@ -616,6 +645,31 @@ mod tests {
         assert_eq!(service(&t, "/media/2026/01/x.webp"), Some("content"));
         assert_eq!(service(&t, "/.well-known/jwks.json"), Some("auth"));
         assert_eq!(t.find("/v1/uploads").unwrap().body_limit, UPLOAD_BODY_LIMIT);
+        let otp = Some("otp".to_owned());
+        for admin in [
+            "/v1/admin/orders/x",
+            "/v1/admin/appointments",
+            "/v1/auth/users",
+            "/v1/auth/users/x/2fa/reset",
+            "/v1/auth/keys/rotate",
+        ] {
+            assert_eq!(t.find(admin).unwrap().require_amr, otp, "{admin}");
+        }
+        for open in [
+            "/v1/auth/2fa/setup",
+            "/v1/auth/2fa/confirm",
+            "/v1/auth/me",
+            "/v1/auth/logout",
+            "/v1/products",
+        ] {
+            assert_eq!(t.find(open).unwrap().require_amr, None, "{open}");
+        }
+        let verify = t.find("/v1/auth/2fa/verify").unwrap();
+        assert_eq!(
+            (verify.auth, verify.rule),
+            (AuthMode::Public, RuleKind::Login)
+        );
+        assert_eq!(t.find("/v1/auth/2fa/setup").unwrap().auth, AuthMode::Token);
         assert_eq!(t.find("/v1/blog").unwrap().body_limit, 1024 * 1024);
     }
 
