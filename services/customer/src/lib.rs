@@ -16,6 +16,7 @@
 //! | `GET /v1/loyalty`, `/v1/loyalty/transactions`; `POST /v1/loyalty/redemptions` | customer | [`loyalty`] |
 //! | `POST /v1/admin/loyalty/{userId}/adjustments` | ADMIN | [`loyalty`] |
 //! | `GET /v1/customers`, `/v1/customers/{id}` | ADMIN | [`customers`] |
+//! | `GET /v1/customers/audit` (the audit trail of staff changes) | SUPER_ADMIN | `service_kit::audit` |
 //!
 //! # Design decisions
 //! - **Profiles** are created from `user.created` (idempotently, filling blanks only) or on a
@@ -79,6 +80,12 @@ pub struct AppState {
     pub settings: Arc<CustomerSettings>,
     /// The product service's internal API.
     pub products: wishlist::ProductClient,
+}
+
+impl axum::extract::FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
 }
 
 /// A domain event from this service, carrying the current request id.
@@ -168,6 +175,7 @@ impl Service for CustomerService {
             .merge(loyalty::router())
             .merge(gdpr::router())
             .merge(customers::router())
+            .nest("/v1/customers", service_kit::audit::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
@@ -263,6 +271,7 @@ mod tests {
             "POST /v1/admin/loyalty/{userId}/adjustments",
             "GET /v1/customers",
             "GET /v1/customers/{id}",
+            "GET /v1/customers/audit",
         ]
         .map(str::to_owned)
         .to_vec();

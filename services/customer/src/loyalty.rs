@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit;
 use service_kit::event_bus::HandlerError;
 use service_kit::shared_types::DomainEvent;
 use service_kit::shared_types::order_payment::{PaymentSucceeded, RefundIssued};
@@ -394,7 +395,7 @@ async fn adjust(
         return Err(CustomerError::field("points", "must not be zero"));
     }
     let mut tx = state.db.begin().await?;
-    lock_account(&mut tx, user_id).await?;
+    let balance = lock_account(&mut tx, user_id).await?;
     let row = append(
         &mut tx,
         Entry {
@@ -410,6 +411,16 @@ async fn adjust(
         },
     )
     .await?;
+    audit::Entry::new(&admin, "loyalty_account", user_id, "adjust")
+        .before(&serde_json::json!({ "balance": balance }))
+        .after(&serde_json::json!({
+            "balance": row.balance_after,
+            "points": row.points,
+            "transactionId": row.id,
+            "reason": row.reason,
+        }))
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(row)))
 }

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit;
 use service_kit::shared_types::customer::{ReviewCreated, ReviewStatus};
 use service_kit::{
     AdminCaller, Caller, CursorPage, OffsetPage, PageParams, Problem, ValidatedJson,
@@ -268,15 +269,25 @@ async fn remove(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> CustomerResult<StatusCode> {
-    let deleted = sqlx::query("DELETE FROM reviews WHERE id = $1 AND (user_id = $2 OR $3)")
-        .bind(id)
-        .bind(caller.user_id)
-        .bind(caller.role.is_admin())
-        .execute(&state.db)
-        .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(CustomerError::NotFound("review"));
+    let mut tx = state.db.begin().await?;
+    let deleted: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM reviews WHERE id = $1 AND (user_id = $2 OR $3) RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(caller.user_id)
+    .bind(caller.role.is_admin())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(CustomerError::NotFound("review"))?;
+    // An administrator taking down someone's review is moderation; a customer deleting their own
+    // is not an act of staff.
+    if deleted.user_id != Some(caller.user_id) {
+        audit::Entry::new(&caller, "review", id, "delete")
+            .before(&Moderated::from(&deleted))
+            .record(&mut tx)
+            .await?;
     }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -550,7 +561,15 @@ async fn moderate(
         }
         _ => {}
     }
-    let row: Option<ReviewRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let mut tx = state.db.begin().await?;
+    let before: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM reviews WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(CustomerError::NotFound("review"))?;
+    let after: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE reviews SET status = $2, moderation_reason = $3, moderated_by = $4, \
          moderated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     )))
@@ -558,10 +577,38 @@ async fn moderate(
     .bind(status_db(input.status))
     .bind(input.reason.as_deref().map(str::trim))
     .bind(admin.user_id)
-    .fetch_optional(&state.db)
+    .fetch_one(&mut *tx)
     .await?;
-    row.map(|r| Json(r.into_review(true)))
-        .ok_or(CustomerError::NotFound("review"))
+    let action = format!("moderation.{}", after.status.to_ascii_lowercase());
+    audit::Entry::new(&admin, "review", id, &action)
+        .before(&Moderated::from(&before))
+        .after(&Moderated::from(&after))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(after.into_review(true)))
+}
+
+/// What the audit trail keeps of a moderation: the decision, never the review's text, its author
+/// or the reason given (redacted by name: it may quote the customer).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Moderated<'a> {
+    product_id: Uuid,
+    rating: i16,
+    status: &'a str,
+    moderation_reason: Option<&'a str>,
+}
+
+impl<'a> From<&'a ReviewRow> for Moderated<'a> {
+    fn from(row: &'a ReviewRow) -> Self {
+        Self {
+            product_id: row.product_id,
+            rating: row.rating,
+            status: &row.status,
+            moderation_reason: row.moderation_reason.as_deref(),
+        }
+    }
 }
 
 /// Votes on a review.

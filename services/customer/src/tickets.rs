@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit;
 use service_kit::shared_types::customer::{
     TicketCategory, TicketCreated, TicketPriority, TicketStatus, TicketUpdated,
 };
@@ -82,7 +83,7 @@ pub struct TicketMessage {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct TicketRow {
     id: Uuid,
     reference: String,
@@ -432,6 +433,14 @@ async fn reply(
         ));
     }
     add_message(&mut tx, id, &caller, &input.body, input.internal).await?;
+    if staff {
+        // The text is the customer's business and the thread keeps it; the trail keeps the act.
+        let action = if input.internal { "note" } else { "reply" };
+        audit::Entry::new(&caller, "ticket", id, action)
+            .after(&serde_json::json!({ "internal": input.internal }))
+            .record(&mut tx)
+            .await?;
+    }
     if !staff && status == TicketStatus::AwaitingCustomer {
         sqlx::query("UPDATE tickets SET status = 'IN_PROGRESS' WHERE id = $1")
             .bind(id)
@@ -516,8 +525,16 @@ async fn reopen(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let row = load(&mut tx, id).await?;
-    let row = change_status(&mut tx, row, TicketStatus::Open, caller.user_id).await?;
+    let before = load(&mut tx, id).await?;
+    let audited_before = Audited::from(&before);
+    let row = change_status(&mut tx, before.clone(), TicketStatus::Open, caller.user_id).await?;
+    if caller.role.is_staff() {
+        audit::Entry::new(&caller, "ticket", id, "status.open")
+            .before(&audited_before)
+            .after(&Audited::from(&row))
+            .record(&mut tx)
+            .await?;
+    }
     let ticket = with_thread(&mut tx, row, caller.role.is_staff()).await?;
     tx.commit().await?;
     Ok(Json(ticket))
@@ -646,7 +663,8 @@ async fn change(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let mut row = load(&mut tx, id).await?;
+    let before = load(&mut tx, id).await?;
+    let mut row = before.clone();
     if input.priority.is_some() || input.assigned_to.is_some() {
         sqlx::query(
             "UPDATE tickets SET priority = coalesce($2, priority), \
@@ -662,9 +680,37 @@ async fn change(
     if let Some(to) = input.status {
         row = change_status(&mut tx, row, to, staff.user_id).await?;
     }
+    let action = match input.status {
+        Some(to) => format!("status.{}", enum_to_db(&to).to_ascii_lowercase()),
+        None => "update".to_owned(),
+    };
+    audit::Entry::new(&staff, "ticket", id, &action)
+        .before(&Audited::from(&before))
+        .after(&Audited::from(&row))
+        .record(&mut tx)
+        .await?;
     let ticket = with_thread(&mut tx, row, true).await?;
     tx.commit().await?;
     Ok(Json(ticket))
+}
+
+/// What the audit trail keeps of a ticket: its handling, never its subject or thread.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Audited<'a> {
+    status: &'a str,
+    priority: &'a str,
+    assigned_to: Option<Uuid>,
+}
+
+impl<'a> From<&'a TicketRow> for Audited<'a> {
+    fn from(row: &'a TicketRow) -> Self {
+        Self {
+            status: &row.status,
+            priority: &row.priority,
+            assigned_to: row.assigned_to,
+        }
+    }
 }
 
 /// The routes.

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod addresses;
+mod audit;
 mod gdpr;
 mod loyalty;
 mod profiles;
