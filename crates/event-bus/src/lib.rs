@@ -28,7 +28,9 @@
 //!
 //! # Consuming
 //! Each handler runs inside a transaction that also records the event id in `processed_events`,
-//! so a redelivered event changes nothing; the message is acknowledged after the commit:
+//! so a redelivered event changes nothing; the message is acknowledged after the commit. Several
+//! messages are handled at once ([`ConsumerSettings::concurrency`]), so handlers must not rely on
+//! the order of events:
 //!
 //! ```no_run
 //! # use event_bus::{Consumer, HandlerError, SharedBus};
