@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use service_kit::audit::Entry;
 use service_kit::{
     AdminCaller, MaybeCaller, OffsetPage, PageParams, ValidatedJson, ValidatedQuery,
 };
@@ -447,11 +448,11 @@ async fn load(conn: &mut PgConnection, id: Uuid) -> OrderResult<Coupon> {
 )]
 async fn create_coupon(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ValidatedJson(new): ValidatedJson<NewCoupon>,
 ) -> OrderResult<(StatusCode, Json<Coupon>)> {
     check_terms(new.kind, new.value, new.starts_at, new.ends_at)?;
-    let mut conn = state.db.acquire().await?;
+    let mut tx = state.db.begin().await?;
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO coupons (id, code, description, kind, value, min_order_pence, max_discount_pence,
@@ -470,9 +471,15 @@ async fn create_coupon(
     .bind(new.starts_at)
     .bind(new.ends_at)
     .bind(new.active)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
-    Ok((StatusCode::CREATED, Json(load(&mut conn, id).await?)))
+    let coupon = load(&mut tx, id).await?;
+    Entry::new(&admin, "coupon", id, "create")
+        .after(&coupon)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(coupon)))
 }
 
 /// Filters of the coupon list.
@@ -614,7 +621,7 @@ fn positive(field: &str, value: Option<Option<i64>>) -> OrderResult<()> {
 )]
 async fn update_coupon(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     ValidatedJson(patch): ValidatedJson<CouponPatch>,
 ) -> OrderResult<Json<Coupon>> {
@@ -630,6 +637,7 @@ async fn update_coupon(
         .execute(&mut *tx)
         .await?;
     let current = load(&mut tx, id).await?;
+    let entry = Entry::new(&admin, "coupon", id, "update").before(&current);
     let value = patch.value.unwrap_or(current.value);
     let starts_at = patch.starts_at.unwrap_or(current.starts_at);
     let ends_at = patch.ends_at.unwrap_or(current.ends_at);
@@ -657,6 +665,7 @@ async fn update_coupon(
     .execute(&mut *tx)
     .await?;
     let coupon = load(&mut tx, id).await?;
+    entry.after(&coupon).record(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(coupon))
 }
@@ -675,7 +684,7 @@ async fn update_coupon(
 )]
 async fn delete_coupon(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> OrderResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -690,6 +699,7 @@ async fn delete_coupon(
             "Orders used this coupon, so it is kept for their records; deactivate it instead.",
         ));
     }
+    let before = load(&mut tx, id).await?;
     let deleted = sqlx::query("DELETE FROM coupons WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
@@ -698,6 +708,10 @@ async fn delete_coupon(
     if deleted == 0 {
         return Err(OrderError::NotFound("coupon"));
     }
+    Entry::new(&admin, "coupon", id, "delete")
+        .before(&before)
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

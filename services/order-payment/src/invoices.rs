@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Utc};
 use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str};
 use serde::{Deserialize, Serialize};
+use service_kit::audit::Entry;
 use service_kit::extract::ValidatedJson;
 use service_kit::{AdminCaller, Caller, Problem};
 use sqlx::{PgConnection, PgPool};
@@ -470,6 +471,7 @@ async fn void_invoice(
     Path(id): Path<Uuid>,
     ValidatedJson(input): ValidatedJson<VoidInvoice>,
 ) -> OrderResult<Json<Invoice>> {
+    let mut tx = state.db.begin().await?;
     let row: Option<InvoiceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE invoices SET status = 'VOID', voided_at = now(), voided_by = $2, void_reason = $3
          WHERE id = $1 AND status = 'ISSUED'
@@ -478,10 +480,17 @@ async fn void_invoice(
     .bind(id)
     .bind(admin.user_id)
     .bind(input.reason.trim())
-    .fetch_optional(&state.db)
+    .fetch_optional(&mut *tx)
     .await?;
     match row {
         Some(row) => {
+            // The reason is free text: the trail keeps only that one was given.
+            Entry::new(&admin, "invoice", id, "void")
+                .before(&serde_json::json!({"status": "ISSUED"}))
+                .after(&serde_json::json!({"status": "VOID", "voidReason": input.reason}))
+                .record(&mut tx)
+                .await?;
+            tx.commit().await?;
             tracing::info!(invoice_id = %id, admin = %admin.user_id, "invoice voided");
             row.into_invoice().map(Json)
         }

@@ -54,6 +54,13 @@ pub use config::{Config, OrderSettings};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/order-payment");
 
+// The audit trail's route reads the service's own pool.
+impl axum::extract::FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
 /// What its handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -114,6 +121,7 @@ impl Service for OrderPaymentService {
             .merge(webhooks::router())
             .merge(invoices::router())
             .merge(refunds::router())
+            .nest("/v1/orders", service_kit::audit::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {

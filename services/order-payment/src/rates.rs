@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::{AdminCaller, ValidatedJson, ValidatedQuery};
+use service_kit::audit::Entry;
+use service_kit::{AdminCaller, Caller, ValidatedJson, ValidatedQuery};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -123,6 +124,11 @@ async fn load_tax_rule(conn: &mut PgConnection, id: Uuid) -> OrderResult<TaxRule
     .ok_or(OrderError::NotFound("tax rule"))
 }
 
+/// The audit entry of a rate change: a rate's `name` ("UK VAT", "Next day") is no one's name.
+fn audit(admin: &Caller, entity: &str, id: Uuid, action: &str) -> Entry {
+    Entry::new(admin, entity, id, action).reveal(&["name"])
+}
+
 /// Every tax rule, by country (ADMIN).
 #[utoipa::path(
     get,
@@ -160,9 +166,10 @@ async fn list_tax_rules(
 )]
 async fn create_tax_rule(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ValidatedJson(new): ValidatedJson<NewTaxRule>,
 ) -> OrderResult<(StatusCode, Json<TaxRule>)> {
+    let mut tx = state.db.begin().await?;
     let rule = sqlx::query_as::<_, TaxRule>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tax_rules (id, country, name, rate_bp, active) VALUES ($1, $2, $3, $4, $5)
          RETURNING {TAX_COLUMNS}"
@@ -172,8 +179,13 @@ async fn create_tax_rule(
     .bind(new.name.trim())
     .bind(new.rate_bp)
     .bind(new.active)
-    .fetch_one(&state.db)
+    .fetch_one(&mut *tx)
     .await?;
+    audit(&admin, "tax_rule", rule.id, "create")
+        .after(&rule)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
@@ -193,10 +205,12 @@ async fn create_tax_rule(
 )]
 async fn update_tax_rule(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     ValidatedJson(patch): ValidatedJson<TaxRulePatch>,
 ) -> OrderResult<Json<TaxRule>> {
+    let mut tx = state.db.begin().await?;
+    let before = load_tax_rule(&mut tx, id).await?;
     let rule = sqlx::query_as::<_, TaxRule>(sqlx::AssertSqlSafe(format!(
         "UPDATE tax_rules SET name = COALESCE($2, name), rate_bp = COALESCE($3, rate_bp),
              active = COALESCE($4, active)
@@ -206,9 +220,15 @@ async fn update_tax_rule(
     .bind(patch.name.as_deref().map(str::trim))
     .bind(patch.rate_bp)
     .bind(patch.active)
-    .fetch_optional(&state.db)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or(OrderError::NotFound("tax rule"))?;
+    audit(&admin, "tax_rule", id, "update")
+        .before(&before)
+        .after(&rule)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
     Ok(Json(rule))
 }
 
@@ -225,15 +245,20 @@ async fn update_tax_rule(
 )]
 async fn delete_tax_rule(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> OrderResult<StatusCode> {
-    let mut conn = state.db.acquire().await?;
-    load_tax_rule(&mut conn, id).await?;
+    let mut tx = state.db.begin().await?;
+    let before = load_tax_rule(&mut tx, id).await?;
     sqlx::query("DELETE FROM tax_rules WHERE id = $1")
         .bind(id)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
+    audit(&admin, "tax_rule", id, "delete")
+        .before(&before)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -434,13 +459,14 @@ fn check_countries(countries: &[String]) -> OrderResult<()> {
 )]
 async fn create_rate(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ValidatedJson(new): ValidatedJson<NewShippingRate>,
 ) -> OrderResult<(StatusCode, Json<ShippingRate>)> {
     check_countries(&new.countries)?;
     if new.max_days < new.min_days {
         return Err(OrderError::field("maxDays", "must be at least minDays"));
     }
+    let mut tx = state.db.begin().await?;
     let rate = sqlx::query_as::<_, ShippingRate>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO shipping_rates (id, code, name, description, price_pence, free_over_pence,
                                      countries, min_days, max_days, active, sort_order)
@@ -458,8 +484,13 @@ async fn create_rate(
     .bind(new.max_days)
     .bind(new.active)
     .bind(new.sort_order)
-    .fetch_one(&state.db)
+    .fetch_one(&mut *tx)
     .await?;
+    audit(&admin, "shipping_rate", rate.id, "create")
+        .after(&rate)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(rate)))
 }
 
@@ -512,7 +543,7 @@ pub struct ShippingRatePatch {
 )]
 async fn update_rate(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     ValidatedJson(patch): ValidatedJson<ShippingRatePatch>,
 ) -> OrderResult<Json<ShippingRate>> {
@@ -532,6 +563,7 @@ async fn update_rate(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(OrderError::NotFound("shipping rate"))?;
+    let entry = audit(&admin, "shipping_rate", id, "update").before(&current);
     let min_days = patch.min_days.unwrap_or(current.min_days);
     let max_days = patch.max_days.unwrap_or(current.max_days);
     if max_days < min_days {
@@ -560,6 +592,7 @@ async fn update_rate(
     .bind(patch.sort_order.unwrap_or(current.sort_order))
     .fetch_one(&mut *tx)
     .await?;
+    entry.after(&rate).record(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(rate))
 }
@@ -577,17 +610,22 @@ async fn update_rate(
 )]
 async fn delete_rate(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> OrderResult<StatusCode> {
-    let deleted = sqlx::query("DELETE FROM shipping_rates WHERE id = $1")
-        .bind(id)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(OrderError::NotFound("shipping rate"));
-    }
+    let mut tx = state.db.begin().await?;
+    let before = sqlx::query_as::<_, ShippingRate>(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM shipping_rates WHERE id = $1 RETURNING {RATE_COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(OrderError::NotFound("shipping rate"))?;
+    audit(&admin, "shipping_rate", id, "delete")
+        .before(&before)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -23,6 +23,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit::Entry;
 use service_kit::shared_types::order_payment::RefundIssued;
 use service_kit::{AdminCaller, Caller, FieldError, IdempotencyKey, Problem, event_bus};
 use sha2::{Digest, Sha256};
@@ -136,6 +137,7 @@ async fn create(
         input.amount,
         input.reason.trim(),
         Some(admin.user_id),
+        Some(&admin),
         &stripe_key,
     )
     .await;
@@ -185,6 +187,7 @@ async fn start_refund(
     amount: Option<i64>,
     reason: &str,
     requested_by: Option<Uuid>,
+    audited_as: Option<&Caller>,
     stripe_key: &str,
 ) -> OrderResult<Refund> {
     let mut tx = state.db.begin().await?;
@@ -248,6 +251,13 @@ async fn start_refund(
     .bind(requested_by)
     .fetch_one(&mut *tx)
     .await?;
+    // Refunds the system asks for follow an audited action (a cancellation) or a webhook.
+    if let Some(admin) = audited_as {
+        Entry::new(admin, "refund", refund.id, "create")
+            .after(&refund)
+            .record(&mut tx)
+            .await?;
+    }
     tx.commit().await?;
 
     let metadata = HashMap::from([
@@ -319,7 +329,17 @@ pub async fn refund_payment_in_full(
     };
     // Stable per payment and amount: a retried cancellation reaches the same Stripe refund.
     let stripe_key = derived_key(&format!("full\n{payment_id}\n{remaining}"));
-    match start_refund(state, payment_id, None, reason, requested_by, &stripe_key).await {
+    match start_refund(
+        state,
+        payment_id,
+        None,
+        reason,
+        requested_by,
+        None,
+        &stripe_key,
+    )
+    .await
+    {
         Ok(refund) => Ok(Some(refund)),
         // Someone else refunded the rest in between.
         Err(OrderError::Validation(_)) => Ok(None),

@@ -10,7 +10,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use service_kit::audit::Entry;
 use service_kit::{AdminCaller, Caller, OffsetPage, PageParams, ValidatedJson, ValidatedQuery};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -240,15 +243,37 @@ async fn transition(
     let row = order_row(&mut tx, id, true)
         .await?
         .ok_or(OrderError::NotFound("order"))?;
+    let action = format!(
+        "status.{}",
+        crate::enum_to_db(&request.to).to_ascii_lowercase()
+    );
+    let entry = Entry::new(&admin, "order", id, &action)
+        .before(&json!({"status": row.status, "paymentStatus": row.payment_status}));
     if request.to == OrderStatus::Cancelled {
         let cancelled = lifecycle::cancel(&mut tx, row, staff(&admin), reason).await?;
+        record_status(entry, &mut tx, id).await?;
         tx.commit().await?;
         lifecycle::after_cancel(&state, &cancelled, staff(&admin)).await;
     } else {
         lifecycle::advance(&mut tx, &row, request.to, staff(&admin), reason).await?;
+        record_status(entry, &mut tx, id).await?;
         tx.commit().await?;
     }
     Ok(Json(admin_view(&state, id).await?))
+}
+
+/// Completes a status change's audit entry with the order's state after it.
+async fn record_status(entry: Entry, conn: &mut PgConnection, id: Uuid) -> OrderResult<()> {
+    let (status, payment_status): (String, String) =
+        sqlx::query_as("SELECT status, payment_status FROM orders WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    entry
+        .after(&json!({"status": status, "paymentStatus": payment_status}))
+        .record(conn)
+        .await?;
+    Ok(())
 }
 
 /// The carrier and tracking number.
@@ -279,7 +304,7 @@ pub struct TrackingRequest {
 )]
 async fn set_tracking(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     ValidatedJson(request): ValidatedJson<TrackingRequest>,
 ) -> OrderResult<Json<AdminOrder>> {
@@ -293,11 +318,20 @@ async fn set_tracking(
             format!("An order that is {} is not shipped.", row.status),
         ));
     }
+    let tracking = json!({
+        "trackingNumber": request.tracking_number.trim(),
+        "carrier": request.carrier.trim(),
+    });
     sqlx::query("UPDATE orders SET tracking_number = $2, carrier = $3 WHERE id = $1")
         .bind(id)
         .bind(request.tracking_number.trim())
         .bind(request.carrier.trim())
         .execute(&mut *tx)
+        .await?;
+    Entry::new(&admin, "order", id, "tracking.set")
+        .before(&json!({"trackingNumber": row.tracking_number, "carrier": row.carrier}))
+        .after(&tracking)
+        .record(&mut tx)
         .await?;
     tx.commit().await?;
     Ok(Json(admin_view(&state, id).await?))
@@ -335,6 +369,7 @@ async fn add_note(
     if body.is_empty() {
         return Err(OrderError::field("body", "must not be blank"));
     }
+    let mut tx = state.db.begin().await?;
     let note = sqlx::query_as::<_, Note>(
         "INSERT INTO order_notes (id, order_id, author_id, body)
          SELECT $1, o.id, $3, $4 FROM orders o WHERE o.id = $2
@@ -344,9 +379,15 @@ async fn add_note(
     .bind(id)
     .bind(admin.user_id)
     .bind(body)
-    .fetch_optional(&state.db)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or(OrderError::NotFound("order"))?;
+    // The note's text is free text, so the trail keeps only that one was added, and its id.
+    Entry::new(&admin, "order", id, "note.add")
+        .after(&json!({"noteId": note.id, "body": note.body}))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(note)))
 }
 
