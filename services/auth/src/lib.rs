@@ -10,6 +10,7 @@
 //! | `POST /v1/auth/forgot-password`, `/reset-password` | anyone | [`password`] |
 //! | `POST /v1/auth/change-password`; `GET /v1/auth/me`; `DELETE /v1/auth/account` | signed in | [`password`], [`account`] |
 //! | `GET /v1/auth/users`; `PATCH /v1/auth/users/{id}` | ADMIN, SUPER_ADMIN | [`users`] |
+//! | `GET /v1/auth/audit` (role/status changes, 2FA resets) | SUPER_ADMIN | [`service_kit::audit`] |
 //! | `POST /v1/auth/2fa/setup`, `/confirm`, `/disable` | signed in | [`two_factor`] |
 //! | `POST /v1/auth/2fa/verify` | anyone with a login challenge | [`two_factor`] |
 //! | `POST /v1/auth/users/{id}/2fa/reset` | SUPER_ADMIN | [`two_factor`] |
@@ -109,6 +110,13 @@ pub use config::{AuthSettings, Config};
 pub use users::{AdminOutcome, CreateAdminError, create_admin};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/auth");
+
+// The audit trail's route reads the service's own pool.
+impl axum::extract::FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
 
 /// What its handlers share.
 #[derive(Clone)]
@@ -224,6 +232,7 @@ impl Service for AuthService {
             .merge(two_factor::router())
             .merge(keys::router())
             .merge(internal::router())
+            .nest("/v1/auth", service_kit::audit::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
@@ -263,6 +272,7 @@ mod tests {
                 "DELETE /v1/auth/account",
                 "DELETE /v1/auth/sessions/{id}",
                 "GET /.well-known/jwks.json",
+                "GET /v1/auth/audit",
                 "GET /v1/auth/me",
                 "GET /v1/auth/sessions",
                 "GET /v1/auth/users",

@@ -12,6 +12,8 @@ use std::str::FromStr;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Deserializer};
+use serde_json::json;
+use service_kit::audit::Entry;
 use service_kit::{AdminCaller, OffsetPage, PageParams, Role, ValidatedJson, ValidatedQuery};
 use shared_types::auth::UserCreated;
 use sqlx::PgPool;
@@ -263,6 +265,16 @@ async fn patch_user(
     } else {
         Vec::new()
     };
+    let action = match (role_change, status_change) {
+        (Some(_), None) => "role.change".to_owned(),
+        (None, Some(status)) => format!("status.{}", status.as_str().to_ascii_lowercase()),
+        _ => "update".to_owned(),
+    };
+    Entry::new(&admin, "user", user.id, &action)
+        .before(&json!({"role": user.role, "status": user.status.as_str()}))
+        .after(&json!({"role": new_role, "status": new_status.as_str()}))
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     sessions::forget(&state, &ended).await?;
     tracing::info!(

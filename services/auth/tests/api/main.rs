@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod audit;
 mod helpers;
 mod keys;
 mod passwords;
