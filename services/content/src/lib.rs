@@ -15,6 +15,7 @@
 //! | `GET /v1/sitemap.xml`, `GET /robots.txt` | anyone | [`seo`] |
 //! | `POST /internal/sitemap/refresh` (analytics' trigger after `blog.published`) | services | [`internal`] |
 //! | `POST /v1/uploads`; `GET`, `PATCH`, `DELETE /v1/media...`; `GET /media/...` | see [`media`] | [`media`] |
+//! | `GET /v1/pages/audit`: the audit trail of every admin change above | SUPER_ADMIN | `service_kit::audit` |
 //!
 //! # Design decisions
 //! - **Publishing** (blog, pages) writes its state change and its event (`blog.published`,
@@ -63,6 +64,12 @@ pub use config::{Config, ContentSettings};
 pub use error::{ContentError, ContentResult};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/content");
+
+impl axum::extract::FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
 
 /// What its handlers share.
 #[derive(Clone)]
@@ -139,6 +146,7 @@ impl Service for ContentService {
             .merge(media::api::router())
             .merge(media::serve::router())
             .merge(internal::router())
+            .nest("/v1/pages", service_kit::audit::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
@@ -237,6 +245,7 @@ mod tests {
             "POST /v1/pages/{id}/publish",
             "POST /v1/pages/{id}/unpublish",
             "GET /v1/pages/{id}/versions",
+            "GET /v1/pages/audit",
             "GET /v1/admin/pages",
             "GET /v1/admin/pages/{id}",
             "GET /v1/media-wall",

@@ -19,9 +19,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit;
 use service_kit::cache::Ttl;
 use service_kit::shared_types::content::PagePublished;
-use service_kit::{AdminCaller, FieldError, OffsetPage, PageParams, ValidatedJson, ValidatedQuery};
+use service_kit::{
+    AdminCaller, Caller, FieldError, OffsetPage, PageParams, ValidatedJson, ValidatedQuery,
+};
 use sqlx::{PgConnection, Postgres, Transaction};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -618,6 +621,28 @@ async fn record_version(
     Ok(())
 }
 
+/// Records `action` on a page in the audit trail, in the change's transaction. The blocks are
+/// long and kept in full as versions; the trail says only that they changed.
+async fn audit_page(
+    tx: &mut Transaction<'_, Postgres>,
+    admin: &Caller,
+    action: &str,
+    before: Option<&Page>,
+    after: Option<&Page>,
+) -> Result<(), sqlx::Error> {
+    let Some(id) = after.or(before).map(|page| page.id) else {
+        return Ok(());
+    };
+    let mut entry = audit::Entry::new(admin, "page", id, action).redact(&["blocks"]);
+    if let Some(before) = before {
+        entry = entry.before(before);
+    }
+    if let Some(after) = after {
+        entry = entry.after(after);
+    }
+    entry.record(tx).await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Admin writes
 
@@ -665,6 +690,7 @@ async fn create_page(
     let page = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("page"))?;
+    audit_page(&mut tx, &admin, "create", None, Some(&page)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(page)))
 }
@@ -720,6 +746,7 @@ async fn patch_page(
     let page = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("page"))?;
+    audit_page(&mut tx, &admin, "update", Some(&current), Some(&page)).await?;
     tx.commit().await?;
     // The slug and the validity window take effect at once (the content waits for a publish).
     state
@@ -752,7 +779,7 @@ fn page_paths(before: &str, after: &str) -> Vec<String> {
 )]
 async fn publish_page(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ContentResult<Json<Page>> {
     let mut tx = state.db.begin().await?;
@@ -784,6 +811,7 @@ async fn publish_page(
     let page = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("page"))?;
+    audit_page(&mut tx, &admin, "publish", Some(&current), Some(&page)).await?;
     tx.commit().await?;
     state
         .content_changed(&page_paths(&current.slug, &page.slug))
@@ -806,7 +834,7 @@ async fn publish_page(
 )]
 async fn unpublish_page(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ContentResult<Json<Page>> {
     let mut tx = state.db.begin().await?;
@@ -818,6 +846,9 @@ async fn unpublish_page(
     let page = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("page"))?;
+    if current.published_version.is_some() {
+        audit_page(&mut tx, &admin, "unpublish", Some(&current), Some(&page)).await?;
+    }
     tx.commit().await?;
     if current.published_version.is_some() {
         state
@@ -842,7 +873,7 @@ async fn unpublish_page(
 )]
 async fn delete_page(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ContentResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -851,6 +882,7 @@ async fn delete_page(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    audit_page(&mut tx, &admin, "delete", Some(&current), None).await?;
     tx.commit().await?;
     state
         .content_changed(&page_paths(&current.slug, &current.slug))

@@ -25,10 +25,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::audit;
 use service_kit::cache::Ttl;
 use service_kit::extract::decode_cursor;
 use service_kit::shared_types::content::BlogPublished;
-use service_kit::{AdminCaller, CursorPage, OffsetPage, PageParams, ValidatedJson, ValidatedQuery};
+use service_kit::{
+    AdminCaller, Caller, CursorPage, OffsetPage, PageParams, ValidatedJson, ValidatedQuery,
+};
 use sqlx::{PgConnection, Postgres, Transaction};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -504,7 +507,7 @@ async fn create_post(
     let mut attempts = 0;
     let post = loop {
         attempts += 1;
-        match insert(&state, &prepared, id, admin.user_id).await {
+        match insert(&state, &prepared, id, &admin).await {
             Err(e) if attempts < 5 && prepared.explicit_slug.is_none() && is_slug_race(&e) => {}
             other => break other?,
         }
@@ -517,8 +520,9 @@ async fn insert(
     state: &AppState,
     prepared: &Prepared,
     id: Uuid,
-    author: Uuid,
+    admin: &Caller,
 ) -> ContentResult<BlogPost> {
+    let author = admin.user_id;
     let mut tx = state.db.begin().await?;
     let slug = choose_slug(&mut tx, prepared, id).await?;
     let input = &prepared.input;
@@ -547,8 +551,35 @@ async fn insert(
     let post = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("blog post"))?;
+    audit_post(&mut tx, admin, "create", None, Some(&post)).await?;
     tx.commit().await?;
     Ok(post)
+}
+
+/// Records `action` on a post in the audit trail, in the change's transaction. The text fields
+/// are long and the post's own history shows them; the trail says only that they changed.
+async fn audit_post(
+    conn: &mut PgConnection,
+    admin: &Caller,
+    action: &str,
+    before: Option<&BlogPost>,
+    after: Option<&BlogPost>,
+) -> Result<(), sqlx::Error> {
+    let Some(id) = after.or(before).map(|post| post.id) else {
+        return Ok(());
+    };
+    let mut entry = audit::Entry::new(admin, "blog_post", id, action).redact(&[
+        "excerpt",
+        "content",
+        "contentHtml",
+    ]);
+    if let Some(before) = before {
+        entry = entry.before(before);
+    }
+    if let Some(after) = after {
+        entry = entry.after(after);
+    }
+    entry.record(conn).await
 }
 
 /// Changes a post with a JSON Merge Patch of [`BlogInput`] (ADMIN). `"slug": null` derives the
@@ -571,7 +602,7 @@ async fn insert(
 )]
 async fn patch_post(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     MergePatch(patch): MergePatch,
 ) -> ContentResult<Json<BlogPost>> {
@@ -606,6 +637,7 @@ async fn patch_post(
     let post = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("blog post"))?;
+    audit_post(&mut tx, &admin, "update", Some(&current), Some(&post)).await?;
     tx.commit().await?;
     state
         .content_changed(&post_paths(&current, Some(&post)))
@@ -696,7 +728,7 @@ pub(crate) async fn publish_locked(
 )]
 async fn publish(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ContentResult<Json<BlogPost>> {
     let mut tx = state.db.begin().await?;
@@ -705,6 +737,9 @@ async fn publish(
     let post = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("blog post"))?;
+    if changed {
+        audit_post(&mut tx, &admin, "publish", Some(&before), Some(&post)).await?;
+    }
     tx.commit().await?;
     if changed {
         state
@@ -729,10 +764,10 @@ async fn publish(
 )]
 async fn unpublish(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ContentResult<Json<BlogPost>> {
-    set_status(&state, id, PostStatus::Draft).await
+    set_status(&state, &admin, id, PostStatus::Draft).await
 }
 
 /// Archives a post (ADMIN): withdrawn from the site, kept for the record.
@@ -750,14 +785,19 @@ async fn unpublish(
 )]
 async fn archive(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ContentResult<Json<BlogPost>> {
-    set_status(&state, id, PostStatus::Archived).await
+    set_status(&state, &admin, id, PostStatus::Archived).await
 }
 
 /// DRAFT (from PUBLISHED or SCHEDULED; a draft stays a draft) or ARCHIVED (from anything).
-async fn set_status(state: &AppState, id: Uuid, to: PostStatus) -> ContentResult<Json<BlogPost>> {
+async fn set_status(
+    state: &AppState,
+    admin: &Caller,
+    id: Uuid,
+    to: PostStatus,
+) -> ContentResult<Json<BlogPost>> {
     let mut tx = state.db.begin().await?;
     let before = lock(&mut tx, id).await?;
     let applies = match to {
@@ -774,6 +814,13 @@ async fn set_status(state: &AppState, id: Uuid, to: PostStatus) -> ContentResult
     let post = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("blog post"))?;
+    if applies {
+        let action = match to {
+            PostStatus::Draft => "unpublish",
+            _ => "archive",
+        };
+        audit_post(&mut tx, admin, action, Some(&before), Some(&post)).await?;
+    }
     tx.commit().await?;
     if applies {
         state.content_changed(&post_paths(&before, None)).await;
@@ -807,7 +854,7 @@ pub struct ScheduleRequest {
 )]
 async fn schedule_post(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     ValidatedJson(request): ValidatedJson<ScheduleRequest>,
 ) -> ContentResult<Json<BlogPost>> {
@@ -830,6 +877,7 @@ async fn schedule_post(
     let post = load(&mut tx, id)
         .await?
         .ok_or(ContentError::NotFound("blog post"))?;
+    audit_post(&mut tx, &admin, "schedule", Some(&before), Some(&post)).await?;
     tx.commit().await?;
     Ok(Json(post))
 }
@@ -850,7 +898,7 @@ async fn schedule_post(
 )]
 async fn delete_post(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ContentResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -859,6 +907,7 @@ async fn delete_post(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    audit_post(&mut tx, &admin, "delete", Some(&before), None).await?;
     tx.commit().await?;
     state.content_changed(&post_paths(&before, None)).await;
     Ok(StatusCode::NO_CONTENT)

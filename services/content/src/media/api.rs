@@ -320,12 +320,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 )]
 async fn patch(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
     ValidatedJson(input): ValidatedJson<MediaPatch>,
 ) -> ContentResult<Json<MediaAsset>> {
     let mut tx = state.db.begin().await?;
     let mut row = load(&mut tx, id, true).await?;
+    let before = serde_json::json!({ "altText": row.alt_text });
     if let Some(raw) = input.alt_text {
         let text = alt_text(raw.as_deref()).map_err(|e| ContentError::Validation(vec![e]))?;
         row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -335,6 +336,12 @@ async fn patch(
         .bind(text)
         .fetch_one(&mut *tx)
         .await?;
+        // Alt text is free text: redacted by name, the trail shows that it changed.
+        service_kit::audit::Entry::new(&admin, "media", id, "update")
+            .before(&before)
+            .after(&serde_json::json!({ "altText": row.alt_text }))
+            .record(&mut tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(Json(row.into_asset(&state.media)))
@@ -387,7 +394,7 @@ async fn references(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Vec<Strin
 )]
 async fn delete(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<Uuid>,
 ) -> ContentResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -408,6 +415,15 @@ async fn delete(
     sqlx::query("UPDATE media_assets SET deleted_at = now() WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
+        .await?;
+    service_kit::audit::Entry::new(&admin, "media", id, "delete")
+        .before(&serde_json::json!({
+            "kind": row.kind,
+            "mimeType": row.mime_type,
+            "sizeBytes": row.size_bytes,
+            "storageKey": row.storage_key,
+        }))
+        .record(&mut tx)
         .await?;
     tx.commit().await?;
     // After the commit: a failed removal leaves an orphaned object (logged and counted), never a

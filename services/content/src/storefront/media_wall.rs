@@ -125,9 +125,17 @@ async fn get_wall(State(state): State<AppState>, headers: HeaderMap) -> ContentR
 )]
 async fn put_wall(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ValidatedJson(input): ValidatedJson<MediaWallInput>,
 ) -> ContentResult<Json<MediaWall>> {
+    let mut tx = state.db.begin().await?;
+    let before: Option<Row> = sqlx::query_as(
+        "SELECT title, description, background_image_url, background_media_id, images,
+                updated_at
+         FROM media_wall FOR UPDATE",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let row: Row = sqlx::query_as(
         "INSERT INTO media_wall (id, title, description, background_image_url,
              background_media_id, images)
@@ -145,10 +153,19 @@ async fn put_wall(
     .bind(&input.background_image_url)
     .bind(input.background_media_id)
     .bind(sqlx::types::Json(&input.images))
-    .fetch_one(&state.db)
+    .fetch_one(&mut *tx)
     .await?;
+    let after = wall(row);
+    let mut entry = service_kit::audit::Entry::new(&admin, "media_wall", "media-wall", "update")
+        .after(&after)
+        .redact(&["description"]);
+    if let Some(before) = before {
+        entry = entry.before(&wall(before));
+    }
+    entry.record(&mut tx).await?;
+    tx.commit().await?;
     state.content_changed(&["/v1/media-wall".to_owned()]).await;
-    Ok(Json(wall(row)))
+    Ok(Json(after))
 }
 
 /// The media wall's routes.

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use service_kit::cache::Ttl;
 use service_kit::extract::decode_cursor;
-use service_kit::{CursorPage, OffsetPage, PageParams};
+use service_kit::{Caller, CursorPage, OffsetPage, PageParams};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::{Validate, ValidationError};
@@ -337,25 +337,61 @@ pub async fn list_admin(
     }))
 }
 
+/// Free text of the storefront kinds (personal fields such as a testimonial's `name` and `text`
+/// are redacted by name already): the audit trail says only that it changed.
+const AUDIT_REDACTED: &[&str] = &["description", "answer", "location"];
+
+/// The audit trail's name of a kind: `hero slide` → `hero_slide`.
+fn audit_entity(sql: &Sql) -> String {
+    sql.name.to_ascii_lowercase().replace(' ', "_")
+}
+
+/// Records `action` on item `id` in the audit trail, in the change's transaction.
+async fn audit_item(
+    conn: &mut sqlx::PgConnection,
+    admin: &Caller,
+    sql: &Sql,
+    id: Uuid,
+    action: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<(), sqlx::Error> {
+    let mut entry = service_kit::audit::Entry::new(admin, &audit_entity(sql), id, action)
+        .redact(AUDIT_REDACTED);
+    if let Some(before) = before {
+        entry = entry.before(before);
+    }
+    if let Some(after) = after {
+        entry = entry.after(after);
+    }
+    entry.record(conn).await
+}
+
 /// ADMIN: appends a new item at the end of the list.
 pub async fn create<I: Serialize>(
     state: &AppState,
+    admin: &Caller,
     sql: &'static Sql,
     input: &I,
 ) -> ContentResult<(StatusCode, Json<Value>)> {
     let id = Uuid::now_v7();
+    let mut tx = state.db.begin().await?;
     let row: Value = sqlx::query_scalar(sql.insert)
         .bind(id)
         .bind(row_json(input)?)
-        .fetch_one(&state.db)
+        .fetch_one(&mut *tx)
         .await?;
+    let row = item(row);
+    audit_item(&mut tx, admin, sql, id, "create", None, Some(&row)).await?;
+    tx.commit().await?;
     state.content_changed(&changed_paths(sql)).await;
-    Ok((StatusCode::CREATED, Json(item(row))))
+    Ok((StatusCode::CREATED, Json(row)))
 }
 
 /// ADMIN: applies a merge patch of the input type to an item.
 pub async fn patch<I: Serialize + DeserializeOwned + Validate>(
     state: &AppState,
+    admin: &Caller,
     sql: &'static Sql,
     id: Uuid,
     patch: &Value,
@@ -366,7 +402,8 @@ pub async fn patch<I: Serialize + DeserializeOwned + Validate>(
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(ContentError::NotFound(sql.name))?;
-    let mut document = item(current);
+    let before = item(current);
+    let mut document = before.clone();
     if let Value::Object(map) = &mut document {
         for key in META {
             map.remove(key);
@@ -378,17 +415,32 @@ pub async fn patch<I: Serialize + DeserializeOwned + Validate>(
         .bind(row_json(&input)?)
         .fetch_one(&mut *tx)
         .await?;
+    let row = item(row);
+    audit_item(&mut tx, admin, sql, id, "update", Some(&before), Some(&row)).await?;
     tx.commit().await?;
     state.content_changed(&changed_paths(sql)).await;
-    Ok(Json(item(row)))
+    Ok(Json(row))
 }
 
 /// ADMIN: soft-deletes an item.
-pub async fn delete(state: &AppState, sql: &'static Sql, id: Uuid) -> ContentResult<StatusCode> {
-    let deleted = sqlx::query(sql.delete).bind(id).execute(&state.db).await?;
+pub async fn delete(
+    state: &AppState,
+    admin: &Caller,
+    sql: &'static Sql,
+    id: Uuid,
+) -> ContentResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let before: Value = sqlx::query_scalar(sql.get_for_update)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ContentError::NotFound(sql.name))?;
+    let deleted = sqlx::query(sql.delete).bind(id).execute(&mut *tx).await?;
     if deleted.rows_affected() == 0 {
         return Err(ContentError::NotFound(sql.name));
     }
+    audit_item(&mut tx, admin, sql, id, "delete", Some(&item(before)), None).await?;
+    tx.commit().await?;
     state.content_changed(&changed_paths(sql)).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -396,11 +448,13 @@ pub async fn delete(state: &AppState, sql: &'static Sql, id: Uuid) -> ContentRes
 /// ADMIN: puts the list in the given order (which must name every undeleted item once).
 pub async fn reorder(
     state: &AppState,
+    admin: &Caller,
     sql: &'static Sql,
     request: OrderRequest,
 ) -> ContentResult<Json<OrderResponse>> {
     let mut tx = state.db.begin().await?;
     let mut current: Vec<Uuid> = sqlx::query_scalar(sql.ids).fetch_all(&mut *tx).await?;
+    let before = current.clone();
     let mut asked = request.ids.clone();
     current.sort_unstable();
     asked.sort_unstable();
@@ -417,6 +471,11 @@ pub async fn reorder(
             .execute(&mut *tx)
             .await?;
     }
+    service_kit::audit::Entry::new(admin, &audit_entity(sql), sql.cache_kind, "reorder")
+        .before(&serde_json::json!({ "ids": before }))
+        .after(&serde_json::json!({ "ids": request.ids }))
+        .record(&mut tx)
+        .await?;
     tx.commit().await?;
     state.content_changed(&changed_paths(sql)).await;
     Ok(Json(OrderResponse { ids: request.ids }))
@@ -549,10 +608,10 @@ macro_rules! collection {
             )]
             async fn create(
                 State(state): State<AppState>,
-                _admin: AdminCaller,
+                AdminCaller(admin): AdminCaller,
                 ValidatedJson(input): ValidatedJson<$input>,
             ) -> ContentResult<(StatusCode, Json<Value>)> {
-                generic::create(&state, &SQL, &input).await
+                generic::create(&state, &admin, &SQL, &input).await
             }
 
             /// Changes an item with a JSON Merge Patch (ADMIN).
@@ -573,11 +632,11 @@ macro_rules! collection {
             )]
             async fn patch(
                 State(state): State<AppState>,
-                _admin: AdminCaller,
+                AdminCaller(admin): AdminCaller,
                 Path(id): Path<Uuid>,
                 MergePatch(patch): MergePatch,
             ) -> ContentResult<Json<Value>> {
-                generic::patch::<$input>(&state, &SQL, id, &patch).await
+                generic::patch::<$input>(&state, &admin, &SQL, id, &patch).await
             }
 
             /// Deletes an item (ADMIN; soft).
@@ -595,10 +654,10 @@ macro_rules! collection {
             )]
             async fn delete(
                 State(state): State<AppState>,
-                _admin: AdminCaller,
+                AdminCaller(admin): AdminCaller,
                 Path(id): Path<Uuid>,
             ) -> ContentResult<StatusCode> {
-                generic::delete(&state, &SQL, id).await
+                generic::delete(&state, &admin, &SQL, id).await
             }
 
             /// Puts the list in a new order (ADMIN): every undeleted item's id, once, first to last.
@@ -616,10 +675,10 @@ macro_rules! collection {
             )]
             async fn reorder(
                 State(state): State<AppState>,
-                _admin: AdminCaller,
+                AdminCaller(admin): AdminCaller,
                 ValidatedJson(request): ValidatedJson<OrderRequest>,
             ) -> ContentResult<Json<OrderResponse>> {
-                generic::reorder(&state, &SQL, request).await
+                generic::reorder(&state, &admin, &SQL, request).await
             }
 
             /// Every undeleted item in order, inactive ones too (ADMIN).
