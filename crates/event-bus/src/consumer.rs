@@ -353,7 +353,8 @@ async fn consume(
             // Not raced against `cancel`: a message taken is always finished.
             Ok(incoming) => {
                 let worker = Arc::clone(worker);
-                in_hand.spawn(async move { worker.handle(incoming).await });
+                // In the consumer's span, as when it handled messages inline.
+                in_hand.spawn(async move { worker.handle(incoming).await }.in_current_span());
             }
             Err(error) => {
                 tracing::warn!(service = worker.service, %error, "lost the broker; reconnecting");
