@@ -235,25 +235,50 @@ impl From<&User> for UserView {
     }
 }
 
+/// `GET /v1/auth/me`: the user, and where they stand with two-factor sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeView {
+    /// The user.
+    #[serde(flatten)]
+    pub user: UserView,
+    /// Whether two-factor sign-in is on for the account.
+    pub two_factor_enabled: bool,
+    /// Whether this session signed in with a second factor (`amr` has `otp`).
+    pub second_factor_used: bool,
+    /// Whether the role demands a second factor (ADMIN, SUPER_ADMIN): when it does and
+    /// `secondFactorUsed` is false, admin routes answer 403 until the user enrols and signs in
+    /// again with a code.
+    pub second_factor_required: bool,
+}
+
 /// The signed-in user.
 #[utoipa::path(
     get,
     path = "/v1/auth/me",
     tag = "account",
     responses(
-        (status = 200, description = "The signed-in user", body = UserView),
+        (status = 200, description = "The signed-in user", body = MeView),
         (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn me(
     State(state): State<AppState>,
     FirstFactorCaller(caller): FirstFactorCaller,
-) -> AuthResult<Json<UserView>> {
-    let mut conn = state.db.acquire().await?;
-    match find_by_id(&mut conn, caller.user_id).await? {
-        Some(user) if user.status != UserStatus::Deleted => Ok(Json(UserView::from(&user))),
-        _ => Err(AuthError::NotFound("user")),
-    }
+) -> AuthResult<Json<MeView>> {
+    let user = {
+        let mut conn = state.db.acquire().await?;
+        match find_by_id(&mut conn, caller.user_id).await? {
+            Some(user) if user.status != UserStatus::Deleted => user,
+            _ => return Err(AuthError::NotFound("user")),
+        }
+    };
+    Ok(Json(MeView {
+        two_factor_enabled: crate::two_factor::is_enabled(&state, user.id).await?,
+        second_factor_used: caller.used_second_factor(),
+        second_factor_required: user.role.requires_second_factor(),
+        user: UserView::from(&user),
+    }))
 }
 
 /// `DELETE /v1/auth/account`.

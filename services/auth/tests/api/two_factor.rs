@@ -105,6 +105,16 @@ async fn an_admin_without_the_second_factor_is_refused_until_enrolled_and_signed
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    let me = json_of(me).await;
+    assert_eq!(me["email"], "admin@example.com");
+    assert_eq!(
+        (
+            &me["twoFactorEnabled"],
+            &me["secondFactorUsed"],
+            &me["secondFactorRequired"]
+        ),
+        (&json!(false), &json!(false), &json!(true))
+    );
 
     let setup = post_as(&api, &admin, "/v1/auth/2fa/setup", json!({})).await;
     assert_eq!(setup.status(), 200);
@@ -189,6 +199,19 @@ async fn an_admin_without_the_second_factor_is_refused_until_enrolled_and_signed
         .await
         .unwrap();
     assert_eq!(listed.status(), 200);
+    let me: Value = api
+        .app
+        .request_as(Method::GET, "/v1/auth/me", &session.as_issued())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&me["twoFactorEnabled"], &me["secondFactorUsed"]),
+        (&json!(true), &json!(true))
+    );
 
     // The challenge was single use.
     let again = verify(&api, &challenge_id, &next_code(&secret)).await;
