@@ -37,6 +37,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use service_kit::audit::Entry;
 use service_kit::shared_types::notification::{
     NotificationChannel, NotificationFailed, NotificationSent,
 };
@@ -801,7 +802,7 @@ async fn list(
     )
 )]
 async fn resend(
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> NotificationResult<(StatusCode, Json<Notification>)> {
@@ -839,6 +840,11 @@ async fn resend(
     .bind(Uuid::now_v7())
     .fetch_one(&mut *tx)
     .await?;
+    // Ids only: the message's recipient and text are personal.
+    Entry::new(&admin, "notification", id, "resend")
+        .after(&serde_json::json!({"resentAs": copy.id}))
+        .record(&mut tx)
+        .await?;
     wake_senders(&mut tx).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(copy)))

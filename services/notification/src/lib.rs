@@ -105,6 +105,13 @@ pub fn aws_settings(config: &Config) -> event_bus::aws::AwsSettings {
     }
 }
 
+// The audit trail's route reads the service's own pool.
+impl axum::extract::FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
 impl axum::extract::FromRef<AppState> for live::LiveHub {
     fn from_ref(state: &AppState) -> Self {
         state.live.clone()
@@ -143,6 +150,7 @@ impl Service for NotificationService {
             .merge(delivery::router())
             .merge(preferences::router())
             .merge(devices::router())
+            .nest("/v1/notifications", service_kit::audit::router())
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {

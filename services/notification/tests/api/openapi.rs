@@ -8,6 +8,7 @@ fn the_openapi_document_lists_every_route() {
     let routes = service_kit::service::route_list::<NotificationService>();
     let mut expected: Vec<String> = [
         "GET /v1/notifications",
+        "GET /v1/notifications/audit",
         "POST /v1/notifications/{id}/resend",
         "GET /v1/notifications/dev/outbox",
         "POST /v1/notifications/templates/{name}/preview",
