@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod media_support;
 
 use common::{Api, body, customer};
+use media_support::{Part, TempDir, multipart, png};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use service_kit::Role;
@@ -503,4 +505,51 @@ async fn only_a_super_admin_reads_the_trail_and_it_cannot_be_rewritten() {
         );
     }
     assert_eq!(count(&api).await, 2);
+}
+
+#[tokio::test]
+async fn an_upload_is_audited_and_a_refused_one_is_not() {
+    let dir = TempDir::new();
+    let api = Api::spawn_with(&[("MEDIA_LOCAL_DIR", dir.as_str())]).await;
+    let upload = |parts: &[Part<'_>]| {
+        let (content_type, body) = multipart(parts);
+        let request_id = format!("audit-{}", Uuid::now_v7());
+        let request = api
+            .app
+            .request_as(Method::POST, "/v1/uploads", &api.admin)
+            .header("X-Request-Id", &request_id)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        async move { (request.send().await.unwrap(), request_id) }
+    };
+    let (refused, _) = upload(&[Part::text("altText", "no file")]).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(count(&api).await, 0);
+
+    let (response, request_id) = upload(&[
+        Part::file(png(64, 48), "kitchen.png", "image/png"),
+        Part::text("altText", "The Bloggs family kitchen"),
+    ])
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let asset: Value = response.json().await.unwrap();
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT actor_id, actor_role, entity, entity_id, action, changes, request_id
+         FROM audit_log WHERE request_id = $1",
+    )
+    .bind(&request_id)
+    .fetch_all(&api.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (actor, role, entity, id, action, changes, _) = &rows[0];
+    assert_eq!(
+        (*actor, role.as_str(), entity.as_str(), action.as_str()),
+        (api.admin.id, "ADMIN", "media", "create")
+    );
+    assert_eq!(id, asset["mediaId"].as_str().unwrap());
+    assert_eq!(changes["mimeType"], json!({"after": "image/png"}));
+    assert_eq!(changes["altText"], json!({"after": "[redacted]"}));
+    assert!(!changes.to_string().contains("Bloggs"));
+    assert_eq!(count(&api).await, 1);
 }

@@ -19,8 +19,8 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::{
-    ASSET_COLUMNS, AssetRow, MediaAsset, MediaKind, Upload, alt_text, remove_objects, store_upload,
-    too_large,
+    ASSET_COLUMNS, AssetRow, MediaAsset, MediaKind, Upload, alt_text, remove_objects,
+    store_upload_by, too_large,
 };
 use crate::AppState;
 use crate::error::{ContentError, ContentResult};
@@ -158,7 +158,7 @@ async fn upload(
     let Some(bytes) = file else {
         return Err(ContentError::field("file", "is required"));
     };
-    let asset = store_upload(
+    let asset = store_upload_by(
         &state.media,
         &state.db,
         Upload {
@@ -166,6 +166,7 @@ async fn upload(
             alt_text,
             owner: caller.user_id,
         },
+        Some(&caller),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(asset)))

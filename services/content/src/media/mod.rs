@@ -482,6 +482,17 @@ async fn write_all(
 /// Stores an upload: sniff, decode and resize, write the objects, then the row and its
 /// `media.uploaded` event in one transaction. Nothing is left behind on failure.
 pub async fn store_upload(media: &Media, db: &PgPool, upload: Upload) -> ContentResult<MediaAsset> {
+    store_upload_by(media, db, upload, None).await
+}
+
+/// [`store_upload`] by `caller`, whose upload is recorded in the audit trail in the row's
+/// transaction.
+pub async fn store_upload_by(
+    media: &Media,
+    db: &PgPool,
+    upload: Upload,
+    caller: Option<&service_kit::Caller>,
+) -> ContentResult<MediaAsset> {
     let id = Uuid::now_v7();
     let size = upload.bytes.len();
     let Prepared {
@@ -504,7 +515,7 @@ pub async fn store_upload(media: &Media, db: &PgPool, upload: Upload) -> Content
         alt_text: upload.alt_text.as_deref(),
         owner: upload.owner,
     };
-    match save(db, &facts).await {
+    match save(db, &facts, caller).await {
         Ok(row) => {
             metrics::counter!("content_media_uploads_total", "kind" => media_type.kind().as_str())
                 .increment(1);
@@ -530,7 +541,11 @@ struct Facts<'a> {
     owner: Uuid,
 }
 
-async fn save(db: &PgPool, facts: &Facts<'_>) -> ContentResult<AssetRow> {
+async fn save(
+    db: &PgPool,
+    facts: &Facts<'_>,
+    caller: Option<&service_kit::Caller>,
+) -> ContentResult<AssetRow> {
     let size = i64::try_from(facts.size).map_err(|e| ContentError::Internal(e.into()))?;
     let dimension = |v: Option<u32>| v.and_then(|v| i32::try_from(v).ok());
     let mut tx = db.begin().await?;
@@ -565,6 +580,19 @@ async fn save(db: &PgPool, facts: &Facts<'_>) -> ContentResult<AssetRow> {
         }),
     )
     .await?;
+    if let Some(caller) = caller {
+        // Alt text is redacted by name; the rest describes the file, not a person.
+        service_kit::audit::Entry::new(caller, "media", facts.id, "create")
+            .after(&serde_json::json!({
+                "kind": row.kind,
+                "mimeType": row.mime_type,
+                "sizeBytes": row.size_bytes,
+                "storageKey": row.storage_key,
+                "altText": row.alt_text,
+            }))
+            .record(&mut tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(row)
 }
