@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use service_kit::{FieldError, MaybeCaller, Role, ValidatedJson};
+use service_kit::audit;
+use service_kit::{Caller, FieldError, MaybeCaller, Role, ValidatedJson};
 use shared_types::appointment::BookingCreated;
 use sqlx::postgres::types::PgRange;
 use utoipa::ToSchema;
@@ -198,10 +199,11 @@ async fn create_booking(
         .filter(|c| c.role == Role::Customer)
         .map(|c| c.user_id);
     let actor = Actor::of(caller.as_ref());
+    let staff = caller.as_ref().filter(|c| c.role.is_staff());
     let mut attempt = 0;
     let created = loop {
         attempt += 1;
-        match try_create(&state, &clean, user_id, actor).await {
+        match try_create(&state, &clean, user_id, actor, staff).await {
             Err(AppointmentError::Database(error))
                 if attempt < REFERENCE_ATTEMPTS && retryable(&error) =>
             {
@@ -219,6 +221,7 @@ async fn try_create(
     clean: &Clean,
     user_id: Option<Uuid>,
     actor: Actor,
+    staff: Option<&Caller>,
 ) -> AppointmentResult<BookingCreatedView> {
     let request = &clean.request;
     let now = Utc::now();
@@ -310,6 +313,21 @@ async fn try_create(
         created_at: now,
     };
     event_bus::outbox::publish(&mut tx, &event(payload)).await?;
+    if let Some(staff) = staff {
+        // Staff booking for a customer by phone; the trail keeps the slot, never the customer.
+        audit::Entry::new(staff, "appointment", booking_id, "create")
+            .after(&serde_json::json!({
+                "status": BookingStatus::Pending.as_str(),
+                "appointmentType": request.kind.as_str(),
+                "slotId": slot.id,
+                "consultantId": slot.consultant_id,
+                "showroomId": slot.showroom_id,
+                "startsAt": slot.starts_at,
+                "endsAt": slot.ends_at,
+            }))
+            .record(&mut tx)
+            .await?;
+    }
     tx.commit().await?;
     tracing::info!(%booking_id, consultant = %slot.consultant_id, "booking created");
     Ok(BookingCreatedView {

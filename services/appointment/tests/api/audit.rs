@@ -498,3 +498,46 @@ async fn only_a_super_admin_reads_the_trail_and_it_cannot_be_rewritten() {
     }
     assert_eq!(count(&api).await, 2);
 }
+
+#[tokio::test]
+async fn a_booking_made_by_staff_is_audited_without_the_customers_details() {
+    let api = Api::spawn().await;
+    let consultant = api.consultant("Amelia Hart", &["SW"]).await;
+    let admin = Api::admin();
+    let slot = api.home_slot(&consultant, in_hours(48)).await;
+    let (created, request_id) = send(
+        &api,
+        Method::POST,
+        "/v1/appointments",
+        &admin,
+        Some(&Api::booking_body(slot)),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let booking: Value = created.json().await.unwrap();
+    let row = one_row(&api, &request_id, &admin, "ADMIN", "appointment", "create").await;
+    assert_eq!(row.3, booking["bookingId"].as_str().unwrap());
+    assert_eq!(row.5["slotId"], json!({"after": slot.to_string()}));
+    assert_eq!(row.5["status"], json!({"after": "PENDING"}));
+    let text = row.5.to_string();
+    for secret in ["Jane", "Doe", "jane@example.com", "07700", "Acre", "SW4"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+
+    // A slot that is taken now: refused, nothing recorded; a customer's own booking neither.
+    let (taken, _) = send(
+        &api,
+        Method::POST,
+        "/v1/appointments",
+        &admin,
+        Some(&Api::booking_body(slot)),
+    )
+    .await;
+    assert_eq!(taken.status(), 409);
+    api.booked(
+        api.home_slot(&consultant, in_hours(96)).await,
+        Some(&Api::customer()),
+    )
+    .await;
+    assert_eq!(count(&api).await, 1);
+}
