@@ -99,10 +99,26 @@ async fn an_unanswered_count_lets_the_submission_through() {
     let redis = redis().await;
     let limit = KeyedLimit::new("brochure-limit", "brochure", 0, 3600);
 
-    // A zero timeout elapses before any Redis answer can arrive: the limit fails open.
-    let outcome = limit.hit(&redis, "jane@example.com", Duration::ZERO).await;
+    // Redis answers one connection's commands in order, so a BLPOP that blocks for a second,
+    // sent first on the shared connection, holds back the count far past the hit's timeout.
+    let mut blocked = redis.conn();
+    let blocker = async {
+        let _: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg(format!("{}:never-pushed", redis.prefix()))
+            .arg(1)
+            .query_async(&mut blocked)
+            .await
+            .unwrap();
+    };
+    let unanswered = async {
+        tokio::task::yield_now().await;
+        limit
+            .hit(&redis, "jane@example.com", Duration::from_millis(200))
+            .await
+    };
+    let ((), outcome) = tokio::join!(blocker, unanswered);
 
-    assert!(outcome.is_ok());
+    assert!(outcome.is_ok(), "the limit fails open");
     assert!(
         limit
             .hit(&redis, "jane@example.com", TIMEOUT)
