@@ -173,7 +173,7 @@ pub fn default_table() -> Vec<RouteSpec> {
     ] {
         add(RouteSpec::new(&format!("/v1/auth/{private}"), "auth").auth(Token));
     }
-    for admin in ["users/**", "keys/**"] {
+    for admin in ["users/**", "keys/**", "audit"] {
         add(RouteSpec::new(&format!("/v1/auth/{admin}"), "auth")
             .auth(Token)
             .second_factor());
@@ -652,6 +652,7 @@ mod tests {
             "/v1/auth/users",
             "/v1/auth/users/x/2fa/reset",
             "/v1/auth/keys/rotate",
+            "/v1/auth/audit",
         ] {
             assert_eq!(t.find(admin).unwrap().require_amr, otp, "{admin}");
         }
