@@ -673,8 +673,8 @@ fn section(ctx: &Ctx, runs: &[IngestRun], rows: i64) -> Section {
              on the release analytics-service under single-event load puts about a quarter of \
              its CPU in the Ed25519 check of the gateway's internal token (curve25519-dalek, \
              service-kit's `require_internal_token`) and much of the rest in allocation, JSON \
-             and the XADD round trip; the gateway also signs a token per request. So the \
-             budget is reached by batching: a tracker sends what a page collected as one \
+             and the XADD round trip (the gateway reuses one token per caller, so a service-side \
+             cache of verified tokens would remove most of it). So the budget is reached by batching: a tracker sends what a page collected as one \
              `{batch}` (up to 100 events) per request."
                 .to_owned(),
             "The flusher writes once it holds ANALYTICS_FLUSH_BATCH_MAX rows, else every \
