@@ -10,12 +10,14 @@
 //! - `cargo xtask events dlq list|replay <service> [EVENT_ID]` inspects and replays dead letters;
 //! - `cargo xtask create-admin <email>` and `cargo xtask rotate-keys` run auth's operations;
 //! - `cargo xtask bench [SCENARIO]... [FLAGS]` measures performance into bench/RESULTS.md;
-//! - `cargo xtask lint-deploy` checks the deployment files offline.
+//! - `cargo xtask lint-deploy` checks the deployment files offline;
+//! - `cargo xtask fuzz-api [--examples N] [--short]` fuzzes the gateway's OpenAPI document.
 //!
 //! Plain std threads and processes, no async runtime: the CLI builds in seconds.
 
 mod commands;
 mod deploy_check;
+mod fuzz;
 mod http;
 mod infra;
 mod pg;
@@ -152,6 +154,20 @@ enum Cmd {
         /// The PaymentIntent id (a refund id for refund.updated)
         payment_intent_id: String,
     },
+    /// Run schemathesis (every phase and check) against the gateway's merged OpenAPI document
+    /// on a platform of its own (free ports, `lomash_fuzz_*` databases), as a customer and as an
+    /// administrator; non-zero exit on any failure
+    FuzzApi {
+        /// Test cases per operation and phase (default 20; 2 with --short)
+        #[arg(long)]
+        examples: Option<u32>,
+        /// The quick CI pass: few examples and a fixed seed
+        #[arg(long)]
+        short: bool,
+        /// Hypothesis seed (default: fixed with --short, else drawn and printed)
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Load demo data into every service that has some (idempotent)
     Seed {
         /// Also generate this many extra products (for benchmarks)
@@ -231,6 +247,18 @@ fn main() -> ExitCode {
             payment_intent_id,
         } => commands::stripe::send_webhook(&event_type, &payment_intent_id),
         Cmd::Bench { args } => commands::bench::run(ports, &args),
+        Cmd::FuzzApi {
+            examples,
+            short,
+            seed,
+        } => fuzz::run(
+            ports,
+            &fuzz::FuzzOptions {
+                examples,
+                short,
+                seed,
+            },
+        ),
         Cmd::LintDeploy => workspace::Workspace::load()
             .and_then(|ws| deploy_check::run(&ws.root))
             .map(|()| ExitCode::SUCCESS),

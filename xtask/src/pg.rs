@@ -192,6 +192,32 @@ pub fn ensure_databases(port: u16, user: &str, names: &[&str]) -> Result<Vec<Str
     }
 }
 
+/// Drops each database in `names` on 127.0.0.1:`port` as `user`, ending its connections
+/// (`WITH (FORCE)`, Postgres 13+); a missing one is fine. For throwaway databases such as
+/// `fuzz-api`'s, which start empty on every run.
+pub fn drop_databases(port: u16, user: &str, names: &[&str]) -> Result<()> {
+    for name in names {
+        if !plain_identifier(name) {
+            bail!("refusing to drop database {name:?}: not a plain identifier");
+        }
+    }
+    let mut connection = match Connection::open(port, user, "postgres") {
+        Ok(connection) => connection,
+        Err(Failure::NeedsPassword(code)) => {
+            bail!("Postgres on 127.0.0.1:{port} asks for a password (auth method {code})")
+        }
+        Err(Failure::Other(error)) => return Err(error),
+    };
+    for name in names {
+        if let Err(e) =
+            connection.query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))?
+        {
+            bail!("cannot drop database {name}: {} ({})", e.message, e.code);
+        }
+    }
+    Ok(())
+}
+
 fn create_missing(connection: &mut Connection, names: &[&str]) -> Result<Vec<String>> {
     let existing = connection
         .query("SELECT datname FROM pg_database")?
