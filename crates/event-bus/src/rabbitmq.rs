@@ -228,6 +228,33 @@ impl RabbitBus {
         }
     }
 
+    /// Declares the subscriber's topology on a new channel of `connection` and starts consuming
+    /// its queue with the subscription's prefetch.
+    async fn start_consuming(
+        &self,
+        connection: &Connection,
+        subscription: &Subscription,
+    ) -> Result<(Channel, lapin::Consumer), BusError> {
+        let channel = connection.create_channel().await?;
+        self.declare_topology(&channel, &subscription.service, &subscription.topics)
+            .await?;
+        channel
+            .basic_qos(subscription.prefetch.max(1), BasicQosOptions::default())
+            .await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                short(&self.config.queue_name(&subscription.service))?,
+                ShortString::from(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((channel, consumer))
+    }
+
     /// The publishing channel, (re)connecting when there is none or it was lost.
     async fn publisher_channel(&self, slot: &mut Option<Publisher>) -> Result<Channel, BusError> {
         if let Some(publisher) = slot.as_ref().filter(|p| p.is_usable()) {
@@ -485,6 +512,12 @@ impl RabbitBus {
     }
 }
 
+/// Closes a connection whose consumer could not be set up, not waiting long for a broker that
+/// is gone.
+async fn abandon(connection: &Connection) {
+    let _ = timeout(Duration::from_secs(2), connection.close(200, "bye".into())).await;
+}
+
 /// Closes a channel and its connection, not waiting long for a broker that is gone.
 async fn close(connection: Connection, channel: Channel) {
     let grace = Duration::from_secs(2);
@@ -541,32 +574,28 @@ impl Bus for RabbitBus {
             let connection = self
                 .open_connection(&format!("event-bus consumer {}", subscription.service))
                 .await?;
-            let channel = connection.create_channel().await?;
-            self.declare_topology(&channel, &subscription.service, &subscription.topics)
-                .await?;
-            channel
-                .basic_qos(subscription.prefetch.max(1), BasicQosOptions::default())
-                .await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            let queue = self.config.queue_name(&subscription.service);
-            let consumer = channel
-                .basic_consume(
-                    short(&queue)?,
-                    ShortString::from(""),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            Ok(Box::new(RabbitStream {
-                connection,
-                channel,
-                consumer,
-                dead_letter_exchange: self.config.dead_letter_exchange(),
-                queue,
-                publish_timeout: self.config.publish_timeout,
-            }) as Box<dyn MessageStream>)
+            // Each step below waits for the broker's answer; a broker that accepted the TCP
+            // connection and then stalls would otherwise leave the consumer waiting forever
+            // instead of retrying. The whole setup gets the connect timeout once more.
+            let setup = self.start_consuming(&connection, subscription);
+            match timeout(self.config.connect_timeout, setup).await {
+                Ok(Ok((channel, consumer))) => Ok(Box::new(RabbitStream {
+                    connection,
+                    channel,
+                    consumer,
+                    dead_letter_exchange: self.config.dead_letter_exchange(),
+                    queue: self.config.queue_name(&subscription.service),
+                    publish_timeout: self.config.publish_timeout,
+                }) as Box<dyn MessageStream>),
+                Ok(Err(error)) => {
+                    abandon(&connection).await;
+                    Err(error)
+                }
+                Err(_) => {
+                    abandon(&connection).await;
+                    Err(BusError::Timeout(self.config.connect_timeout))
+                }
+            }
         })
     }
 

@@ -127,7 +127,8 @@ impl Setup {
             let queue = self.config.queue_name(&self.service);
             eventually("the consumer to subscribe", || {
                 let queue = queue.clone();
-                async move {
+                // Bounded, so that a stalled broker makes the probe try again rather than hang.
+                let probe = async move {
                     let connection = lapin::Connection::connect(
                         &direct_amqp_url(),
                         lapin::ConnectionProperties::default(),
@@ -147,6 +148,12 @@ impl Setup {
                         .await;
                     let _ = connection.close(200, "bye".into()).await;
                     declared.ok().filter(|q| q.consumer_count() > 0).map(|_| ())
+                };
+                async move {
+                    tokio::time::timeout(Duration::from_secs(5), probe)
+                        .await
+                        .ok()
+                        .flatten()
                 }
             })
             .await;
