@@ -1,6 +1,12 @@
+use std::sync::Arc;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
+use crate::verified::VerifiedTokens;
 use crate::{INTERNAL_AUDIENCE, InternalClaims};
+
+/// Seconds of clock skew tolerated on `exp` by the full check.
+const LEEWAY_SECS: u64 = 5;
 
 /// Why an internal key or token was refused.
 #[derive(Debug, thiserror::Error)]
@@ -21,12 +27,17 @@ pub enum KeyError {
 
 /// The internal key pair: every service has the public half; the gateway and services that call
 /// peers also hold the private half.
+///
+/// Verification remembers the tokens that passed it (shared by clones, bounded, each until its
+/// `exp`), because the gateway sends the same token with every request of a caller and an
+/// Ed25519 check costs more than the rest of a small request; see [`InternalKeys::verify`].
 #[derive(Clone)]
 pub struct InternalKeys {
     encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: i64,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl std::fmt::Debug for InternalKeys {
@@ -57,12 +68,13 @@ impl InternalKeys {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[INTERNAL_AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud", "iat"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         Ok(Self {
             encoding,
             decoding,
             validation,
             ttl_secs,
+            verified: Arc::new(VerifiedTokens::new()),
         })
     }
 
@@ -99,10 +111,29 @@ impl InternalKeys {
     }
 
     /// Verifies a token's signature, algorithm, audience and expiry.
+    ///
+    /// A token that passed before is answered from memory, with the same claims, until its `exp`
+    /// (the full check would accept it `LEEWAY_SECS` longer); only the exact text of a verified
+    /// token matches, so anything altered is checked in full.
     pub fn verify(&self, token: &str) -> Result<InternalClaims, KeyError> {
-        jsonwebtoken::decode::<InternalClaims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| KeyError::InvalidToken(e.to_string()))
+        self.verify_at(token, chrono::Utc::now().timestamp())
+    }
+
+    /// [`Self::verify`] as of `now` (Unix seconds).
+    fn verify_at(&self, token: &str, now: i64) -> Result<InternalClaims, KeyError> {
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(claims);
+        }
+        let claims =
+            jsonwebtoken::decode::<InternalClaims>(token, &self.decoding, &self.validation)
+                .map(|data| data.claims)
+                .map_err(|e| KeyError::InvalidToken(e.to_string()))?;
+        // jsonwebtoken judges expiry by the system clock; this holds it to `now` as well.
+        if claims.exp.saturating_add(LEEWAY_SECS as i64) < now {
+            return Err(KeyError::InvalidToken("ExpiredSignature".to_owned()));
+        }
+        self.verified.insert(token, &claims, now);
+        Ok(claims)
     }
 }
 
@@ -236,6 +267,92 @@ mod tests {
         )
         .unwrap();
         assert!(InternalKeys::development().verify(&forged).is_err());
+    }
+
+    fn minted(keys: &InternalKeys) -> (String, InternalClaims) {
+        let token = keys.mint(user_claims()).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        (token, claims)
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_with_its_claims_by_every_clone() {
+        let keys = InternalKeys::development();
+        let (token, claims) = minted(&keys);
+        assert_eq!(keys.verified.len(), 1);
+        let now = chrono::Utc::now().timestamp();
+        assert_eq!(keys.verified.get(&token, now), Some(claims.clone()));
+        let clone = keys.clone();
+        assert_eq!(clone.verify(&token).unwrap(), claims);
+        assert_eq!(clone.verified.len(), 1, "a hit adds nothing");
+        // Other keys have their own memory: a token is never vouched for by another key set.
+        let other = InternalKeys::from_pem(crate::DEV_PUBLIC_KEY_PEM, None, 60).unwrap();
+        assert_eq!(other.verified.len(), 0);
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_expired() {
+        let keys = InternalKeys::development();
+        let (token, claims) = minted(&keys);
+        assert!(keys.verified.get(&token, claims.exp - 1).is_some());
+        assert!(
+            keys.verified.get(&token, claims.exp).is_none(),
+            "the memory ends at exp"
+        );
+        // Past exp and the leeway, the token is refused although it was verified before.
+        let err = keys.verify_at(&token, claims.exp + 6).unwrap_err();
+        assert!(matches!(err, KeyError::InvalidToken(_)), "{err}");
+        // Within the leeway the full check still accepts it, as before the cache, without
+        // remembering it again.
+        assert_eq!(keys.verify_at(&token, claims.exp + 1).unwrap(), claims);
+        assert!(keys.verified.get(&token, claims.exp + 1).is_none());
+    }
+
+    #[test]
+    fn altered_tokens_are_never_answered_from_memory() {
+        let keys = InternalKeys::development();
+        let (token, _) = minted(&keys);
+        let parts: Vec<&str> = token.split('.').collect();
+        // Another payload under the remembered signature.
+        let mut claims = user_claims();
+        claims.role = Some(Role::SuperAdmin);
+        claims.iat = chrono::Utc::now().timestamp();
+        claims.exp = claims.iat + 60;
+        let body = b64(&serde_json::to_vec(&claims).unwrap());
+        let payload_swapped = format!("{}.{body}.{}", parts[0], parts[2]);
+        // The remembered payload with one signature character changed.
+        let mut signature = parts[2].to_owned();
+        let last = signature.pop().unwrap();
+        signature.push(if last == 'A' { 'B' } else { 'A' });
+        let signature_changed = format!("{}.{}.{signature}", parts[0], parts[1]);
+        // A prefix and an extension of the remembered text.
+        let truncated = token[..token.len() - 1].to_owned();
+        let extended = format!("{token}A");
+        for forged in [payload_swapped, signature_changed, truncated, extended] {
+            assert!(keys.verify(&forged).is_err(), "{forged}");
+        }
+        assert_eq!(keys.verified.len(), 1, "refused tokens are not remembered");
+        assert!(keys.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let keys = InternalKeys::development();
+        let now = chrono::Utc::now().timestamp();
+        let claims = {
+            let mut c = user_claims();
+            c.iat = now;
+            c.exp = now + 60;
+            c
+        };
+        for i in 0..(crate::verified::VerifiedTokens::CAPACITY * 2) {
+            keys.verified.insert(&format!("token-{i}"), &claims, now);
+            assert!(keys.verified.len() <= crate::verified::VerifiedTokens::CAPACITY);
+        }
+        // Entries that are already expired are not stored at all.
+        let fresh = InternalKeys::development();
+        fresh.verified.insert("expired", &claims, claims.exp);
+        assert_eq!(fresh.verified.len(), 0);
     }
 
     #[test]

@@ -7,13 +7,16 @@
 //! mint tokens too: forwarding the caller's context while serving a request, or naming
 //! themselves (`service:<name>`) for background work.
 //!
-//! Ed25519 is chosen over RSA because the gateway signs one token per request: it signs in
-//! microseconds where RSA-2048 takes about a millisecond.
+//! Ed25519 is chosen over RSA because the gateway signs tokens on the request path: it signs in
+//! microseconds where RSA-2048 takes about a millisecond. The gateway reuses a caller's token
+//! until it is half-way to expiry, and [`InternalKeys::verify`] remembers tokens it has verified,
+//! so a service checks each token's signature once.
 
 pub mod access;
 pub mod jwks;
 mod keys;
 mod role;
+mod verified;
 
 pub use access::{AMR_OTP, AMR_PASSWORD, AccessClaims, second_factor_missing, session_key};
 pub use jwks::{JwksConfig, JwksError, JwksVerifier};
