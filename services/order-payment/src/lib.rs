@@ -30,6 +30,7 @@ pub mod config;
 pub mod coupons;
 pub mod error;
 pub mod idempotency;
+pub mod internal;
 pub mod invoices;
 pub mod orders;
 pub mod payments;
@@ -121,6 +122,7 @@ impl Service for OrderPaymentService {
             .merge(webhooks::router())
             .merge(invoices::router())
             .merge(refunds::router())
+            .merge(internal::router())
             .nest("/v1/orders", service_kit::audit::router())
     }
 

@@ -8,3 +8,4 @@ mod cart;
 mod checkout;
 mod helpers;
 mod orders;
+mod purchases;
