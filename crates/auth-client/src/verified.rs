@@ -23,10 +23,12 @@ const SHARDS: usize = 8;
 /// expiry, so this is the number of distinct callers seen in about one token lifetime.
 const MAX_PER_SHARD: usize = 256;
 
+type Shard = Mutex<HashMap<Box<str>, InternalClaims>>;
+
 /// The bounded map of verified tokens to their claims.
 pub(crate) struct VerifiedTokens {
     hasher: RandomState,
-    shards: Box<[Mutex<HashMap<Box<str>, InternalClaims>>]>,
+    shards: Box<[Shard]>,
 }
 
 impl VerifiedTokens {
@@ -37,7 +39,7 @@ impl VerifiedTokens {
         }
     }
 
-    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, InternalClaims>> {
+    fn shard(&self, token: &str) -> &Shard {
         &self.shards[(self.hasher.hash_one(token) as usize) % SHARDS]
     }
 
