@@ -12,8 +12,17 @@
 //! Entries hold the exact response body and its strong ETag (a hash of the body). Redis is
 //! optional: every call is bounded by the configured timeout, and an error or timeout counts as a
 //! miss (or, for the version bump, as a warning: stale entries then live at most one TTL).
+//!
+//! **The version is remembered in-process** for [`DEFAULT_LOCAL_VERSION_TTL`] (1 s; see
+//! [`ResponseCache::with_local_version_ttl`]), so a hit costs one Redis `GET` rather than two.
+//! The replica that makes a write adopts the new version as soon as its `INCR` answers, so its
+//! own next read already misses the old entries; **other replicas stop serving the entries of
+//! the old version at most that long after the bump** (the remembered version is dated from when
+//! it was requested from Redis). The ordering argument above still holds: a reader only files an
+//! entry under a version it saw in Redis, and it saw it before reading Postgres.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::redis::Redis;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -28,6 +37,10 @@ const VERSION_TTL_SECS: i64 = 24 * 3600;
 /// What a public response may be cached as by browsers and CDNs: cached, but revalidated with
 /// `If-None-Match` on every use (a 304 from Redis is cheap, and admins see their changes at once).
 pub const PUBLIC_CACHE_CONTROL: &str = "public, max-age=0, must-revalidate";
+
+/// How long a replica trusts the version it last read before asking Redis again: the bound on
+/// how long other replicas serve entries a write has made stale.
+pub const DEFAULT_LOCAL_VERSION_TTL: Duration = Duration::from_secs(1);
 
 /// A response body with its ETag.
 #[derive(Debug, Clone)]
@@ -56,12 +69,14 @@ impl Cached {
         out
     }
 
-    fn decode(bytes: Vec<u8>) -> Option<Self> {
+    fn decode(mut bytes: Vec<u8>) -> Option<Self> {
         let split = bytes.iter().position(|b| *b == b'\n')?;
-        let etag = String::from_utf8(bytes[..split].to_vec()).ok()?;
+        // The body stays in the buffer Redis filled; only the short ETag is copied out.
+        let mut etag: Vec<u8> = bytes.drain(..=split).collect();
+        etag.pop();
         Some(Self {
-            etag,
-            body: bytes[split + 1..].to_vec(),
+            etag: String::from_utf8(etag).ok()?,
+            body: bytes,
         })
     }
 
@@ -112,6 +127,16 @@ pub enum Ttl {
     Detail,
 }
 
+/// The version as this replica last saw it.
+#[derive(Debug, Default)]
+struct LocalVersion {
+    /// The version and when it was requested from Redis (`None`: not yet, or not trusted).
+    seen: Option<(u64, Instant)>,
+    /// Bumps made by this replica: a read of Redis that started before one is not remembered,
+    /// since it may return the version the bump replaced.
+    bumps: u64,
+}
+
 /// The response cache.
 #[derive(Clone, Debug)]
 pub struct ResponseCache {
@@ -120,6 +145,8 @@ pub struct ResponseCache {
     list_ttl: Duration,
     detail_ttl: Duration,
     timeout: Duration,
+    local_version_ttl: Duration,
+    local: Arc<Mutex<LocalVersion>>,
 }
 
 impl ResponseCache {
@@ -131,7 +158,16 @@ impl ResponseCache {
             list_ttl,
             detail_ttl,
             timeout,
+            local_version_ttl: DEFAULT_LOCAL_VERSION_TTL,
+            local: Arc::default(),
         }
+    }
+
+    /// How long the version read from Redis is trusted before it is read again (the bound on
+    /// how stale other replicas can be after a write); zero reads it on every request.
+    pub fn with_local_version_ttl(mut self, ttl: Duration) -> Self {
+        self.local_version_ttl = ttl;
+        self
     }
 
     /// The same cache filed under another key namespace (`<prefix>:<namespace>:...`), with its
@@ -145,7 +181,32 @@ impl ResponseCache {
         self.redis.key(self.namespace, "version")
     }
 
-    /// The current version (0 when unset); `None` when Redis does not answer in time.
+    fn local(&self) -> std::sync::MutexGuard<'_, LocalVersion> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The version to read and file entries under: the remembered one while it is trusted,
+    /// otherwise Redis's (then remembered); `None` when Redis does not answer in time.
+    async fn current_version(&self) -> Option<u64> {
+        let bumps = {
+            let local = self.local();
+            if let Some((version, seen)) = local.seen
+                && seen.elapsed() < self.local_version_ttl
+            {
+                return Some(version);
+            }
+            local.bumps
+        };
+        let asked = Instant::now();
+        let version = self.version().await?;
+        let mut local = self.local();
+        if local.bumps == bumps {
+            local.seen = Some((version, asked));
+        }
+        Some(version)
+    }
+
+    /// The current version in Redis (0 when unset); `None` when Redis does not answer in time.
     pub async fn version(&self) -> Option<u64> {
         let mut conn = self.redis.conn();
         let key = self.version_key();
@@ -213,25 +274,42 @@ impl ResponseCache {
         }
     }
 
-    /// Makes every cached response unreachable (call after the write commits).
+    /// Makes every cached response unreachable (call after the write commits): at once on this
+    /// replica, within the local version TTL on the others.
     pub async fn invalidate(&self) {
         let mut conn = self.redis.conn();
         let key = self.version_key();
+        {
+            // Reads of Redis already in flight may answer the version this bump replaces.
+            let mut local = self.local();
+            local.bumps += 1;
+            local.seen = None;
+        }
+        let asked = Instant::now();
         let result = tokio::time::timeout(self.timeout, async move {
             redis::pipe()
                 .atomic()
                 .incr(&key, 1)
-                .ignore()
                 .expire(&key, VERSION_TTL_SECS)
                 .ignore()
-                .query_async::<()>(&mut conn)
+                .query_async::<(u64,)>(&mut conn)
                 .await
         })
         .await;
-        if !matches!(result, Ok(Ok(()))) {
-            tracing::warn!(
+        match result {
+            Ok(Ok((version,))) => {
+                let mut local = self.local();
+                // Concurrent bumps may answer out of order: keep the newest this replica saw.
+                let newest = match local.seen {
+                    Some((seen, _)) => seen.max(version),
+                    None => version,
+                };
+                local.bumps += 1;
+                local.seen = Some((newest, asked));
+            }
+            _ => tracing::warn!(
                 "cache invalidation failed: cached responses may be stale until their TTL ends"
-            );
+            ),
         }
     }
 
@@ -248,7 +326,7 @@ impl ResponseCache {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<u8>, E>>,
     {
-        let version = self.version().await;
+        let version = self.current_version().await;
         let key = version.map(|v| self.key(v, kind, normalised));
         if let Some(key) = &key
             && let Some(hit) = self.get(key).await
@@ -283,7 +361,93 @@ impl ResponseCache {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Two replicas of one service: the same Redis prefix, each with its own memory.
+    async fn replicas(local_ttl: Duration) -> (ResponseCache, ResponseCache, Redis) {
+        let prefix = format!("test-cache-{}", uuid::Uuid::now_v7());
+        let redis = Redis::connect("redis://127.0.0.1:6379", &prefix)
+            .await
+            .unwrap();
+        let replica = || {
+            ResponseCache::new(
+                redis.clone(),
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+                Duration::from_secs(2),
+            )
+            .with_local_version_ttl(local_ttl)
+        };
+        (replica(), replica(), redis)
+    }
+
+    async fn drop_keys(redis: &Redis) {
+        let mut conn = redis.conn();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", redis.prefix()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = conn.del(keys).await.unwrap();
+        }
+    }
+
+    /// Reads through `cache`, rendering `body` on a miss.
+    async fn read(cache: &ResponseCache, body: &str) -> (String, bool) {
+        let (entry, hit) = cache
+            .fetch("list", "q=1", Ttl::List, || async {
+                Ok::<_, std::convert::Infallible>(body.as_bytes().to_vec())
+            })
+            .await
+            .unwrap();
+        (String::from_utf8(entry.body).unwrap(), hit)
+    }
+
+    #[tokio::test]
+    async fn a_write_is_seen_at_once_by_its_replica_and_within_the_bound_by_others() {
+        let bound = Duration::from_millis(300);
+        let (writer, other, redis) = replicas(bound).await;
+        assert_eq!(read(&writer, "old").await, ("old".to_owned(), false));
+        assert_eq!(read(&writer, "new").await, ("old".to_owned(), true));
+        assert_eq!(read(&other, "new").await, ("old".to_owned(), true));
+
+        writer.invalidate().await;
+        assert_eq!(writer.version().await, Some(1));
+        // The writing replica misses the old entry on its very next read.
+        assert_eq!(read(&writer, "new").await, ("new".to_owned(), false));
+        // Once the bound has passed, the other replica reads the new version too.
+        tokio::time::sleep(bound + Duration::from_millis(50)).await;
+        assert_eq!(read(&other, "newer").await, ("new".to_owned(), true));
+        drop_keys(&redis).await;
+    }
+
+    #[tokio::test]
+    async fn without_local_memory_every_replica_sees_a_write_at_once() {
+        let (writer, other, redis) = replicas(Duration::ZERO).await;
+        assert_eq!(read(&other, "old").await, ("old".to_owned(), false));
+        assert_eq!(read(&other, "new").await, ("old".to_owned(), true));
+        writer.invalidate().await;
+        assert_eq!(read(&other, "new").await, ("new".to_owned(), false));
+        drop_keys(&redis).await;
+    }
+
+    #[tokio::test]
+    async fn a_hit_reads_redis_once_while_the_version_is_remembered() {
+        let (cache, _, redis) = replicas(Duration::from_secs(60)).await;
+        assert_eq!(read(&cache, "v0").await, ("v0".to_owned(), false));
+        // Another process bumps the version behind this replica's back; it keeps filing under
+        // the version it remembers until the bound, as documented.
+        let mut conn = redis.conn();
+        let _: u64 = conn.incr(cache.version_key(), 1).await.unwrap();
+        assert_eq!(read(&cache, "v1").await, ("v0".to_owned(), true));
+        // Its own write moves it to the newest version at once.
+        cache.invalidate().await;
+        assert_eq!(cache.version().await, Some(2));
+        assert_eq!(read(&cache, "v2").await, ("v2".to_owned(), false));
+        drop_keys(&redis).await;
+    }
 
     #[test]
     fn entries_round_trip_and_honour_if_none_match() {
