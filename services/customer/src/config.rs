@@ -20,6 +20,13 @@ pub struct CustomerSettings {
     pub product_service_url: String,
     /// Timeout of a call to the product service.
     pub product_timeout: Duration,
+    /// Base URL of the order-payment service (its `/internal/purchases`, for verified reviews).
+    pub order_payment_service_url: String,
+    /// Timeout of a call to the order-payment service.
+    pub order_payment_timeout: Duration,
+    /// How often reviews due for a purchase re-check are looked for; also the first retry's
+    /// delay after order-payment could not answer (doubling per failure, at most an hour).
+    pub review_verify_interval: Duration,
     /// Loyalty points earned per whole pound paid.
     pub points_per_pound: i64,
     /// Points expire this long after they were credited, unless spent (None = never).
@@ -44,6 +51,21 @@ impl Config {
             2000,
             "Timeout of a call to the product service, in milliseconds",
         )?;
+        let order_payment_service_url: String = env.get(
+            "ORDER_PAYMENT_SERVICE_URL",
+            "http://127.0.0.1:3003".to_owned(),
+            "Base URL of the order-payment service, for the verified-purchase check of reviews",
+        )?;
+        let order_payment_timeout = env.millis(
+            "ORDER_PAYMENT_SERVICE_TIMEOUT_MS",
+            Duration::from_millis(2000),
+            "Timeout of a call to the order-payment service, in milliseconds",
+        )?;
+        let review_verify_interval = env.millis(
+            "REVIEW_VERIFY_SWEEP_MS",
+            Duration::from_secs(30),
+            "How often reviews awaiting a verified-purchase re-check are re-checked, in milliseconds",
+        )?;
         let points_per_pound: i64 = env.get(
             "LOYALTY_POINTS_PER_POUND",
             1,
@@ -64,6 +86,11 @@ impl Config {
             customer: CustomerSettings {
                 product_service_url: product_service_url.trim_end_matches('/').to_owned(),
                 product_timeout: Duration::from_millis(product_timeout_ms.max(1)),
+                order_payment_service_url: order_payment_service_url
+                    .trim_end_matches('/')
+                    .to_owned(),
+                order_payment_timeout: order_payment_timeout.max(Duration::from_millis(1)),
+                review_verify_interval: review_verify_interval.max(Duration::from_millis(100)),
                 points_per_pound: points_per_pound.max(0),
                 points_expire_after: (expire_days > 0)
                     .then(|| Duration::from_secs(expire_days.saturating_mul(86_400))),

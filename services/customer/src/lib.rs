@@ -28,7 +28,10 @@
 //! - **Ownership**: a row of another customer is answered with 404, never 403.
 //! - **Events**: `review.created`, `ticket.created` and `ticket.updated` go through the outbox;
 //!   `user.created`, `payment.succeeded`, `refund.issued` and `user.erasure_requested` are consumed
-//!   once each (see [`loyalty`] and [`gdpr`]).
+//!   once each (see [`loyalty`] and [`gdpr`]); a payment or refund also marks the customer's
+//!   reviews due for a verified-purchase re-check ([`reviews::purchases`]).
+//! - **Verified purchases** are asked of order-payment when a review is written; when it cannot
+//!   answer, the review is written unverified and a background job re-checks it with backoff.
 //!
 //! # SQL
 //! The loyalty ledger, the event consumers and the erasure use compile-checked `sqlx::query!`
@@ -80,6 +83,8 @@ pub struct AppState {
     pub settings: Arc<CustomerSettings>,
     /// The product service's internal API.
     pub products: wishlist::ProductClient,
+    /// Order-payment's internal API (verified purchases of reviews).
+    pub purchases: reviews::purchases::PurchaseClient,
 }
 
 impl axum::extract::FromRef<AppState> for PgPool {
@@ -186,14 +191,29 @@ impl Service for CustomerService {
             settings.product_timeout,
             infra.config.internal_keys.clone(),
         )?;
+        let purchases = reviews::purchases::PurchaseClient::new(
+            settings.order_payment_service_url.clone(),
+            settings.order_payment_timeout,
+            infra.config.internal_keys.clone(),
+        )?;
         let points_per_pound = settings.points_per_pound;
         let consumer = infra
             .consumer()?
             .on::<UserCreated, _>(|event, conn| Box::pin(profiles::on_user_created(event, conn)))
             .on::<PaymentSucceeded, _>(move |event, conn| {
-                Box::pin(loyalty::on_payment_succeeded(event, conn, points_per_pound))
+                Box::pin(async move {
+                    let user_id = event.payload.user_id;
+                    loyalty::on_payment_succeeded(event, conn, points_per_pound).await?;
+                    reviews::purchases::on_purchases_changed(conn, user_id).await
+                })
             })
-            .on::<RefundIssued, _>(|event, conn| Box::pin(loyalty::on_refund_issued(event, conn)))
+            .on::<RefundIssued, _>(|event, conn| {
+                Box::pin(async move {
+                    let user_id = event.payload.user_id;
+                    loyalty::on_refund_issued(event, conn).await?;
+                    reviews::purchases::on_purchases_changed(conn, user_id).await
+                })
+            })
             .on::<UserErasureRequested, _>(|event, conn| {
                 Box::pin(gdpr::on_erasure_requested(event, conn))
             });
@@ -201,8 +221,13 @@ impl Service for CustomerService {
             db: db.clone(),
             settings: settings.clone(),
             products,
+            purchases: purchases.clone(),
         });
         started.tasks.push(consumer_task(consumer));
+        let (verify_db, verify_every) = (db.clone(), settings.review_verify_interval);
+        started.tasks.push(task(move |token| {
+            reviews::purchases::run(verify_db, purchases, verify_every, token)
+        }));
         if let Some(after) = settings.points_expire_after {
             let every = settings.expiry_sweep_interval;
             started.tasks.push(task(move |token| {

@@ -2,7 +2,9 @@
 //! `PENDING → APPROVED | REJECTED` by administrators, back to `PENDING` when edited; only
 //! approved reviews are public, and the rating aggregate is computed from them on each read (an
 //! index on approved rows per product keeps it cheap), so it is right after every approve,
-//! reject, edit or delete.
+//! reject, edit or delete. `verifiedPurchase` comes from order-payment ([`purchases`]).
+
+pub mod purchases;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -44,7 +46,9 @@ pub struct Review {
     pub photos: Vec<Uuid>,
     /// Author as shown ("Jane D."), null when anonymised.
     pub author_name: Option<String>,
-    /// Whether the author bought the product.
+    /// Whether the author bought the product: a paid order of theirs contains it, neither
+    /// cancelled nor refunded in full (order-payment's answer when the review was written,
+    /// re-checked after the author's payments and refunds; false while it could not be asked).
     pub verified_purchase: bool,
     /// "Helpful" votes.
     pub helpful_count: i64,
@@ -168,6 +172,17 @@ async fn create(
     Path(product_id): Path<Uuid>,
     ValidatedJson(input): ValidatedJson<ReviewInput>,
 ) -> CustomerResult<(StatusCode, Json<Review>)> {
+    // Asked before the transaction opens (no row is locked while order-payment answers). When it
+    // cannot answer, the review is written unverified and due for a re-check: see [`purchases`].
+    let check = state.purchases.purchased(caller.user_id, product_id).await;
+    let (verified, checked, due_in) = match check {
+        Ok(purchased) => (purchased, true, None),
+        Err(error) => {
+            tracing::warn!(%error, "purchase check failed; the review is written unverified");
+            let wait = purchases::backoff(state.settings.review_verify_interval, 1);
+            (false, false, Some(wait.as_secs_f64()))
+        }
+    };
     let mut tx = state.db.begin().await?;
     crate::profiles::ensure(&mut tx, caller.user_id).await?;
     let author: Option<String> = sqlx::query_scalar(
@@ -178,8 +193,11 @@ async fn create(
     .fetch_one(&mut *tx)
     .await?;
     let row: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO reviews (id, product_id, user_id, author_name, rating, title, body, photos) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+        "INSERT INTO reviews (id, product_id, user_id, author_name, rating, title, body, photos, \
+         verified_purchase, purchase_checked_at, verify_due_at, verify_attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 THEN now() END, \
+         now() + make_interval(secs => $11), CASE WHEN $11 IS NULL THEN 0 ELSE 1 END) \
+         RETURNING {COLUMNS}"
     )))
     .bind(Uuid::now_v7())
     .bind(product_id)
@@ -189,6 +207,9 @@ async fn create(
     .bind(input.title.trim())
     .bind(input.body.trim())
     .bind(&input.photos)
+    .bind(verified)
+    .bind(checked)
+    .bind(due_in)
     .fetch_one(&mut *tx)
     .await?;
     event_bus::outbox::publish(

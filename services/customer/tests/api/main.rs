@@ -8,6 +8,7 @@ mod audit;
 mod gdpr;
 mod loyalty;
 mod profiles;
+mod review_purchases;
 mod reviews;
 mod tickets;
 mod wishlist;
