@@ -17,6 +17,11 @@
 //! ```
 //! Reads record nothing.
 //!
+//! An operations command run from a shell (no HTTP request, no caller), such as
+//! `<service>-service dlq replay --actor <who>`, records with [`Entry::by_operator`] and an
+//! [`Operator`] (a staff user id or an operator handle); its rows carry the role
+//! [`OPERATOR_ROLE`] and no request id.
+//!
 //! # What the diff keeps
 //! `before` and `after` are serialised to JSON; `changes` keeps only the **top-level fields whose
 //! values differ**, as `{"field": {"before": …, "after": …}}` (a create has only `after`, a
@@ -198,12 +203,82 @@ fn redact_fields(mut changes: Value, fields: &[&str]) -> Value {
     changes
 }
 
+/// The `actor_role` of rows written by [`Entry::by_operator`]: someone with shell access to a
+/// deployment running an operations command, not a signed-in user acting through the API.
+pub const OPERATOR_ROLE: &str = "OPERATOR";
+
+/// Who ran an audited operations command (`--actor <who>`): a staff member's user id, so their
+/// API and command-line actions share one `actor`, or an operator handle such as `jsmith` or
+/// `oncall-bot`.
+///
+/// A handle's `actor_id` is a UUID derived from it (version 8, the first 16 bytes of
+/// SHA-256 of `lomash-operator:<handle>`), stable so `GET …/audit?actor=` finds every action by
+/// the same handle; [`Operator::id`] computes it. Handles are 1–64 ASCII letters, digits, `.`,
+/// `_` or `-`: ids, not e-mail addresses or names, since the trail keeps nothing personal
+/// beyond ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operator {
+    /// A staff member's user id.
+    User(Uuid),
+    /// An operator handle.
+    Handle(String),
+}
+
+impl Operator {
+    /// The `actor_id` recorded for this operator.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Self::User(id) => *id,
+            Self::Handle(handle) => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(format!("lomash-operator:{handle}"));
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(&digest[..16]);
+                uuid::Builder::from_custom_bytes(bytes).into_uuid()
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Operator {
+    type Err = String;
+
+    fn from_str(who: &str) -> Result<Self, Self::Err> {
+        let who = who.trim();
+        if let Ok(id) = who.parse::<Uuid>() {
+            return Ok(Self::User(id));
+        }
+        let valid = !who.is_empty()
+            && who.len() <= 64
+            && who
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if valid {
+            Ok(Self::Handle(who.to_owned()))
+        } else {
+            Err(format!(
+                "`{who}` is neither a user id nor an operator handle (1–64 letters, digits, `.`, \
+                 `_` or `-`; no e-mail addresses)"
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(id) => write!(f, "{id}"),
+            Self::Handle(handle) => f.write_str(handle),
+        }
+    }
+}
+
 /// One audited action, recorded with [`Entry::record`] in the transaction of the change.
 #[derive(Debug, Clone)]
 #[must_use = "an audit entry does nothing until it is recorded"]
 pub struct Entry {
     actor_id: Uuid,
-    actor_role: Role,
+    actor_role: &'static str,
     request_id: Option<String>,
     entity: String,
     entity_id: String,
@@ -226,7 +301,7 @@ impl Entry {
     ) -> Self {
         Self {
             actor_id: caller.user_id,
-            actor_role: caller.role,
+            actor_role: caller.role.as_str(),
             request_id: caller
                 .request_id
                 .clone()
@@ -240,6 +315,35 @@ impl Entry {
             redact: Vec::new(),
             error: None,
         }
+    }
+
+    /// `operator` did `action` from an operations command (no HTTP request, so no caller and no
+    /// request id), e.g. `<service>-service dlq replay --actor <who>`. The row's `actor_id` is
+    /// the operator's id and its `actor_role` is [`OPERATOR_ROLE`]; a handle (not a user id) is
+    /// also kept in the diff as `operator`, so the trail reads who it was.
+    pub fn by_operator(
+        operator: &Operator,
+        entity: &str,
+        entity_id: impl std::fmt::Display,
+        action: &str,
+    ) -> Self {
+        let mut entry = Self {
+            actor_id: operator.id(),
+            actor_role: OPERATOR_ROLE,
+            request_id: None,
+            entity: entity.to_owned(),
+            entity_id: entity_id.to_string(),
+            action: action.to_owned(),
+            before: None,
+            after: None,
+            reveal: Vec::new(),
+            redact: Vec::new(),
+            error: None,
+        };
+        if let Operator::Handle(handle) = operator {
+            entry.after = Some(serde_json::json!({ "operator": handle }));
+        }
+        entry
     }
 
     fn serialise(&mut self, state: &impl Serialize) -> Option<Value> {
@@ -258,9 +362,18 @@ impl Entry {
         self
     }
 
-    /// The state after the change (omit for a delete).
+    /// The state after the change (omit for a delete). For an [`Entry::by_operator`] entry by
+    /// a handle, the `operator` field is kept beside the state's fields.
     pub fn after(mut self, state: &impl Serialize) -> Self {
+        let operator = self
+            .after
+            .as_ref()
+            .and_then(|after| after.get("operator"))
+            .cloned();
         self.after = self.serialise(state);
+        if let (Some(operator), Some(Value::Object(after))) = (operator, self.after.as_mut()) {
+            after.entry("operator").or_insert(operator);
+        }
         self
     }
 
@@ -301,7 +414,7 @@ impl Entry {
         )
         .bind(Uuid::now_v7())
         .bind(self.actor_id)
-        .bind(self.actor_role.as_str())
+        .bind(self.actor_role)
         .bind(&self.entity)
         .bind(&self.entity_id)
         .bind(&self.action)

@@ -4,6 +4,8 @@
 //! The binary understands `serve` (default), `migrate`, `openapi` and `env`; tests call [`start`]
 //! on `127.0.0.1:0` with their own environment and shutdown signal.
 
+pub mod dlq;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -410,7 +412,9 @@ const USAGE: &str =
   serve    run the service (default)
   healthcheck  exit 0 when this service's /ready answers 200 on its port (container probes)
   dlq list             list the messages in this service's dead-letter queue
-  dlq replay [EVENT]   send them (or the one with event id EVENT) back to its queue
+  dlq replay [EVENT] --actor WHO
+                       send them (or the one with event id EVENT) back to its queue; WHO is
+                       your staff user id or an operator handle, recorded in the audit trail
   migrate  apply this service's database migrations and exit
   seed     migrate, then load demo data (idempotent); extra arguments go to the seeder
   openapi  print the OpenAPI document and exit
@@ -454,50 +458,20 @@ fn healthcheck<S: Service>() -> ExitCode {
     }
 }
 
-/// `dlq list` and `dlq replay [EVENT_ID]` for this service's dead-letter queue.
+/// `dlq list` and `dlq replay [EVENT_ID] --actor <who>` for this service's dead-letter queue
+/// (see [`dlq`]); a replay is audited in the service's database.
 async fn dead_letter_command(common: &CommonConfig, args: Vec<String>) -> anyhow::Result<()> {
-    use event_bus::{Replay, dlq};
     let bus = event_bus::connect(common.bus_config()).await?;
-    let service = common.service.name;
-    match args.first().map(String::as_str) {
-        Some("list") => {
-            let letters = dlq::list(&*bus, service).await?;
-            println!(
-                "{} message(s) in {service}'s dead-letter queue",
-                letters.len()
-            );
-            for letter in letters {
-                println!(
-                    "{}  {}  deliveries={}  at={}  reason={}",
-                    letter
-                        .event_id
-                        .map(|id| id.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    letter.topic.as_deref().unwrap_or("-"),
-                    letter.death_count,
-                    letter
-                        .dead_lettered_at
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_else(|| "-".into()),
-                    letter.reason,
-                );
-            }
-            Ok(())
-        }
-        Some("replay") => {
-            let selection = match args.get(1) {
-                Some(id) => Replay::Event(
-                    id.parse()
-                        .map_err(|e| anyhow::anyhow!("`{id}` is not an event id: {e}"))?,
-                ),
-                None => Replay::All,
-            };
-            let replayed = dlq::replay(&*bus, service, selection).await?;
-            println!("replayed {replayed} message(s) to {service}'s queue");
-            Ok(())
-        }
-        _ => anyhow::bail!("usage: {service}-service dlq list | dlq replay [EVENT_ID]"),
+    let pool = match &common.database_url {
+        Some(url) => Some(crate::db::connect(url.expose(), 2, None).await?),
+        None => None,
+    };
+    let result = dlq::run(&*bus, pool.as_ref(), common.service.name, &args).await;
+    if let Some(pool) = pool {
+        pool.close().await;
     }
+    print!("{}", result?);
+    Ok(())
 }
 
 /// The whole of a service's `main`.
