@@ -5,6 +5,7 @@
 //! names, so tests run in parallel and never see each other's data. The database is dropped when
 //! the app is.
 
+pub mod audit;
 pub mod db;
 pub mod totp;
 

@@ -4,7 +4,7 @@
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use service_kit::Role;
-use test_support::totp;
+use test_support::{audit, totp};
 
 use crate::helpers::{Api, PASSWORD, Session, jwt_claims, problem_code};
 
@@ -443,7 +443,7 @@ async fn only_a_super_admin_with_the_second_factor_resets_another_users_two_fact
     assert_eq!(own.status(), 403);
     assert_eq!(api.count("SELECT count(*) FROM two_factor").await, 3);
 
-    assert_eq!(api.count("SELECT count(*) FROM audit_log").await, 0);
+    assert_eq!(audit::count(&api.pool).await, 0);
 
     let reset = api
         .app
@@ -453,33 +453,14 @@ async fn only_a_super_admin_with_the_second_factor_resets_another_users_two_fact
         .await
         .unwrap();
     assert_eq!(reset.status(), 204);
-    let audit: (
-        uuid::Uuid,
-        String,
-        String,
-        String,
-        String,
-        Value,
-        Option<String>,
-    ) = sqlx::query_as(
-        "SELECT actor_id, actor_role, entity, entity_id, action, changes, request_id
-             FROM audit_log",
-    )
-    .fetch_one(&api.pool)
-    .await
-    .unwrap();
-    assert_eq!(audit.0, boss.user_id);
-    assert_eq!(audit.1, "SUPER_ADMIN");
+    let row = audit::expect(boss.user_id, "SUPER_ADMIN", "user", "two_factor.reset")
+        .entity_id(admin_id)
+        .request_id("reset-1")
+        .only(&audit::rows(&api.pool).await);
     assert_eq!(
-        (audit.2.as_str(), audit.4.as_str()),
-        ("user", "two_factor.reset")
-    );
-    assert_eq!(audit.3, admin_id.to_string());
-    assert_eq!(
-        audit.5,
+        row.changes,
         json!({"twoFactor": {"before": "ENABLED", "after": "OFF"}})
     );
-    assert_eq!(audit.6.as_deref(), Some("reset-1"));
     // The admin's enrolment and sessions are gone; they sign in with the password alone and
     // must enrol again before using admin routes.
     assert!(!api.session_allowed(admin_full.session_id).await);

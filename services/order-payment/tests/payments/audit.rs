@@ -2,28 +2,12 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use test_support::audit::{self, AuditRow};
 
 use crate::support::{PayApp, admin, customer};
 
-/// `(actor_id, actor_role, entity, entity_id, action, changes, request_id)`, oldest first.
-type Row = (
-    uuid::Uuid,
-    String,
-    String,
-    String,
-    String,
-    Value,
-    Option<String>,
-);
-
-async fn rows(pay: &PayApp) -> Vec<Row> {
-    sqlx::query_as(
-        "SELECT actor_id, actor_role, entity, entity_id, action, changes, request_id
-         FROM audit_log ORDER BY occurred_at, id",
-    )
-    .fetch_all(&pay.db)
-    .await
-    .expect("audit rows")
+async fn rows(pay: &PayApp) -> Vec<AuditRow> {
+    audit::rows(&pay.db).await
 }
 
 #[tokio::test]
@@ -95,39 +79,20 @@ async fn an_admin_refund_and_an_invoice_void_are_audited_and_refusals_are_not() 
     let rows = rows(&pay).await;
     assert_eq!(rows.len(), 2, "{rows:#?}");
     let refund_id = made["id"].as_str().expect("id");
+    audit::expect(boss.id, "ADMIN", "refund", "create")
+        .entity_id(refund_id)
+        .request_id("audit-refund-1")
+        .check(&rows[0]);
+    assert_eq!(rows[0].changes["amount"], json!({"after": 2_500}));
+    audit::expect(boss.id, "ADMIN", "invoice", "void")
+        .entity_id(&invoice_id)
+        .request_id("audit-void-1")
+        .check(&rows[1]);
     assert_eq!(
-        (
-            rows[0].0,
-            rows[0].1.as_str(),
-            rows[0].2.as_str(),
-            rows[0].3.as_str(),
-            rows[0].4.as_str(),
-            rows[0].6.as_deref()
-        ),
-        (
-            boss.id,
-            "ADMIN",
-            "refund",
-            refund_id,
-            "create",
-            Some("audit-refund-1")
-        )
-    );
-    assert_eq!(rows[0].5["amount"], json!({"after": 2_500}));
-    assert_eq!(
-        (
-            rows[1].2.as_str(),
-            rows[1].3.as_str(),
-            rows[1].4.as_str(),
-            rows[1].6.as_deref()
-        ),
-        ("invoice", invoice_id.as_str(), "void", Some("audit-void-1"))
-    );
-    assert_eq!(
-        rows[1].5["status"],
+        rows[1].changes["status"],
         json!({"before": "ISSUED", "after": "VOID"})
     );
     for row in &rows {
-        assert!(!row.5.to_string().contains("Ada"), "{}", row.5);
+        assert!(!row.changes.to_string().contains("Ada"), "{}", row.changes);
     }
 }
