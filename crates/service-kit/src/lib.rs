@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod cache;
 pub mod caller;
 pub mod config;
+pub mod csv;
 pub mod db;
 pub mod extract;
 pub mod http;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::TryStreamExt;
 use serde::Deserialize;
-use service_kit::{AdminCaller, Problem, ValidatedQuery};
+use service_kit::{AdminCaller, Problem, ValidatedQuery, csv};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row};
@@ -31,7 +31,23 @@ use crate::aggregates::DateRange;
 use crate::error::Result;
 
 const CHUNK: usize = 64 * 1024;
-const HEADER: &str = "occurredAt,event,messageId,source,userId,anonymousId,sessionId,pageUrl,referrerHost,device,browser,os,revenue,currency,properties\n";
+const HEADER: &[&str] = &[
+    "occurredAt",
+    "event",
+    "messageId",
+    "source",
+    "userId",
+    "anonymousId",
+    "sessionId",
+    "pageUrl",
+    "referrerHost",
+    "device",
+    "browser",
+    "os",
+    "revenue",
+    "currency",
+    "properties",
+];
 
 /// Range and optional event name.
 #[derive(Debug, Deserialize, Validate, IntoParams)]
@@ -113,21 +129,15 @@ async fn bookings_csv(
     _admin: AdminCaller,
     ValidatedQuery(range): ValidatedQuery<DateRange>,
 ) -> Result<Response> {
-    range.check()?;
-    let query = sqlx::query(
+    summary_csv(
+        state.db,
+        &range,
         "SELECT day, dimension, value FROM daily_metrics
          WHERE metric = 'bookings' AND day BETWEEN $1 AND $2
          ORDER BY day, dimension",
-    )
-    .bind(range.from)
-    .bind(range.to);
-    Ok(stream_csv(
-        state.db,
-        query,
-        "date,appointmentType,bookings\n",
+        &["date", "appointmentType", "bookings"],
         "bookings.csv",
-        write_summary_row,
-    ))
+    )
 }
 
 /// Paid orders and their revenue per day and currency, from the daily aggregates.
@@ -147,26 +157,35 @@ async fn revenue_csv(
     _admin: AdminCaller,
     ValidatedQuery(range): ValidatedQuery<DateRange>,
 ) -> Result<Response> {
-    range.check()?;
     // Orders are counted per currency since the aggregates carry it; days aggregated before
     // that carry one currency-less orders figure, which the full join keeps.
-    let query = sqlx::query(
+    summary_csv(
+        state.db,
+        &range,
         "SELECT day, dimension, COALESCE(o.value, 0) AS orders, COALESCE(r.value, 0) AS revenue
          FROM (SELECT day, dimension, value FROM daily_metrics
                WHERE metric = 'orders' AND day BETWEEN $1 AND $2) o
          FULL JOIN (SELECT day, dimension, value FROM daily_metrics
                WHERE metric = 'revenue' AND day BETWEEN $1 AND $2) r USING (day, dimension)
          ORDER BY day, dimension",
-    )
-    .bind(range.from)
-    .bind(range.to);
-    Ok(stream_csv(
-        state.db,
-        query,
-        "date,currency,orders,revenueMinorUnits\n",
+        &["date", "currency", "orders", "revenueMinorUnits"],
         "revenue.csv",
-        write_revenue_row,
-    ))
+    )
+}
+
+/// A summary export of the daily aggregates over `range`: `sql` takes the range as `$1`, `$2`
+/// and selects `day`, `dimension`, then the figures (integers), one column per `header` entry
+/// after the first two.
+fn summary_csv(
+    db: PgPool,
+    range: &DateRange,
+    sql: &'static str,
+    header: &'static [&'static str],
+    filename: &'static str,
+) -> Result<Response> {
+    range.check()?;
+    let query = sqlx::query(sql).bind(range.from).bind(range.to);
+    Ok(stream_csv(db, query, header, filename, write_summary_row))
 }
 
 /// Streams the rows of `query` as CSV: a task decodes rows as Postgres sends them and passes
@@ -174,7 +193,7 @@ async fn revenue_csv(
 fn stream_csv(
     db: PgPool,
     query: Query<'static, Postgres, PgArguments>,
-    header: &'static str,
+    header: &'static [&'static str],
     filename: &'static str,
     write: fn(&mut String, &PgRow),
 ) -> Response {
@@ -182,7 +201,7 @@ fn stream_csv(
     tokio::spawn(async move {
         let mut rows = query.fetch(&db);
         let mut buf = String::with_capacity(CHUNK + 1024);
-        buf.push_str(header);
+        csv::write_row(&mut buf, header);
         loop {
             match rows.try_next().await {
                 Ok(Some(row)) => {
@@ -222,23 +241,17 @@ fn stream_csv(
     response
 }
 
+/// `day`, `dimension` (text), then every further column as an integer figure.
 fn write_summary_row(buf: &mut String, row: &PgRow) {
     let day: NaiveDate = row.try_get("day").unwrap_or_default();
     let dimension: String = row.try_get("dimension").unwrap_or_default();
-    let value: i64 = row.try_get("value").unwrap_or_default();
     let _ = write!(buf, "{day},");
-    field(buf, &dimension);
-    let _ = writeln!(buf, ",{value}");
-}
-
-fn write_revenue_row(buf: &mut String, row: &PgRow) {
-    let day: NaiveDate = row.try_get("day").unwrap_or_default();
-    let currency: String = row.try_get("dimension").unwrap_or_default();
-    let orders: i64 = row.try_get("orders").unwrap_or_default();
-    let revenue: i64 = row.try_get("revenue").unwrap_or_default();
-    let _ = write!(buf, "{day},");
-    field(buf, &currency);
-    let _ = writeln!(buf, ",{orders},{revenue}");
+    csv::write_cell(buf, &dimension);
+    for column in 2..row.len() {
+        let figure: i64 = row.try_get(column).unwrap_or_default();
+        let _ = write!(buf, ",{figure}");
+    }
+    buf.push_str(csv::ROW_END);
 }
 
 fn write_row(buf: &mut String, row: &PgRow) {
@@ -263,7 +276,7 @@ fn write_row(buf: &mut String, row: &PgRow) {
     ] {
         buf.push(',');
         let value: Option<String> = row.try_get(column).unwrap_or_default();
-        field(buf, value.as_deref().unwrap_or_default());
+        csv::write_cell(buf, value.as_deref().unwrap_or_default());
     }
     buf.push(',');
     if let Ok(Some(revenue)) = row.try_get::<Option<i64>, _>("revenue") {
@@ -272,38 +285,7 @@ fn write_row(buf: &mut String, row: &PgRow) {
     for column in ["currency", "properties"] {
         buf.push(',');
         let value: Option<String> = row.try_get(column).unwrap_or_default();
-        field(buf, value.as_deref().unwrap_or_default());
+        csv::write_cell(buf, value.as_deref().unwrap_or_default());
     }
-    buf.push('\n');
-}
-
-/// RFC 4180 quoting, and a leading `'` on values a spreadsheet would run as a formula.
-fn field(buf: &mut String, value: &str) {
-    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if formula || value.contains([',', '"', '\n', '\r']) {
-        buf.push('"');
-        if formula {
-            buf.push('\'');
-        }
-        buf.push_str(&value.replace('"', "\"\""));
-        buf.push('"');
-    } else {
-        buf.push_str(value);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_are_quoted_and_formulas_defused() {
-        let mut buf = String::new();
-        field(&mut buf, "plain");
-        buf.push('|');
-        field(&mut buf, "a,\"b\"");
-        buf.push('|');
-        field(&mut buf, "=HYPERLINK(1)");
-        assert_eq!(buf, "plain|\"a,\"\"b\"\"\"|\"'=HYPERLINK(1)\"");
-    }
+    buf.push_str(csv::ROW_END);
 }

@@ -240,20 +240,6 @@ async fn list_brochures(
     }))
 }
 
-/// One CSV field: quoted when needed, and defused against spreadsheet formula injection.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
 /// Every brochure request as CSV, newest first (admin; at most 10 000 rows).
 #[utoipa::path(
     get,
@@ -277,8 +263,21 @@ async fn export_brochures(
     )
     .fetch_all(&state.db)
     .await?;
-    let mut csv = String::from(
-        "id,createdAt,firstName,lastName,email,phone,postcode,address,interests,marketingConsent\n",
+    let mut csv = String::new();
+    service_kit::csv::write_row(
+        &mut csv,
+        [
+            "id",
+            "createdAt",
+            "firstName",
+            "lastName",
+            "email",
+            "phone",
+            "postcode",
+            "address",
+            "interests",
+            "marketingConsent",
+        ],
     );
     for r in rows {
         let fields = [
@@ -293,9 +292,7 @@ async fn export_brochures(
             r.interests,
             r.marketing_consent.to_string(),
         ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        csv.push_str(&line.join(","));
-        csv.push('\n');
+        service_kit::csv::write_row(&mut csv, &fields);
     }
     Ok((
         [
@@ -315,18 +312,4 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(request_brochure))
         .routes(routes!(list_brochures))
         .routes(routes!(export_brochures))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
-        assert_eq!(csv_field("+447700900123"), "'+447700900123");
-    }
 }

@@ -87,27 +87,12 @@ async fn limit(
         .map_err(|limited| ContentError::RateLimited(limited.retry_after_secs))
 }
 
-/// Quotes one CSV cell (RFC 4180) and defuses spreadsheet formulas.
-fn csv_cell(value: &str) -> String {
-    let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if guarded.contains([',', '"', '\n', '\r']) || guarded != value {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
-}
-
+/// A whole CSV document, quoted and defused by `service_kit::csv`'s rule.
 fn csv(header_row: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let mut out = header_row.join(",");
-    out.push_str("\r\n");
+    let mut out = String::new();
+    service_kit::csv::write_row(&mut out, header_row);
     for row in rows {
-        let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
+        service_kit::csv::write_row(&mut out, &row);
     }
     out
 }
@@ -929,18 +914,4 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export_business))
         .routes(routes!(list_newsletter))
         .routes(routes!(export_newsletter))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("-1"), "\"'-1\"");
-    }
 }

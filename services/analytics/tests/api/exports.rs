@@ -137,8 +137,8 @@ async fn bookings_and_revenue_summaries_come_from_the_daily_aggregates() {
     assert_eq!(
         bookings,
         format!(
-            "date,appointmentType,bookings\n{d1},HOME_MEASUREMENT,2\n{d1},SHOWROOM_VISIT,1\n\
-             {d2},SHOWROOM_VISIT,1\n"
+            "date,appointmentType,bookings\r\n{d1},HOME_MEASUREMENT,2\r\n\
+             {d1},SHOWROOM_VISIT,1\r\n{d2},SHOWROOM_VISIT,1\r\n"
         )
     );
     let revenue = csv(format!(
@@ -148,8 +148,8 @@ async fn bookings_and_revenue_summaries_come_from_the_daily_aggregates() {
     assert_eq!(
         revenue,
         format!(
-            "date,currency,orders,revenueMinorUnits\n{d1},EUR,1,5000\n{d1},GBP,2,15000\n\
-             {d2},GBP,1,999\n"
+            "date,currency,orders,revenueMinorUnits\r\n{d1},EUR,1,5000\r\n\
+             {d1},GBP,2,15000\r\n{d2},GBP,1,999\r\n"
         )
     );
     // A range with nothing in it is just the header.
@@ -157,7 +157,7 @@ async fn bookings_and_revenue_summaries_come_from_the_daily_aggregates() {
         "/v1/analytics/exports/revenue.csv?from={today}&to={today}"
     ))
     .await;
-    assert_eq!(empty, "date,currency,orders,revenueMinorUnits\n");
+    assert_eq!(empty, "date,currency,orders,revenueMinorUnits\r\n");
 
     // Customers may not export; a reversed range is a 422.
     let customer = TestUser::new(Role::Customer);
