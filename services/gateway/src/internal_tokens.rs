@@ -20,15 +20,15 @@ use uuid::Uuid;
 const SHARDS: usize = 16;
 const MAX_PER_SHARD: usize = 1024;
 
-/// Who a token vouches for: everything in it but its timestamps.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Who a token vouches for, less its sign-in methods (kept with the token and compared on use,
+/// so looking a caller up allocates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Identity {
     Anonymous,
     User {
         user: Uuid,
         role: Role,
         session: Uuid,
-        amr: Vec<String>,
     },
 }
 
@@ -40,22 +40,27 @@ impl Identity {
                 user: c.sub,
                 role: c.role,
                 session: c.sid,
-                amr: c.amr.clone(),
             },
         }
     }
 
-    fn claims(&self) -> InternalClaims {
+    fn claims(self, amr: &[String]) -> InternalClaims {
         match self {
             Self::Anonymous => InternalClaims::anonymous("gateway"),
             Self::User {
                 user,
                 role,
                 session,
-                amr,
-            } => InternalClaims::user("gateway", *user, *role, *session).with_amr(amr.clone()),
+            } => InternalClaims::user("gateway", user, role, session).with_amr(amr.to_vec()),
         }
     }
+}
+
+/// A minted token and what it was minted for.
+struct Minted {
+    token: HeaderValue,
+    amr: Vec<String>,
+    at: Instant,
 }
 
 /// Mints internal tokens, reusing each caller's until it is half-way to expiry.
@@ -63,7 +68,7 @@ pub struct InternalTokens {
     keys: InternalKeys,
     reuse_for: Duration,
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<Identity, (HeaderValue, Instant)>>>,
+    shards: Vec<Mutex<HashMap<Identity, Minted>>>,
 }
 
 impl InternalTokens {
@@ -81,26 +86,35 @@ impl InternalTokens {
     /// The token for a caller with these access-token claims (`None`: anonymous).
     pub fn for_caller(&self, claims: Option<&AccessClaims>) -> Result<HeaderValue, KeyError> {
         let identity = Identity::of(claims);
-        let shard = &self.shards[(self.hasher.hash_one(&identity) as usize) % SHARDS];
+        let amr: &[String] = claims.map_or(&[], |c| &c.amr);
+        let shard = &self.shards[(self.hasher.hash_one(identity) as usize) % SHARDS];
         let now = Instant::now();
         {
             let tokens = shard.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((token, minted)) = tokens.get(&identity)
-                && now.duration_since(*minted) < self.reuse_for
+            if let Some(minted) = tokens.get(&identity)
+                && minted.amr == amr
+                && now.duration_since(minted.at) < self.reuse_for
             {
-                return Ok(token.clone());
+                return Ok(minted.token.clone());
             }
         }
-        let token = self.keys.mint(identity.claims())?;
+        let token = self.keys.mint(identity.claims(amr))?;
         let token = HeaderValue::try_from(token).map_err(|e| KeyError::Signing(e.to_string()))?;
         let mut tokens = shard.lock().unwrap_or_else(|e| e.into_inner());
         if tokens.len() >= MAX_PER_SHARD {
-            tokens.retain(|_, (_, minted)| now.duration_since(*minted) < self.reuse_for);
+            tokens.retain(|_, minted| now.duration_since(minted.at) < self.reuse_for);
             if tokens.len() >= MAX_PER_SHARD {
                 tokens.clear();
             }
         }
-        tokens.insert(identity, (token.clone(), now));
+        tokens.insert(
+            identity,
+            Minted {
+                token: token.clone(),
+                amr: amr.to_vec(),
+                at: now,
+            },
+        );
         Ok(token)
     }
 }
@@ -163,6 +177,28 @@ mod tests {
             .verify(anonymous.to_str().unwrap())
             .unwrap();
         assert_eq!(verified.user_id(), None);
+    }
+
+    #[test]
+    fn a_change_of_sign_in_methods_gets_a_token_naming_them() {
+        let tokens = InternalTokens::new(InternalKeys::development());
+        let password_only = claims(Role::Admin);
+        let mut with_otp = password_only.clone();
+        with_otp.amr = vec!["pwd".to_owned(), "otp".to_owned()];
+        let first = tokens.for_caller(Some(&password_only)).unwrap();
+        let second = tokens.for_caller(Some(&with_otp)).unwrap();
+        assert_ne!(first, second);
+        let keys = InternalKeys::development();
+        assert_eq!(
+            keys.verify(first.to_str().unwrap()).unwrap().amr,
+            vec!["pwd".to_owned()]
+        );
+        assert_eq!(
+            keys.verify(second.to_str().unwrap()).unwrap().amr,
+            with_otp.amr
+        );
+        // The newer token is the one reused from then on.
+        assert_eq!(tokens.for_caller(Some(&with_otp)).unwrap(), second);
     }
 
     #[test]
