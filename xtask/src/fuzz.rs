@@ -64,7 +64,25 @@ pub struct FuzzOptions {
     pub short: bool,
     /// Hypothesis seed, for reproducing a run.
     pub seed: Option<u64>,
+    /// Use the debug binaries as they are (CI has just built them; while iterating on a fix,
+    /// build only the package you changed).
+    pub no_build: bool,
 }
+
+/// A signed-in user and what the schemathesis hook needs to sign them in again.
+struct Identity {
+    role: &'static str,
+    email: &'static str,
+    token: String,
+    /// The administrator's authenticator secret, the recovery codes left, and the last time step
+    /// whose code was used (codes are single use).
+    totp_secret: Option<String>,
+    recovery_codes: Vec<String>,
+    last_step: u64,
+}
+
+/// The schemathesis hook that keeps the run's session alive (see the file).
+const AUTH_HOOK: &str = include_str!("fuzz_auth.py");
 
 /// Where one run's processes listen and what they share.
 struct Plan {
@@ -200,8 +218,10 @@ pub fn run(ports: Ports, options: &FuzzOptions) -> Result<ExitCode> {
 
     let mut infra = infra::ensure(&ws, ports)?;
     check_interrupted()?;
-    ws.build_bins(false)?;
-    check_interrupted()?;
+    if !options.no_build {
+        ws.build_bins(false)?;
+        check_interrupted()?;
+    }
 
     let chosen = free_ports(SERVICES.len() + 1)?;
     let plan = Plan {
@@ -232,10 +252,12 @@ pub fn run(ports: Ports, options: &FuzzOptions) -> Result<ExitCode> {
             "{operations} operations in the merged document; {examples} examples per operation \
              and phase, seed {seed}"
         ));
+        let hook = plan.dir.join("auth_hook.py");
+        fs::write(&hook, AUTH_HOOK)?;
         let mut passes = Vec::new();
-        for (role, token) in [("customer", &customer), ("admin", &admin)] {
+        for identity in [&customer, &admin] {
             check_interrupted()?;
-            passes.push(run_pass(&st, &plan, role, token, examples, seed)?);
+            passes.push(run_pass(&st, &plan, &hook, identity, examples, seed)?);
         }
         Ok(report(operations, &passes, &plan))
     })();
@@ -526,7 +548,7 @@ fn string_at<'a>(value: &'a Value, pointer: &str) -> Result<&'a str> {
 /// with the password, enrol (setup, confirm with the current code), then sign in again and
 /// answer the challenge with a recovery code (the current code was just used; codes are single
 /// use).
-fn admin_token(ws: &Workspace, plan: &Plan, ports: &Ports) -> Result<String> {
+fn admin_token(ws: &Workspace, plan: &Plan, ports: &Ports) -> Result<Identity> {
     let step = ui().step("signing in an administrator (two-factor)");
     let auth = SERVICES
         .iter()
@@ -553,6 +575,10 @@ fn admin_token(ws: &Workspace, plan: &Plan, ports: &Ports) -> Result<String> {
     )?;
     let secret = string_at(&setup, "/secret")?;
     let code = totp(&plan.python, secret, None)?;
+    let last_step = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        / 30;
     let confirmed = call_ok(
         gateway,
         "POST",
@@ -560,7 +586,21 @@ fn admin_token(ws: &Workspace, plan: &Plan, ports: &Ports) -> Result<String> {
         Some(first_token),
         Some(&json!({"code": code})),
     )?;
-    let recovery = string_at(&confirmed, "/recoveryCodes/0")?;
+    let mut recovery_codes: Vec<String> = confirmed
+        .get("recoveryCodes")
+        .and_then(Value::as_array)
+        .map(|codes| {
+            codes
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if recovery_codes.is_empty() {
+        bail!("POST /v1/auth/2fa/confirm answered no recovery codes: {confirmed}");
+    }
+    let recovery = recovery_codes.remove(0);
     let challenge = call_ok(gateway, "POST", "/v1/auth/login", None, Some(&credentials))?;
     let challenge_id = string_at(&challenge, "/challengeId")?;
     let verified = call_ok(
@@ -568,17 +608,26 @@ fn admin_token(ws: &Workspace, plan: &Plan, ports: &Ports) -> Result<String> {
         "POST",
         "/v1/auth/2fa/verify",
         None,
-        Some(&json!({"challengeId": challenge_id, "code": recovery})),
+        Some(&json!({"challengeId": challenge_id, "code": recovery.as_str()})),
     )?;
     let token = string_at(&verified, "/accessToken")?.to_owned();
     step.finish(format!(
         "{ADMIN_EMAIL} (SUPER_ADMIN, password and recovery code)"
     ));
-    Ok(token)
+    Ok(Identity {
+        role: "admin",
+        email: ADMIN_EMAIL,
+        token,
+        totp_secret: Some(secret.to_owned()),
+        recovery_codes,
+        // The code just used may still be accepted in the next step (one step of skew) and is
+        // refused as a replay anyway: the hook starts after it.
+        last_step: last_step + 1,
+    })
 }
 
 /// A customer registered and signed in through the gateway.
-fn customer_token(plan: &Plan) -> Result<String> {
+fn customer_token(plan: &Plan) -> Result<Identity> {
     let step = ui().step("registering a customer");
     let gateway = plan.gateway();
     call_ok(
@@ -602,7 +651,14 @@ fn customer_token(plan: &Plan) -> Result<String> {
     )?;
     let token = string_at(&login, "/accessToken")?.to_owned();
     step.finish(CUSTOMER_EMAIL);
-    Ok(token)
+    Ok(Identity {
+        role: "customer",
+        email: CUSTOMER_EMAIL,
+        token,
+        totp_secret: None,
+        recovery_codes: Vec::new(),
+        last_step: 0,
+    })
 }
 
 /// RFC 6238 (HMAC-SHA1, six digits, 30 s steps) in Python's standard library: the venv's
@@ -688,7 +744,7 @@ struct Findings {
     /// check failing the same way on the same operation is one failure here).
     failures: BTreeSet<Failure>,
     /// Errors that are not check failures (e.g. a case that could not be generated or sent).
-    errors: Vec<String>,
+    errors: BTreeSet<String>,
 }
 
 impl Findings {
@@ -709,7 +765,7 @@ impl Findings {
                 .or_else(|| error.pointer("/value/message"))
                 .and_then(Value::as_str)
                 .unwrap_or("?");
-            self.errors.push(format!("{label}: {message}"));
+            self.errors.insert(format!("{label}: {message}"));
             return;
         }
         let Some(finished) = event.get("ScenarioFinished") else {
@@ -766,11 +822,12 @@ struct Pass {
 fn run_pass(
     st: &Path,
     plan: &Plan,
-    role: &'static str,
-    token: &str,
+    hook: &Path,
+    identity: &Identity,
     examples: u32,
     seed: u64,
 ) -> Result<Pass> {
+    let role = identity.role;
     let dir = plan.dir.join(role);
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
@@ -787,7 +844,6 @@ fn run_pass(
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", &examples.to_string()])
         .args(["--seed", &seed.to_string()])
-        .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--workers", "2"])
         .args(["--request-timeout", "30"])
         .args(["--generation-database", "none"])
@@ -795,7 +851,17 @@ fn run_pass(
         .arg("--report-dir")
         .arg(&dir)
         .args(["--no-color", "--output-truncate", "false"])
-        .env("SCHEMATHESIS_HOOKS", "")
+        .env("SCHEMATHESIS_HOOKS", hook)
+        .env("FUZZ_BASE_URL", plan.url(GATEWAY))
+        .env("FUZZ_EMAIL", identity.email)
+        .env("FUZZ_PASSWORD", PASSWORD)
+        .env("FUZZ_TOKEN", &identity.token)
+        .env(
+            "FUZZ_TOTP_SECRET",
+            identity.totp_secret.as_deref().unwrap_or_default(),
+        )
+        .env("FUZZ_RECOVERY_CODES", identity.recovery_codes.join(","))
+        .env("FUZZ_TOTP_LAST_STEP", identity.last_step.to_string())
         .current_dir(&dir);
     let finished = proc::run_bounded(
         &format!("st run ({role})"),
@@ -1050,7 +1116,10 @@ mod tests {
         assert_eq!(findings.test_cases, 3);
         assert_eq!(findings.failures.len(), 2);
         assert_eq!(findings.by_check()["response_schema_conformance"], 2);
-        assert_eq!(findings.errors, vec!["POST /v1/y: boom".to_owned()]);
+        findings
+            .add(&json!({"NonFatalError": {"label": "POST /v1/y", "info": {"message": "boom"}}}));
+        assert_eq!(findings.errors.len(), 1);
+        assert!(findings.errors.contains("POST /v1/y: boom"));
     }
 
     #[test]

@@ -167,6 +167,9 @@ enum Cmd {
         /// Hypothesis seed (default: fixed with --short, else drawn and printed)
         #[arg(long)]
         seed: Option<u64>,
+        /// Run the debug binaries already built instead of building the workspace's first
+        #[arg(long)]
+        no_build: bool,
     },
     /// Load demo data into every service that has some (idempotent)
     Seed {
@@ -251,12 +254,14 @@ fn main() -> ExitCode {
             examples,
             short,
             seed,
+            no_build,
         } => fuzz::run(
             ports,
             &fuzz::FuzzOptions {
                 examples,
                 short,
                 seed,
+                no_build,
             },
         ),
         Cmd::LintDeploy => workspace::Workspace::load()
