@@ -17,6 +17,7 @@ pub mod db;
 pub mod extract;
 pub mod http;
 pub mod keyed_limit;
+pub mod merge_patch;
 pub mod metrics;
 pub mod peer;
 pub mod problem;

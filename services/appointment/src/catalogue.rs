@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::audit;
+use service_kit::merge_patch::patched;
 use service_kit::{AdminCaller, OffsetPage, PageParams, ValidatedJson, ValidatedQuery};
 use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
@@ -453,48 +454,6 @@ const SHOWROOM_PUBLIC: &[&str] = &["name"];
 /// A consultant's bio and photo are about a person: the audit trail shows only that they changed.
 const CONSULTANT_PERSONAL: &[&str] = &["bio", "photoUrl"];
 
-/// Applies an RFC 7396 merge patch to `target`.
-pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
-    match patch {
-        serde_json::Value::Object(members) => {
-            if !target.is_object() {
-                *target = serde_json::Value::Object(serde_json::Map::new());
-            }
-            if let serde_json::Value::Object(object) = target {
-                for (key, value) in members {
-                    if value.is_null() {
-                        object.remove(key);
-                    } else {
-                        merge_patch(
-                            object.entry(key.clone()).or_insert(serde_json::Value::Null),
-                            value,
-                        );
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-/// Merges `patch` into `current` and reads the result back as a validated `T`.
-pub(crate) fn patched<C: Serialize, T: serde::de::DeserializeOwned + Validate>(
-    current: &C,
-    patch: &serde_json::Value,
-) -> AppointmentResult<T> {
-    if !patch.is_object() {
-        return Err(AppointmentError::field("", "must be a JSON object"));
-    }
-    let mut value = serde_json::to_value(current).map_err(anyhow::Error::from)?;
-    merge_patch(&mut value, patch);
-    let bytes = serde_json::to_vec(&value).map_err(anyhow::Error::from)?;
-    let input: T = service_kit::extract::parse_json(&bytes)?;
-    input
-        .validate()
-        .map_err(service_kit::extract::validation_problem)?;
-    Ok(input)
-}
-
 /// Changes a showroom (admin; JSON Merge Patch).
 #[utoipa::path(
     patch,
@@ -520,7 +479,10 @@ async fn patch_showroom(
         .await?
         .ok_or(AppointmentError::NotFound("showroom"))?;
     let before = ShowroomInput::from(current);
-    let input: ShowroomInput = patched(&before, &patch)?;
+    let input: ShowroomInput = patched(
+        serde_json::to_value(&before).map_err(anyhow::Error::from)?,
+        &patch,
+    )?;
     let mut tx = state.db.begin().await?;
     write_showroom(&mut tx, id, &input).await?;
     audit::Entry::new(&admin, "showroom", id, "update")
@@ -922,7 +884,10 @@ async fn patch_consultant(
         coverage: current.coverage,
         active: current.active,
     };
-    let input: ConsultantInput = patched(&current, &patch)?;
+    let input: ConsultantInput = patched(
+        serde_json::to_value(&current).map_err(anyhow::Error::from)?,
+        &patch,
+    )?;
     let mut tx = state.db.begin().await?;
     write_consultant(&mut tx, id, &input, state.settings.horizon_days).await?;
     audit::Entry::new(&admin, "consultant", id, "update")
@@ -964,18 +929,5 @@ mod tests {
         assert_eq!(coverage_entry("SW4 0AB"), None);
         assert_eq!(coverage_entry("ABC"), None);
         assert_eq!(coverage_entry(""), None);
-    }
-
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let mut doc = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}, "e": "x"});
-        merge_patch(
-            &mut doc,
-            &serde_json::json!({"a": null, "b": {"c": 5}, "f": [1]}),
-        );
-        assert_eq!(
-            doc,
-            serde_json::json!({"b": {"c": 5, "d": 3}, "e": "x", "f": [1]})
-        );
     }
 }

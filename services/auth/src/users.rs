@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 use service_kit::audit::Entry;
 use service_kit::{AdminCaller, OffsetPage, PageParams, Role, ValidatedJson, ValidatedQuery};
@@ -164,23 +164,16 @@ impl From<SettableStatus> for UserStatus {
     }
 }
 
-/// `Some(None)` for an explicit `null`, `None` for an absent member (JSON Merge Patch).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// `PATCH /v1/auth/users/{id}` (JSON Merge Patch): absent members are left as they are.
 #[derive(Debug, Default, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// New role.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<RoleName>)]
     pub role: Option<Option<Role>>,
     /// New status.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<SettableStatus>)]
     pub status: Option<Option<SettableStatus>>,
 }

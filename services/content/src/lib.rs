@@ -44,7 +44,6 @@ pub mod internal;
 pub mod markdown;
 pub mod media;
 pub mod pages;
-pub mod patch;
 pub mod seo;
 pub mod storage;
 pub mod storefront;

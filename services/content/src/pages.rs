@@ -33,9 +33,9 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::error::{ContentError, ContentResult};
-use crate::patch::{MergePatch, patched};
 use crate::seo::SeoMeta;
 use crate::{AppState, event, markdown};
+use service_kit::merge_patch::{MergePatch, patched};
 
 /// Most blocks one page may hold.
 const MAX_BLOCKS: usize = 100;

@@ -102,48 +102,8 @@ pub(crate) fn event<T: EventPayload>(payload: T) -> DomainEvent<T> {
     }
 }
 
-/// Applies an RFC 7396 JSON Merge Patch to `target`: objects merge member by member, `null`
-/// removes a member, anything else replaces it.
-pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
-    use serde_json::Value;
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(serde_json::Map::new());
-    }
-    if let Value::Object(target) = target {
-        for (key, value) in patch {
-            if value.is_null() {
-                target.remove(key);
-            } else {
-                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
-}
-
-/// Applies a merge patch to `current` and reads the result as `T` (validated), with the same
-/// 422 shape as `ValidatedJson`.
-pub(crate) fn patched<T: serde::de::DeserializeOwned + validator::Validate>(
-    mut current: serde_json::Value,
-    patch: &serde_json::Value,
-) -> error::CustomerResult<T> {
-    if !patch.is_object() {
-        return Err(error::CustomerError::field(
-            "",
-            "a merge patch must be a JSON object",
-        ));
-    }
-    merge_patch(&mut current, patch);
-    let bytes = serde_json::to_vec(&current).map_err(anyhow::Error::from)?;
-    let value: T = service_kit::extract::parse_json(&bytes)?;
-    value
-        .validate()
-        .map_err(service_kit::extract::validation_problem)?;
-    Ok(value)
-}
+/// Merge patches are read back as the input type with the shared rule (`crate::patched`).
+pub(crate) use service_kit::merge_patch::patched;
 
 /// The customer service.
 pub struct CustomerService;
@@ -302,12 +262,5 @@ mod tests {
         .to_vec();
         expected.sort();
         assert_eq!(routes, expected);
-    }
-
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let mut doc = serde_json::json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut doc, &serde_json::json!({"a": null, "c": {"f": "h"}}));
-        assert_eq!(doc, serde_json::json!({"c": {"d": "e", "f": "h"}}));
     }
 }

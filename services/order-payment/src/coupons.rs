@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use service_kit::audit::Entry;
 use service_kit::{
     AdminCaller, MaybeCaller, OffsetPage, PageParams, ValidatedJson, ValidatedQuery,
@@ -26,16 +26,6 @@ use validator::{Validate, ValidationError};
 use crate::AppState;
 use crate::error::{OrderError, OrderResult};
 use crate::pricing::{CouponKind, CouponTerms, coupon_discount};
-
-/// Absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))` (merge-patch fields that
-/// may be cleared).
-pub(crate) fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
 
 fn valid_code(code: &str) -> Result<(), ValidationError> {
     let ok = (3..=32).contains(&code.len())
@@ -566,7 +556,7 @@ async fn get_coupon(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CouponPatch {
     /// What it is for.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     /// Basis points or pence.
@@ -576,23 +566,23 @@ pub struct CouponPatch {
     #[validate(range(min = 0, max = 100_000_000, message = "must not be negative"))]
     pub min_order: Option<i64>,
     /// Largest discount in pence.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<i64>)]
     pub max_discount: Option<Option<i64>>,
     /// Total uses allowed.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<i32>)]
     pub usage_limit: Option<Option<i32>>,
     /// Uses allowed per customer.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<i32>)]
     pub per_customer_limit: Option<Option<i32>>,
     /// Valid from.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub starts_at: Option<Option<DateTime<Utc>>>,
     /// Valid until.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub ends_at: Option<Option<DateTime<Utc>>>,
     /// Whether it can be used.

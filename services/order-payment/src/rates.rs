@@ -17,7 +17,6 @@ use uuid::Uuid;
 use validator::{Validate, ValidationError};
 
 use crate::AppState;
-use crate::coupons::double_option;
 use crate::error::{OrderError, OrderResult};
 use crate::pricing::{DEFAULT_VAT_BP, ShippingTerms};
 
@@ -502,14 +501,14 @@ pub struct ShippingRatePatch {
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
     pub name: Option<String>,
     /// Description.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     /// Price in pence.
     #[validate(range(min = 0, max = 10_000_000, message = "must be between 0 and 10000000"))]
     pub price: Option<i64>,
     /// Free threshold in pence (`null` removes it).
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<i64>)]
     pub free_over: Option<Option<i64>>,
     /// Countries.

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_kit::audit::Entry;
+use service_kit::merge_patch::patched;
 use service_kit::{Caller, CursorPage, CursorParams};
 use sqlx::{AssertSqlSafe, PgConnection};
 use utoipa::ToSchema;
@@ -22,9 +23,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::AppState;
-use crate::common::{
-    Family, camel_case, merge_patch, new_id, parse_patched, rename_keys, slug_or_title, snake_case,
-};
+use crate::common::{Family, camel_case, new_id, rename_keys, slug_or_title, snake_case};
 use crate::error::{ProductError, ProductResult};
 
 /// One kind of catalogue entry stored in its own table.
@@ -172,7 +171,7 @@ pub async fn patch<R: Resource>(
         .await?;
     let before = R::from_row(fetch_row::<R>(&mut tx, id).await?)?;
     let current = serde_json::to_value(&before).map_err(anyhow::Error::from)?;
-    let mut document: serde_json::Map<String, Value> = current
+    let document: serde_json::Map<String, Value> = current
         .as_object()
         .map(|o| {
             o.iter()
@@ -181,9 +180,7 @@ pub async fn patch<R: Resource>(
                 .collect()
         })
         .unwrap_or_default();
-    let mut document_value = Value::Object(std::mem::take(&mut document));
-    merge_patch(&mut document_value, patch);
-    let input: R::Input = parse_patched(&document_value)?;
+    let input: R::Input = patched(Value::Object(document), patch)?;
     let row = R::to_row(input)?;
     let cols = columns(&row)?.join(", ");
     let sql = format!(
@@ -271,7 +268,7 @@ macro_rules! resource_routes {
             #[allow(unused_imports)]
             use super::*;
             use crate::AppState;
-            use crate::common::MergePatch;
+            use service_kit::merge_patch::MergePatch;
             use crate::error::ProductResult;
             use crate::taxonomy as generic;
 

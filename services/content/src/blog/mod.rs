@@ -40,9 +40,9 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::error::{ContentError, ContentResult};
-use crate::patch::{MergePatch, patched};
 use crate::seo::SeoMeta;
 use crate::{AppState, event, markdown};
+use service_kit::merge_patch::{MergePatch, patched};
 
 /// Where a post is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

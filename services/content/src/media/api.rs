@@ -296,14 +296,9 @@ async fn get_one(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MediaPatch {
     /// Alternative text (at most 500 characters); `null` removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<String>)]
     pub alt_text: Option<Option<String>>,
-}
-
-/// Tells an absent member (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 /// Changes an asset's alternative text (ADMIN, SUPER_ADMIN).

@@ -33,7 +33,7 @@ use validator::{Validate, ValidationError};
 
 use crate::AppState;
 use crate::error::{ContentError, ContentResult};
-use crate::patch::patched;
+use service_kit::merge_patch::patched;
 
 /// Whether a referenced medium is a picture or a film.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -513,7 +513,7 @@ macro_rules! collection {
             use super::*;
             use crate::AppState;
             use crate::error::ContentResult;
-            use crate::patch::MergePatch;
+            use service_kit::merge_patch::MergePatch;
             use crate::storefront::{self as generic, ListQuery, OrderRequest, OrderResponse, Sql};
 
             static SQL: Sql = Sql {

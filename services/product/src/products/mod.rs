@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::audit::Entry;
+use service_kit::merge_patch::{MergePatch, patched};
 use service_kit::shared_types::product::{
     PriceChanged, ProductCreated, ProductDeleted, ProductUpdated,
 };
@@ -29,9 +30,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::cache::Ttl;
-use crate::common::{
-    Family, MergePatch, Money, TermRef, merge_patch, new_id, parse_patched, slug_or_title,
-};
+use crate::common::{Family, Money, TermRef, new_id, slug_or_title};
 use crate::error::{ProductError, ProductResult};
 use crate::{AppState, event};
 
@@ -635,9 +634,8 @@ async fn patch_product(
         .await?
         .ok_or(ProductError::NotFound("product"))?;
     let before = ProductInput::from(&current);
-    let mut document = serde_json::to_value(&before).map_err(anyhow::Error::from)?;
-    merge_patch(&mut document, &patch);
-    let Normalised { input, slug, sku } = normalise(parse_patched::<ProductInput>(&document)?)?;
+    let document = serde_json::to_value(&before).map_err(anyhow::Error::from)?;
+    let Normalised { input, slug, sku } = normalise(patched::<ProductInput>(document, &patch)?)?;
     let changed = changed_fields(&before, &input)?;
     if changed.is_empty() {
         return Ok(Json(current));
