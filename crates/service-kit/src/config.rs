@@ -336,6 +336,12 @@ pub struct CommonConfig {
     pub event_delivery_limit: u32,
     /// Longest wait for the broker to confirm a publish.
     pub event_publish_timeout: Duration,
+    /// Events this service's consumer handles at once (`ConsumerSettings::concurrency`; each
+    /// holds a pooled database connection while it runs). At least 1.
+    pub event_consumer_concurrency: u16,
+    /// Unacknowledged events the broker hands the consumer at a time
+    /// (`ConsumerSettings::prefetch`; raised to the concurrency when smaller). At least 1.
+    pub event_consumer_prefetch: u16,
     /// SQS endpoint override (local servers); `None` uses AWS.
     pub sqs_endpoint: Option<String>,
     /// AWS region for SQS.
@@ -471,6 +477,18 @@ impl CommonConfig {
                 Duration::from_secs(5),
                 "Longest wait for the broker to confirm a publish, in milliseconds",
             )?,
+            event_consumer_concurrency: at_least_one(
+                env,
+                "EVENT_CONSUMER_CONCURRENCY",
+                event_bus::ConsumerSettings::default().concurrency,
+                "Events the consumer handles at once, each holding a database connection (1-65535)",
+            )?,
+            event_consumer_prefetch: at_least_one(
+                env,
+                "EVENT_CONSUMER_PREFETCH",
+                event_bus::ConsumerSettings::default().prefetch,
+                "Unacknowledged events the broker hands the consumer at a time; raised to the concurrency when smaller (1-65535)",
+            )?,
             sqs_endpoint: env.optional(
                 "AWS_ENDPOINT_URL",
                 "AWS endpoint override (a local AWS-compatible server)",
@@ -547,10 +565,28 @@ impl CommonConfig {
             publish_timeout: self.event_publish_timeout,
             consumer: event_bus::ConsumerSettings {
                 delivery_limit: self.event_delivery_limit,
+                concurrency: self.event_consumer_concurrency,
+                prefetch: self.event_consumer_prefetch,
                 ..defaults.consumer.clone()
             },
             ..defaults
         }
+    }
+}
+
+/// A count of which 0 makes no sense (a consumer that takes nothing would stall silently).
+fn at_least_one(
+    env: &Env,
+    name: &str,
+    default: u16,
+    help: &'static str,
+) -> Result<u16, ConfigError> {
+    match env.get(name, default, help)? {
+        0 => Err(ConfigError {
+            variable: name.to_owned(),
+            reason: "must be at least 1 (got \"0\")".to_owned(),
+        }),
+        value => Ok(value),
     }
 }
 
@@ -593,6 +629,53 @@ mod tests {
             .expect_err("xml is not a log format");
         assert_eq!(err.variable, "LOG_FORMAT");
         assert!(err.reason.contains("pretty"), "{err}");
+    }
+
+    #[test]
+    fn consumer_concurrency_and_prefetch_come_from_the_environment() {
+        let defaults = event_bus::ConsumerSettings::default();
+        let config =
+            CommonConfig::from_env(PRODUCT, &Env::from_pairs::<&str, &str>([])).expect("defaults");
+        let consumer = config.bus_config().consumer;
+        assert_eq!(consumer.concurrency, defaults.concurrency);
+        assert_eq!(consumer.prefetch, defaults.prefetch);
+
+        let config = CommonConfig::from_env(
+            PRODUCT,
+            &Env::from_pairs([
+                ("EVENT_CONSUMER_CONCURRENCY", " 12 "),
+                ("EVENT_CONSUMER_PREFETCH", "48"),
+                ("EVENT_DELIVERY_LIMIT", "7"),
+            ]),
+        )
+        .expect("valid values");
+        let consumer = config.bus_config().consumer;
+        assert_eq!(
+            (
+                consumer.concurrency,
+                consumer.prefetch,
+                consumer.delivery_limit
+            ),
+            (12, 48, 7)
+        );
+        assert_eq!(consumer.retry_backoff, defaults.retry_backoff);
+    }
+
+    #[test]
+    fn bad_consumer_settings_name_their_variables() {
+        for (name, value, why) in [
+            ("EVENT_CONSUMER_CONCURRENCY", "0", "at least 1"),
+            ("EVENT_CONSUMER_CONCURRENCY", "-2", "-2"),
+            ("EVENT_CONSUMER_CONCURRENCY", "four", "four"),
+            ("EVENT_CONSUMER_CONCURRENCY", "70000", "70000"),
+            ("EVENT_CONSUMER_PREFETCH", "0", "at least 1"),
+            ("EVENT_CONSUMER_PREFETCH", "1.5", "1.5"),
+        ] {
+            let err = CommonConfig::from_env(PRODUCT, &Env::from_pairs([(name, value)]))
+                .expect_err("value is invalid");
+            assert_eq!(err.variable, name, "{value}");
+            assert!(err.reason.contains(why), "{value}: {err}");
+        }
     }
 
     #[test]
