@@ -174,7 +174,9 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let (mut parts, _) = response.into_parts();
     let problem = Problem::from_status(status).into_response();
     let (problem_parts, body) = problem.into_parts();
+    // The replaced body may have been compressed on its way out; the problem is not.
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
     for (name, value) in &problem_parts.headers {
         parts.headers.insert(name.clone(), value.clone());
     }

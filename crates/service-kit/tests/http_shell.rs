@@ -64,6 +64,15 @@ fn app(checks: Vec<ReadinessCheck>) -> Router {
         .route("/things", post(create))
         .route("/fail/{kind}", get(fails))
         .route(
+            "/plain",
+            get(|| async {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "a plain-text rejection, long enough for the compression layer to gzip it",
+                )
+            }),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -148,6 +157,23 @@ async fn a_wrong_method_is_a_405_problem_with_allow() {
             .to_str()
             .unwrap()
             .contains("POST")
+    );
+}
+
+/// A client that accepts gzip gets a bare error compressed by the inner layer; the problem that
+/// replaces its body must not keep the `Content-Encoding` of the body it replaced.
+#[tokio::test]
+async fn a_bare_error_replaced_by_a_problem_is_not_labelled_gzip() {
+    let request = Request::get("/plain")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(app(vec![]), request).await;
+    assert_problem(&answer, 400);
+    assert!(
+        answer.headers.get(header::CONTENT_ENCODING).is_none(),
+        "{:?}",
+        answer.headers
     );
 }
 
