@@ -15,12 +15,13 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -67,25 +68,112 @@ pub struct LoadSettings {
     pub tool: Tool,
 }
 
-/// What to load: `GET http://127.0.0.1:<port><path>` with `headers`.
+/// One request of a load whose requests differ (see [`Target::vary`]).
 #[derive(Debug, Clone)]
+pub struct Req {
+    /// `GET`, `POST`.
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    /// A JSON body (sent with `Content-Type: application/json`).
+    pub body: Option<Bytes>,
+    /// Extra headers of this request only (on top of the target's).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Req {
+    /// `GET path`.
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            method: Method::GET,
+            path: path.into(),
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(path: impl Into<String>, body: Bytes) -> Self {
+        Self {
+            method: Method::POST,
+            path: path.into(),
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Builds the n-th request of a run (`n` counts across all connections, from 0) sent on
+/// connection `connection`.
+pub type RequestFn = Arc<dyn Fn(u64, usize) -> Req + Send + Sync>;
+
+/// What to load: `GET http://127.0.0.1:<port><path>` with `headers` — or `POST` with `body`, or
+/// whatever `vary` builds for each request.
+#[derive(Clone, Default)]
 pub struct Target {
     /// Its name in the report.
     pub label: String,
     /// Port on 127.0.0.1.
     pub port: u16,
-    /// Path and query.
+    /// Path and query (with `vary`: only shown).
     pub path: String,
     /// Extra request headers.
     pub headers: Vec<(String, String)>,
+    /// A JSON body: every request is `POST path` with it.
+    pub body: Option<Bytes>,
+    /// Each request built by this instead (own generator only): varied paths defeat a response
+    /// cache keyed by the query, and mixed profiles send different requests.
+    pub vary: Option<RequestFn>,
     /// The processes serving it directly (the proxy, or the upstream for a direct run).
     pub target_pids: Vec<i32>,
     /// The upstream's processes when `target_pids` is a proxy.
     pub upstream_pids: Vec<i32>,
 }
 
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("label", &self.label)
+            .field("port", &self.port)
+            .field("path", &self.path)
+            .field("body", &self.body.as_ref().map(Bytes::len))
+            .field("vary", &self.vary.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// `GET path` on 127.0.0.1:`port`, the CPU of `target_pids` (and `upstream_pids` behind it)
+    /// measured.
+    pub fn get(
+        label: impl Into<String>,
+        port: u16,
+        path: impl Into<String>,
+        target_pids: Vec<i32>,
+        upstream_pids: Vec<i32>,
+    ) -> Self {
+        Self {
+            label: label.into(),
+            port,
+            path: path.into(),
+            target_pids,
+            upstream_pids,
+            ..Self::default()
+        }
+    }
+
+    /// The request sent as the n-th of the run on `connection`.
+    fn request(&self, n: u64, connection: usize) -> Req {
+        match (&self.vary, &self.body) {
+            (Some(vary), _) => vary(n, connection),
+            (None, Some(body)) => Req::post(self.path.clone(), body.clone()),
+            (None, None) => Req::get(self.path.clone()),
+        }
+    }
+}
+
 /// The outcome of one run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LoadResult {
     /// Responses counted in the measured window.
     pub requests: u64,
@@ -105,6 +193,9 @@ pub struct LoadResult {
     pub statuses: BTreeMap<u16, u64>,
     /// Responses that were not 2xx.
     pub non_2xx: u64,
+    /// Every 2xx answer of the run, warm-up and the requests in flight at the end included
+    /// (what the server accepted; own generator only).
+    pub all_2xx: u64,
     /// The first error seen, for the report.
     pub first_error: Option<String>,
     /// CPU use during the run.
@@ -112,6 +203,35 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// The figures of a measured window: `samples` (latencies in ns) and `statuses` of the
+    /// answers counted in it, over `seconds`.
+    pub fn measured(
+        samples: Vec<u64>,
+        statuses: BTreeMap<u16, u64>,
+        seconds: f64,
+        cpu: CpuUse,
+    ) -> Self {
+        let latencies = Latencies::from_samples(samples);
+        let requests = latencies.len() as u64;
+        let non_2xx = statuses
+            .iter()
+            .filter(|(status, _)| !(200..300).contains(*status))
+            .map(|(_, n)| n)
+            .sum();
+        Self {
+            requests,
+            seconds,
+            rps: requests as f64 / seconds.max(f64::EPSILON),
+            p50_ms: ms(latencies.p50()),
+            p99_ms: ms(latencies.p99()),
+            max_ms: ms(latencies.max()),
+            statuses,
+            non_2xx,
+            cpu,
+            ..Self::default()
+        }
+    }
+
     /// p50 as a duration.
     pub fn p50(&self) -> Option<Duration> {
         self.p50_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
@@ -120,6 +240,23 @@ impl LoadResult {
     /// p99 as a duration.
     pub fn p99(&self) -> Option<Duration> {
         self.p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    /// Largest latency as a duration.
+    pub fn max(&self) -> Option<Duration> {
+        self.max_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    /// One line for the terminal.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} req/s, p50 {}, p99 {}, {} non-2xx, {} errors",
+            crate::stats::rate(self.rps),
+            crate::stats::latency(self.p50()),
+            crate::stats::latency(self.p99()),
+            self.non_2xx,
+            self.errors
+        )
     }
 
     /// Whether every counted response was 2xx and nothing failed.
@@ -135,6 +272,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(target: &Target, settings: &LoadSettings) -> Result<LoadResult> {
     match settings.tool {
         Tool::Own => run_own(target, settings).await,
+        Tool::Wrk if target.vary.is_some() || target.body.is_some() => bail!(
+            "{}: wrk sends one fixed GET here; this run needs the own generator (--tool own)",
+            target.label
+        ),
         Tool::Wrk => run_wrk(target, settings).await,
     }
 }
@@ -154,6 +295,7 @@ fn self_pid() -> Option<i32> {
 struct ConnStats {
     samples: Vec<u64>,
     statuses: BTreeMap<u16, u64>,
+    all_2xx: u64,
     errors: u64,
     first_error: Option<String>,
 }
@@ -165,6 +307,16 @@ impl ConnStats {
             self.first_error = Some(error);
         }
     }
+}
+
+/// What every connection of a run shares.
+struct Shared {
+    addr: SocketAddr,
+    target: Target,
+    headers: HeaderMap,
+    counter: AtomicU64,
+    measure_from: Instant,
+    end: Instant,
 }
 
 async fn run_own(target: &Target, settings: &LoadSettings) -> Result<LoadResult> {
@@ -181,8 +333,6 @@ async fn run_own(target: &Target, settings: &LoadSettings) -> Result<LoadResult>
             HeaderValue::from_str(value).with_context(|| format!("value of header {name}"))?,
         );
     }
-    let headers = Arc::new(headers);
-    let path: Arc<str> = Arc::from(target.path.as_str());
 
     // Connect everything first, so connection set-up is not part of the measurement.
     let mut senders = Vec::with_capacity(settings.connections);
@@ -195,19 +345,18 @@ async fn run_own(target: &Target, settings: &LoadSettings) -> Result<LoadResult>
     }
 
     let probe = CpuProbe::start(&target.target_pids, &target.upstream_pids, self_pid());
-    let started = Instant::now();
-    let measure_from = started + settings.warmup;
-    let end = measure_from + settings.duration;
+    let measure_from = Instant::now() + settings.warmup;
+    let shared = Arc::new(Shared {
+        addr,
+        target: target.clone(),
+        headers,
+        counter: AtomicU64::new(0),
+        measure_from,
+        end: measure_from + settings.duration,
+    });
     let mut tasks = JoinSet::new();
-    for sender in senders {
-        tasks.spawn(connection_loop(
-            addr,
-            sender,
-            Arc::clone(&path),
-            Arc::clone(&headers),
-            measure_from,
-            end,
-        ));
+    for (connection, sender) in senders.into_iter().enumerate() {
+        tasks.spawn(connection_loop(Arc::clone(&shared), connection, sender));
     }
     let mut all = ConnStats::default();
     while let Some(joined) = tasks.join_next().await {
@@ -216,37 +365,27 @@ async fn run_own(target: &Target, settings: &LoadSettings) -> Result<LoadResult>
         for (status, count) in stats.statuses {
             *all.statuses.entry(status).or_default() += count;
         }
+        all.all_2xx += stats.all_2xx;
         all.errors += stats.errors;
         if all.first_error.is_none() {
             all.first_error = stats.first_error;
         }
     }
     let cpu = probe.finish();
-    let seconds = settings.duration.as_secs_f64();
-    let latencies = Latencies::from_samples(all.samples);
-    let requests = latencies.len() as u64;
-    let non_2xx = all
-        .statuses
-        .iter()
-        .filter(|(status, _)| !(200..300).contains(*status))
-        .map(|(_, n)| n)
-        .sum();
     Ok(LoadResult {
-        requests,
-        seconds,
-        rps: requests as f64 / seconds,
-        p50_ms: ms(latencies.p50()),
-        p99_ms: ms(latencies.p99()),
-        max_ms: ms(latencies.max()),
         errors: all.errors,
-        statuses: all.statuses,
-        non_2xx,
+        all_2xx: all.all_2xx,
         first_error: all.first_error,
-        cpu,
+        ..LoadResult::measured(
+            all.samples,
+            all.statuses,
+            settings.duration.as_secs_f64(),
+            cpu,
+        )
     })
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     let stream = timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .context("connect timed out")??;
@@ -258,14 +397,35 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
     Ok(sender)
 }
 
+fn build_request(shared: &Shared, connection: usize) -> Result<Request<Full<Bytes>>> {
+    let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+    let req = shared.target.request(n, connection);
+    let mut request = Request::new(Full::new(req.body.clone().unwrap_or_default()));
+    *request.method_mut() = req.method;
+    *request.uri_mut() = req
+        .path
+        .parse()
+        .with_context(|| format!("bad path {}", req.path))?;
+    let headers = request.headers_mut();
+    *headers = shared.headers.clone();
+    if req.body.is_some() {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    for (name, value) in req.headers {
+        headers.insert(name, value);
+    }
+    Ok(request)
+}
+
 async fn connection_loop(
-    addr: SocketAddr,
-    sender: SendRequest<Empty<Bytes>>,
-    path: Arc<str>,
-    headers: Arc<HeaderMap>,
-    measure_from: Instant,
-    end: Instant,
+    shared: Arc<Shared>,
+    connection: usize,
+    sender: SendRequest<Full<Bytes>>,
 ) -> ConnStats {
+    let (measure_from, end) = (shared.measure_from, shared.end);
     let mut stats = ConnStats {
         samples: Vec::with_capacity(8192),
         ..ConnStats::default()
@@ -274,7 +434,7 @@ async fn connection_loop(
     while Instant::now() < end {
         let mut current = match sender.take() {
             Some(current) => current,
-            None => match connect(addr).await {
+            None => match connect(shared.addr).await {
                 Ok(fresh) => fresh,
                 Err(error) => {
                     if Instant::now() >= measure_from {
@@ -290,16 +450,13 @@ async fn connection_loop(
         if current.ready().await.is_err() {
             continue;
         }
-        let mut request = Request::new(Empty::<Bytes>::new());
-        *request.method_mut() = Method::GET;
-        *request.uri_mut() = match path.parse() {
-            Ok(uri) => uri,
+        let request = match build_request(&shared, connection) {
+            Ok(request) => request,
             Err(error) => {
-                stats.error(format!("bad path: {error}"));
+                stats.error(format!("{error:#}"));
                 return stats;
             }
         };
-        *request.headers_mut() = (*headers).clone();
         let sent = Instant::now();
         let outcome = timeout(REQUEST_TIMEOUT, async {
             let response = current.send_request(request).await?;
@@ -312,6 +469,9 @@ async fn connection_loop(
         let counted = sent >= measure_from && done <= end;
         match outcome {
             Ok(Ok(status)) => {
+                if (200..300).contains(&status) {
+                    stats.all_2xx += 1;
+                }
                 if counted {
                     let nanos = u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX);
                     stats.samples.push(nanos);
@@ -393,6 +553,7 @@ async fn run_wrk(target: &Target, settings: &LoadSettings) -> Result<LoadResult>
         non_2xx: parsed.non_2xx,
         first_error: (parsed.socket_errors > 0).then(|| "wrk reported socket errors".to_owned()),
         cpu,
+        ..LoadResult::default()
     })
 }
 
@@ -505,6 +666,103 @@ Transfer/sec:      6.00MB
         assert_eq!(wrk_duration_ms("7"), None);
     }
 
+    /// A local HTTP/1.1 server answering every request with `answer(method, path, body)`.
+    async fn serve(answer: fn(&Method, &str, &[u8]) -> u16) -> (u16, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |r: Request<hyper::body::Incoming>| async move {
+                            let method = r.method().clone();
+                            let path = r.uri().to_string();
+                            let body = r.into_body().collect().await?.to_bytes();
+                            let mut response =
+                                http::Response::new(Full::new(Bytes::from_static(b"{}")));
+                            *response.status_mut() =
+                                http::StatusCode::from_u16(answer(&method, &path, &body))
+                                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                            Ok::<_, hyper::Error>(response)
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (port, server)
+    }
+
+    fn quick(connections: usize) -> LoadSettings {
+        LoadSettings {
+            connections,
+            duration: Duration::from_millis(300),
+            warmup: Duration::from_millis(50),
+            threads: 1,
+            tool: Tool::Own,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_post_body_is_sent_with_every_request() {
+        let (port, server) = serve(|method, _, body| {
+            if method == Method::POST && body == br#"{"a":1}"# {
+                202
+            } else {
+                400
+            }
+        })
+        .await;
+        let target = Target {
+            body: Some(Bytes::from_static(br#"{"a":1}"#)),
+            ..Target::get("post", port, "/track", vec![], vec![])
+        };
+        let result = run(&target, &quick(3)).await.expect("runs");
+        server.abort();
+        assert!(result.clean(), "{result:?}");
+        assert_eq!(result.statuses.get(&202).copied(), Some(result.requests));
+        // Warm-up answers count as accepted too.
+        assert!(result.all_2xx > result.requests, "{result:?}");
+        // wrk cannot send it.
+        let wrk = LoadSettings {
+            tool: Tool::Wrk,
+            ..quick(1)
+        };
+        assert!(run(&target, &wrk).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn varied_requests_differ_and_bad_answers_are_counted() {
+        // Odd request numbers are refused, so about half the answers are not 2xx.
+        let (port, server) = serve(|_, path, _| {
+            let n: u64 = path
+                .rsplit('=')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            if n % 2 == 0 { 200 } else { 404 }
+        })
+        .await;
+        let target = Target {
+            vary: Some(Arc::new(|n, _| Req::get(format!("/v1/products?n={n}")))),
+            ..Target::get("varied", port, "/v1/products?n=<n>", vec![], vec![])
+        };
+        let result = run(&target, &quick(2)).await.expect("runs");
+        server.abort();
+        let ok = result.statuses.get(&200).copied().unwrap_or(0);
+        let refused = result.statuses.get(&404).copied().unwrap_or(0);
+        assert!(ok > 0 && refused > 0, "{result:?}");
+        assert_eq!(result.non_2xx, refused);
+        assert!(!result.clean());
+    }
+
     #[tokio::test]
     async fn the_own_generator_measures_a_local_server() {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -529,12 +787,8 @@ Transfer/sec:      6.00MB
             }
         });
         let target = Target {
-            label: "test".into(),
-            port,
-            path: "/v1/products".into(),
             headers: vec![("authorization".into(), "Bearer x".into())],
-            target_pids: vec![],
-            upstream_pids: vec![],
+            ..Target::get("test", port, "/v1/products", vec![], vec![])
         };
         let settings = LoadSettings {
             connections: 4,

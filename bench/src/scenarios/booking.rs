@@ -20,27 +20,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::Ctx;
 use super::support::{self, Launch};
-use super::{Ctx, Scenario};
 use crate::cleanup::Item;
-use crate::load::{self, LoadResult, Target};
+use crate::load::{LoadResult, Target};
 use crate::report::{Mark, Section, Table, Verdict};
 use crate::stats::{self, Latencies};
 
-/// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "booking",
-    about: "bookings/s on distinct slots and availability search p50/p99 through the gateway; the one-slot race (exactly one 201 per round)",
-    run,
-};
-
-fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
-    Box::pin(run_scenario(ctx))
-}
+super::scenario!(
+    "booking",
+    "bookings/s on distinct slots and availability search p50/p99 through the gateway; the one-slot race (exactly one 201 per round)"
+);
 
 /// Consultants whose slots are booked in the throughput run.
 const CONSULTANTS: i64 = 40;
@@ -55,54 +48,22 @@ const RACERS: usize = 50;
 
 async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     let s = &ctx.settings;
-    support::require(
-        ctx,
-        &["auth-service", "appointment-service", "gateway-service"],
-    )?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(RACERS)
         .build()?;
-    let bus = support::bus(ctx, "booking");
-    let auth = support::start(
+    let platform = support::platform(
         ctx,
         &client,
-        &bus,
-        Launch {
-            name: "auth",
-            database: true,
-            extra_env: Vec::new(),
-            ready_path: "/ready",
-            patience: Duration::from_secs(90),
-        },
+        "booking",
+        vec![
+            Launch::ready("appointment")
+                .env("REMINDER_INTERVAL_SECS", "0")
+                .env("SLOT_MATERIALISE_INTERVAL_SECS", "0"),
+        ],
     )
     .await?;
-    let appointment = support::start(
-        ctx,
-        &client,
-        &bus,
-        Launch {
-            name: "appointment",
-            database: true,
-            extra_env: vec![
-                ("REMINDER_INTERVAL_SECS".to_owned(), "0".to_owned()),
-                ("SLOT_MATERIALISE_INTERVAL_SECS".to_owned(), "0".to_owned()),
-            ],
-            ready_path: "/ready",
-            patience: Duration::from_secs(90),
-        },
-    )
-    .await?;
-    let gateway = support::start_gateway(
-        ctx,
-        &client,
-        &bus,
-        &auth,
-        &[("appointment", &appointment.base)],
-        &appointment.base,
-        "/health",
-    )
-    .await?;
+    let (appointment, gateway) = (platform.service("appointment")?, &platform.gateway);
 
     let pool = sqlx::PgPool::connect(
         appointment
@@ -139,7 +100,6 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     );
 
     let gw = gateway.base.clone();
-    let everyone = [&auth.process, &appointment.process, &gateway.process];
 
     // 1. Bookings on distinct slots.
     println!(
@@ -154,9 +114,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         stats::latency(bookings.latencies.p99()),
         bookings.refused.values().sum::<u64>()
     );
-    for process in everyone {
-        process.check_alive()?;
-    }
+    platform.check_alive()?;
 
     // 2. Availability search.
     let from = (Utc::now() + chrono::Duration::days(1)).date_naive();
@@ -175,33 +133,18 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
             "step `availability`: {availability_path} answered {status} with {days} days: {body}"
         );
     }
-    let load_settings = s.load();
-    println!(
-        "  availability search: {} connections, {} ...",
-        load_settings.connections,
-        stats::show_duration(load_settings.duration)
-    );
-    let availability = load::run(
-        &Target {
-            label: "availability search".to_owned(),
-            port: gateway.port,
-            path: availability_path.clone(),
-            headers: Vec::new(),
-            target_pids: gateway.process.tree(),
-            upstream_pids: appointment.process.tree(),
-        },
-        &load_settings,
+    let availability = support::measure(
+        ctx,
+        &Target::get(
+            "availability search",
+            gateway.port,
+            availability_path.clone(),
+            gateway.process.tree(),
+            appointment.process.tree(),
+        ),
+        &platform.processes(),
     )
-    .await
-    .context("step `load availability`")?;
-    println!(
-        "    {} req/s, p50 {}, p99 {}, {} non-2xx, {} errors",
-        stats::rate(availability.rps),
-        stats::latency(availability.p50()),
-        stats::latency(availability.p99()),
-        availability.non_2xx,
-        availability.errors
-    );
+    .await?;
 
     // 3. The race.
     println!("  race: {ROUNDS} rounds of {RACERS} guests on one slot ...");
@@ -226,9 +169,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         RACERS - 1,
         race.exact_rounds
     );
-    for process in everyone {
-        process.check_alive()?;
-    }
+    platform.check_alive()?;
     Ok(section(
         ctx,
         &bookings,
@@ -485,11 +426,7 @@ fn section(
         stats::rate(availability.rps),
         stats::latency(availability.p50()),
         stats::latency(availability.p99()),
-        stats::latency(
-            availability
-                .max_ms
-                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
-        ),
+        stats::latency(availability.max()),
         format!("{} / {}", availability.non_2xx, availability.errors),
     ]);
     table.row(vec![

@@ -21,26 +21,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use auth_client::{InternalClaims, InternalKeys, Role};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Ctx, Scenario};
-use crate::cleanup::{self, Item};
-use crate::procs::{ChildProc, free_port, wait_ready};
+use super::Ctx;
+use super::support::{self, Launch};
 use crate::report::{Section, Table};
 use crate::stats::{self, Latencies};
 
-/// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "checkout",
-    about: "orders/s through POST /v1/orders, then PaymentIntents and signed Stripe webhooks: webhook handling p50/p99",
-    run,
-};
-
-fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
-    Box::pin(run_scenario(ctx))
-}
+super::scenario!(
+    "checkout",
+    "orders/s through POST /v1/orders, then PaymentIntents and signed Stripe webhooks: webhook handling p50/p99"
+);
 
 /// Concurrent customers / webhook deliveries.
 const CLIENTS: usize = 8;
@@ -244,133 +236,29 @@ where
 
 async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     let s = &ctx.settings;
-    let bins = ["product-service", "order-payment-service", "stripe-fake"];
-    for bin in bins {
-        if !s.bin_dir.join(bin).is_file() {
-            bail!(
-                "step `binaries`: {} not found; build it with `cargo build --release -p {}` \
-                 (cargo xtask bench does), or point --bin-dir at it",
-                s.bin_dir.join(bin).display(),
-                if bin == "stripe-fake" {
-                    "stripe-fake"
-                } else {
-                    bin
-                }
-            );
-        }
-    }
+    support::require(
+        ctx,
+        &["product-service", "order-payment-service", "stripe-fake"],
+    )?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
-    let bus = event_bus::BusConfig {
-        amqp_url: s.amqp_url.clone(),
-        exchange: format!("lomash.bench.{}.checkout", ctx.suffix),
-        queue_prefix: format!("bench-{}-", ctx.suffix),
-        ..event_bus::BusConfig::default()
-    };
-    ctx.cleanup.push(Item::Rabbit {
-        config: Box::new(bus.clone()),
-        services: shared_types::topics::SUBSCRIPTIONS
-            .iter()
-            .map(|(service, _)| (*service).to_owned())
-            .collect(),
-    });
-
-    // The fake Stripe.
-    let stripe_port = free_port()?;
-    let stripe_base = format!("http://127.0.0.1:{stripe_port}/");
-    let stripe = ctx.cleanup.child(
-        ChildProc::spawn(
-            "stripe-fake",
-            &s.bin_dir.join("stripe-fake"),
-            &[
-                "serve".to_owned(),
-                "--port".to_owned(),
-                stripe_port.to_string(),
-            ],
-            &[("RUST_LOG".to_owned(), "warn".to_owned())],
-            &ctx.log_path("stripe-fake"),
-        )
-        .context("step `stripe-fake`")?,
-    );
-    wait_ready(
-        &stripe,
+    let bus = support::bus(ctx, "checkout");
+    let (stripe, stripe_base) = support::start_stripe(ctx, &client).await?;
+    let product = support::start(ctx, &client, &bus, Launch::ready("product")).await?;
+    let order_payment = support::start(
+        ctx,
         &client,
-        &format!("{stripe_base}_fake/calls"),
-        Duration::from_secs(30),
+        &bus,
+        support::order_payment(&product.base, &stripe_base, SECRET),
     )
-    .await
-    .context("step `stripe-fake`")?;
-
-    // Product and order-payment, each with its own database.
-    let mut bases = Vec::new();
-    let mut procs = Vec::new();
-    let mut product_db_url = String::new();
-    for (name, bin) in [
-        ("product", "product-service"),
-        ("order-payment", "order-payment-service"),
-    ] {
-        let db = format!("lomash_bench_{}_{}", name.replace('-', "_"), ctx.suffix);
-        let prefix = format!("bench-{name}-{}", ctx.suffix);
-        ctx.cleanup.push(Item::Database(db.clone()));
-        ctx.cleanup.push(Item::RedisPrefix(prefix.clone()));
-        cleanup::create_database(&s.database_url, &db)
-            .await
-            .with_context(|| format!("step `{name} database`"))?;
-        let port = free_port()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let db_url = cleanup::database_url(&s.database_url, &db);
-        let mut env: Vec<(String, String)> = [
-            ("HOST", "127.0.0.1".to_owned()),
-            ("PORT", port.to_string()),
-            ("DATABASE_URL", db_url.clone()),
-            ("REDIS_URL", s.redis_url.clone()),
-            ("REDIS_KEY_PREFIX", prefix),
-            ("AMQP_URL", s.amqp_url.clone()),
-            ("EVENT_EXCHANGE", bus.exchange.clone()),
-            ("EVENT_QUEUE_PREFIX", bus.queue_prefix.clone()),
-            ("LOG_LEVEL", "warn".to_owned()),
-            ("LOG_FORMAT", "pretty".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        if name == "order-payment" {
-            env.extend(
-                [
-                    (
-                        "PRODUCT_SERVICE_URL",
-                        bases.first().cloned().unwrap_or_default(),
-                    ),
-                    ("STRIPE_API_BASE", stripe_base.clone()),
-                    ("STRIPE_SECRET_KEY", "sk_test_bench".to_owned()),
-                    ("STRIPE_WEBHOOK_SECRET", SECRET.to_owned()),
-                    ("ORDER_EXPIRY_SWEEP_SECS", "3600".to_owned()),
-                    ("PAYMENT_RECONCILE_INTERVAL_SECS", "3600".to_owned()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v)),
-            );
-        } else {
-            product_db_url = db_url;
-        }
-        let child = ctx.cleanup.child(
-            ChildProc::spawn(name, &s.bin_dir.join(bin), &[], &env, &ctx.log_path(name))
-                .with_context(|| format!("step `{name}`"))?,
-        );
-        wait_ready(
-            &child,
-            &client,
-            &format!("{base}/ready"),
-            Duration::from_secs(90),
-        )
-        .await
-        .with_context(|| format!("step `{name}`"))?;
-        println!("  {bin} on {base}, database {db}");
-        bases.push(base);
-        procs.push(child);
-    }
-    let order_base = bases[1].clone();
+    .await?;
+    let order_base = order_payment.base.clone();
+    let product_db_url = product
+        .database_url
+        .clone()
+        .context("product has a database")?;
+    let procs = [&product.process, &order_payment.process, &stripe];
 
     // A catalogue with ample stock.
     let catalogue = sqlx::PgPool::connect(&product_db_url)
@@ -519,7 +407,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         applied,
         webhooks.failures
     );
-    for child in procs.iter().chain(std::iter::once(&stripe)) {
+    for child in procs {
         child.check_alive()?;
     }
     if applied != webhooks.done {

@@ -18,27 +18,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use auth_client::{InternalClaims, InternalKeys, Role};
-use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::{Ctx, Scenario};
-use crate::cleanup::{self, Item};
-use crate::load::{self, LoadResult, Target};
-use crate::procs::{ChildProc, free_port, wait_ready};
+use super::Ctx;
+use super::support::{self, Launch, Service};
+use crate::load::{LoadResult, Target};
 use crate::report::{Section, Table};
 use crate::stats::{self, Latencies};
 
-/// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "content",
-    about: "upload + resize throughput of a 4000×3000 JPEG into three WebP variants; blog list \
-            and page read latency",
-    run,
-};
-
-fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
-    Box::pin(run_scenario(ctx))
-}
+super::scenario!(
+    "content",
+    "upload + resize throughput of a 4000×3000 JPEG into three WebP variants; blog list \
+            and page read latency"
+);
 
 /// Concurrent uploading clients, one run each.
 const CONCURRENCY: [usize; 3] = [1, 2, 4];
@@ -189,72 +181,23 @@ async fn run_clients(
 
 async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     let s = &ctx.settings;
-    let content_bin = s.bin_dir.join("content-service");
-    if !content_bin.is_file() {
-        bail!(
-            "step `binaries`: {} not found; build it with `cargo build --release -p \
-             content-service` (cargo xtask bench does), or point --bin-dir at it",
-            content_bin.display()
-        );
-    }
+    support::require(ctx, &["content-service"])?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
-
-    let db = format!("lomash_bench_content_{}", ctx.suffix);
-    let prefix = format!("bench-content-{}", ctx.suffix);
-    let bus = event_bus::BusConfig {
-        amqp_url: s.amqp_url.clone(),
-        exchange: format!("lomash.bench.{}.content", ctx.suffix),
-        queue_prefix: format!("bench-{}-", ctx.suffix),
-        ..event_bus::BusConfig::default()
-    };
+    let bus = support::bus(ctx, "content");
     let media_dir = s.work_dir.join(format!("content-media-{}", ctx.suffix));
-    ctx.cleanup.push(Item::Database(db.clone()));
-    ctx.cleanup.push(Item::RedisPrefix(prefix.clone()));
-    ctx.cleanup.push(Item::Rabbit {
-        config: Box::new(bus.clone()),
-        services: shared_types::topics::SUBSCRIPTIONS
-            .iter()
-            .map(|(service, _)| (*service).to_owned())
-            .collect(),
-    });
-    cleanup::create_database(&s.database_url, &db)
-        .await
-        .context("step `content database`")?;
-    let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let env: Vec<(String, String)> = [
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PORT", port.to_string()),
-        ("DATABASE_URL", cleanup::database_url(&s.database_url, &db)),
-        ("REDIS_URL", s.redis_url.clone()),
-        ("REDIS_KEY_PREFIX", prefix.clone()),
-        ("AMQP_URL", s.amqp_url.clone()),
-        ("EVENT_EXCHANGE", bus.exchange.clone()),
-        ("EVENT_QUEUE_PREFIX", bus.queue_prefix.clone()),
-        ("MEDIA_STORAGE", "local".to_owned()),
-        ("MEDIA_LOCAL_DIR", media_dir.display().to_string()),
-        ("BLOG_SCHEDULE_INTERVAL_SECS", "0".to_owned()),
-        ("LOG_LEVEL", "warn".to_owned()),
-        ("LOG_FORMAT", "pretty".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let content = ctx.cleanup.child(
-        ChildProc::spawn("content", &content_bin, &[], &env, &ctx.log_path("content"))
-            .context("step `content`")?,
-    );
-    wait_ready(
-        &content,
+    let service = support::start(
+        ctx,
         &client,
-        &format!("{base}/health"),
-        Duration::from_secs(90),
+        &bus,
+        Launch::health("content")
+            .env("MEDIA_STORAGE", "local")
+            .env("MEDIA_LOCAL_DIR", &media_dir.display().to_string())
+            .env("BLOG_SCHEDULE_INTERVAL_SECS", "0"),
     )
-    .await
-    .context("step `content`")?;
-    println!("  content-service (release) on {base}, database {db}");
+    .await?;
+    let (base, content) = (service.base.clone(), &service.process);
 
     let jpeg = tokio::task::spawn_blocking(photo)
         .await
@@ -302,7 +245,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     content.check_alive()?;
     let _ = std::fs::remove_dir_all(&media_dir);
 
-    let reads = publishing_reads(ctx, &client, &base, port, &content)
+    let reads = publishing_reads(ctx, &client, &service)
         .await
         .context("step `publishing reads`")?;
     let mut section = section(s.duration, jpeg.len(), &runs);
@@ -345,10 +288,9 @@ async fn admin_post(
 async fn publishing_reads(
     ctx: &Ctx,
     client: &reqwest::Client,
-    base: &str,
-    port: u16,
-    content: &Arc<ChildProc>,
+    service: &Service,
 ) -> Result<Vec<ReadRun>> {
+    let base = &service.base;
     // Tokens that outlive a long run (the development key pair, as in the uploads above).
     let keys = InternalKeys::from_pem(
         auth_client::DEV_PUBLIC_KEY_PEM,
@@ -413,7 +355,6 @@ async fn publishing_reads(
     let visitor = keys
         .mint(InternalClaims::anonymous("gateway"))
         .map_err(|e| anyhow::anyhow!("cannot mint an internal token: {e}"))?;
-    let settings = ctx.settings.load();
     let mut runs = Vec::new();
     for (label, path) in [
         (
@@ -422,29 +363,17 @@ async fn publishing_reads(
         ),
         ("page read", format!("/v1/pages/{slug}")),
     ] {
-        content.check_alive()?;
-        println!(
-            "  GET {path}: {} connections, {} ...",
-            settings.connections,
-            stats::show_duration(settings.duration)
-        );
         let target = Target {
-            label: label.to_owned(),
-            port,
-            path: path.clone(),
             headers: vec![("x-internal-token".to_owned(), visitor.clone())],
-            target_pids: content.tree(),
-            upstream_pids: Vec::new(),
+            ..Target::get(
+                label,
+                service.port,
+                path.clone(),
+                service.process.tree(),
+                vec![],
+            )
         };
-        let result = load::run(&target, &settings).await?;
-        println!(
-            "    {} req/s, p50 {}, p99 {}, {} non-2xx, {} errors",
-            stats::rate(result.rps),
-            stats::latency(result.p50()),
-            stats::latency(result.p99()),
-            result.non_2xx,
-            result.errors
-        );
+        let result = support::measure(ctx, &target, &[&service.process]).await?;
         if !result.clean() {
             bail!(
                 "GET {path}: {} non-2xx, {} errors (first: {:?})",

@@ -28,21 +28,15 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, Scenario};
+use super::Ctx;
 use crate::cleanup::{self, Item};
 use crate::report::{Section, Table};
 use crate::stats::{self, Latencies};
 
-/// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "events",
-    about: "outbox → relay → RabbitMQ → consumer: events/s and commit-to-consume p50/p99",
-    run,
-};
-
-fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
-    Box::pin(run_scenario(ctx))
-}
+super::scenario!(
+    "events",
+    "outbox → relay → RabbitMQ → consumer: events/s and commit-to-consume p50/p99"
+);
 
 /// The producing service's name (envelope `producer`, relay metrics label).
 const PRODUCER: &str = "bench-producer";
@@ -346,7 +340,7 @@ async fn burst(
     let next = Arc::new(AtomicUsize::new(0));
     let k = tx_size as usize;
     let started = shared.stamp();
-    let mut tasks = JoinSet::new();
+    let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     for _ in 0..producers {
         let (pool, shared, tracker, next) = (
             pool.clone(),
@@ -365,13 +359,7 @@ async fn burst(
             }
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        joined
-            .context("a producer task panicked")?
-            .context("step `produce`")?;
-    }
-    let published = wait_for_published(pool, shared).await?;
-    wait_for_all(&tracker).await?;
+    let published = finish(&mut tasks, pool, shared, &tracker).await?;
     Ok(summarise(
         "burst",
         tx_size,
@@ -421,13 +409,7 @@ async fn paced(
             committed
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        joined
-            .context("a producer task panicked")?
-            .context("step `produce`")?;
-    }
-    let published = wait_for_published(pool, shared).await?;
-    wait_for_all(&tracker).await?;
+    let published = finish(&mut tasks, pool, shared, &tracker).await?;
     Ok(summarise(
         "paced",
         tx_size,
@@ -441,6 +423,24 @@ async fn paced(
 /// Polls the outbox (every 20 ms) until the relay has published every committed row, and returns
 /// the stamp of the poll that saw none pending: when the relay keeps up, that is about the last
 /// commit; when it does not, it is where the relay stands between producers and consumer.
+/// Waits for the producers, then until the relay has published and the consumer received
+/// every event of the run; returns when the last was published (as `wait_for_published`).
+async fn finish(
+    tasks: &mut JoinSet<Result<()>>,
+    pool: &PgPool,
+    shared: &Shared,
+    tracker: &Tracker,
+) -> Result<u64> {
+    while let Some(joined) = tasks.join_next().await {
+        joined
+            .context("a producer task panicked")?
+            .context("step `produce`")?;
+    }
+    let published = wait_for_published(pool, shared).await?;
+    wait_for_all(tracker).await?;
+    Ok(published)
+}
+
 async fn wait_for_published(pool: &PgPool, shared: &Shared) -> Result<u64> {
     let mut least = i64::MAX;
     let mut progress = Instant::now();

@@ -14,82 +14,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use futures::future::BoxFuture;
 use serde_json::json;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
-use super::{Ctx, Scenario};
-use crate::cleanup::{self, Item};
-use crate::load::{self, LoadResult, Target};
+use super::Ctx;
+use super::support::{self, Launch};
+use crate::load::{LoadResult, Target};
 use crate::procs::{ChildProc, find_program, free_port, wait_ready};
 use crate::report::{Mark, Section, Table, Verdict};
 use crate::stats;
 
-/// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "gateway",
-    about: "the same upstream route directly, through nginx and through our gateway",
-    run,
-};
-
-fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
-    Box::pin(run_scenario(ctx))
-}
+super::scenario!(
+    "gateway",
+    "the same upstream route directly, through nginx and through our gateway"
+);
 
 /// The route all three targets are asked for.
 const PATH: &str = "/v1/products";
-/// Far above anything the run can send in a window: the limiter runs but never refuses.
-const RATE_LIMIT: &str = "1000000000/60s";
+/// The limit the gateway announces when it took the raised configuration.
 const RATE_LIMIT_COUNT: &str = "1000000000";
-/// The benchmark user's password (passes auth's policy).
-const PASSWORD: &str = "oak-worktop-with-brass-42";
-/// The gateway's other upstreams are never called; they point at the trivial upstream.
-const UPSTREAMS: &[&str] = &[
-    "product",
-    "order-payment",
-    "appointment",
-    "content",
-    "customer",
-    "notification",
-    "analytics",
-];
 
 /// The budget: gateway req/s ÷ nginx req/s at least this.
 const MIN_RATIO: f64 = 0.9;
 /// The budget: gateway p99 − direct p99 at most this many ms.
 const MAX_P99_ADDED_MS: f64 = 2.0;
 
-fn upstream_var(name: &str) -> String {
-    format!(
-        "UPSTREAM_{}_URL",
-        name.to_ascii_uppercase().replace('-', "_")
-    )
-}
-
-fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
-}
-
-fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
-    let path = dir.join(name);
-    if !path.is_file() {
-        bail!(
-            "step `binaries`: {} not found; build it with `cargo build --release -p \
-             gateway-service -p auth-service` (cargo xtask bench does), or point --bin-dir at it",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     let s = &ctx.settings;
-    let gateway_bin = binary(&s.bin_dir, "gateway-service")?;
-    let auth_bin = binary(&s.bin_dir, "auth-service")?;
+    support::require(ctx, &["gateway-service", "auth-service"])?;
     let nginx_bin = std::env::var_os("BENCH_NGINX")
         .map(PathBuf::from)
         .or_else(|| find_program("nginx", &["/usr/sbin/nginx"]))
@@ -179,110 +130,27 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     );
 
     // (c) auth, then the gateway in front of it and the upstream
-    let auth_db = format!("lomash_bench_auth_{}", ctx.suffix);
-    let auth_prefix = format!("bench-auth-{}", ctx.suffix);
-    let gateway_prefix = format!("bench-gw-{}", ctx.suffix);
-    let auth_bus = event_bus::BusConfig {
-        amqp_url: s.amqp_url.clone(),
-        exchange: format!("lomash.bench.{}.auth", ctx.suffix),
-        queue_prefix: format!("bench-{}-", ctx.suffix),
-        ..event_bus::BusConfig::default()
-    };
-    ctx.cleanup.push(Item::Database(auth_db.clone()));
-    ctx.cleanup.push(Item::RedisPrefix(auth_prefix.clone()));
-    ctx.cleanup.push(Item::RedisPrefix(gateway_prefix.clone()));
-    // Auth's relay declares every subscribing service's queue under its prefix before publishing.
-    ctx.cleanup.push(Item::Rabbit {
-        config: Box::new(auth_bus.clone()),
-        services: shared_types::topics::SUBSCRIPTIONS
-            .iter()
-            .map(|(service, _)| (*service).to_owned())
-            .collect(),
-    });
-    cleanup::create_database(&s.database_url, &auth_db)
-        .await
-        .context("step `auth database`")?;
-    let auth_db_url = cleanup::database_url(&s.database_url, &auth_db);
-    let auth_port = free_port()?;
-    let auth_url = format!("http://127.0.0.1:{auth_port}");
-    let auth = ctx.cleanup.child(
-        ChildProc::spawn(
-            "auth",
-            &auth_bin,
-            &[],
-            &env(&[
-                ("HOST", "127.0.0.1".to_owned()),
-                ("PORT", auth_port.to_string()),
-                ("DATABASE_URL", auth_db_url.clone()),
-                ("REDIS_URL", s.redis_url.clone()),
-                ("REDIS_KEY_PREFIX", auth_prefix.clone()),
-                ("AMQP_URL", s.amqp_url.clone()),
-                ("EVENT_EXCHANGE", auth_bus.exchange.clone()),
-                ("EVENT_QUEUE_PREFIX", auth_bus.queue_prefix.clone()),
-                // Outlives any run length this tool allows in practice.
-                ("ACCESS_TOKEN_TTL_SECS", "7200".to_owned()),
-                ("LOG_LEVEL", "warn".to_owned()),
-                ("LOG_FORMAT", "pretty".to_owned()),
-            ]),
-            &ctx.log_path("auth"),
-        )
-        .context("step `auth`")?,
-    );
-    wait_ready(
-        &auth,
+    let bus = support::bus(ctx, "gateway");
+    let auth = support::start(
+        ctx,
         &client,
-        &format!("{auth_url}/health"),
-        Duration::from_secs(90),
+        &bus,
+        Launch::health("auth").env("ACCESS_TOKEN_TTL_SECS", "7200"),
     )
-    .await
-    .context("step `auth`")?;
-    println!("  auth-service (release) on {auth_url}, database {auth_db}");
-
-    let gateway_port = free_port()?;
-    let gateway_url = format!("http://127.0.0.1:{gateway_port}");
-    let mut gateway_env = env(&[
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PORT", gateway_port.to_string()),
-        ("REDIS_URL", s.redis_url.clone()),
-        ("REDIS_KEY_PREFIX", gateway_prefix.clone()),
-        ("SESSION_KEY_PREFIX", auth_prefix.clone()),
-        ("UPSTREAM_AUTH_URL", auth_url.clone()),
-        ("RATE_LIMIT_DEFAULT_USER", RATE_LIMIT.to_owned()),
-        ("RATE_LIMIT_DEFAULT_IP", RATE_LIMIT.to_owned()),
-        ("LOG_LEVEL", "warn".to_owned()),
-        ("LOG_FORMAT", "pretty".to_owned()),
-    ]);
-    for name in UPSTREAMS {
-        gateway_env.push((upstream_var(name), upstream_url.clone()));
-    }
-    let gateway = ctx.cleanup.child(
-        ChildProc::spawn(
-            "gateway",
-            &gateway_bin,
-            &[],
-            &gateway_env,
-            &ctx.log_path("gateway"),
-        )
-        .context("step `gateway`")?,
-    );
-    wait_ready(
-        &gateway,
+    .await?;
+    let gateway = support::start_gateway(
+        ctx,
         &client,
-        &format!("{gateway_url}/health"),
-        Duration::from_secs(30),
+        &bus,
+        Some(&auth),
+        &[],
+        &upstream_url,
+        "/health",
     )
-    .await
-    .context("step `gateway`")?;
-    println!("  gateway-service (release) on {gateway_url}");
-
-    let auth_pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&auth_db_url)
-        .await
-        .context("step `sign-in`: cannot read auth's database")?;
-    ctx.cleanup.push(Item::Pool(auth_pool.clone()));
+    .await?;
+    let gateway_url = gateway.base.clone();
     let email = format!("bench-{}@example.com", ctx.suffix);
-    let token = sign_in(&client, &gateway_url, &auth_pool, &email)
+    let token = support::sign_in(&client, &gateway_url, &auth, &email)
         .await
         .context("step `sign-in` (register → verify → login through the gateway)")?;
     println!("  signed in {email} through the gateway (RS256 access token)");
@@ -296,57 +164,35 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
 
     // The three runs, back to back with the same settings.
     let headers = vec![("authorization".to_owned(), format!("Bearer {token}"))];
+    let target =
+        |label: String, port: u16, target_pids: Vec<i32>, upstream_pids: Vec<i32>| Target {
+            headers: headers.clone(),
+            ..Target::get(label, port, PATH, target_pids, upstream_pids)
+        };
     let targets = [
-        Target {
-            label: "direct to the upstream".to_owned(),
-            port: upstream_port,
-            path: PATH.to_owned(),
-            headers: headers.clone(),
-            target_pids: upstream.tree(),
-            upstream_pids: Vec::new(),
-        },
-        Target {
-            label: format!("through {nginx_version}"),
-            port: nginx_port,
-            path: PATH.to_owned(),
-            headers: headers.clone(),
-            target_pids: nginx.tree(),
-            upstream_pids: upstream.tree(),
-        },
-        Target {
-            label: "through our gateway".to_owned(),
-            port: gateway_port,
-            path: PATH.to_owned(),
-            headers,
-            target_pids: gateway.tree(),
-            upstream_pids: upstream.tree(),
-        },
+        target(
+            "direct to the upstream".to_owned(),
+            upstream_port,
+            upstream.tree(),
+            Vec::new(),
+        ),
+        target(
+            format!("through {nginx_version}"),
+            nginx_port,
+            nginx.tree(),
+            upstream.tree(),
+        ),
+        target(
+            "through our gateway".to_owned(),
+            gateway.port,
+            gateway.process.tree(),
+            upstream.tree(),
+        ),
     ];
-    let load_settings = s.load();
-    let everyone: [&Arc<ChildProc>; 4] = [&upstream, &nginx, &auth, &gateway];
+    let everyone: [&Arc<ChildProc>; 4] = [&upstream, &nginx, &auth.process, &gateway.process];
     let mut results = Vec::new();
     for target in &targets {
-        for process in everyone {
-            process.check_alive()?;
-        }
-        println!(
-            "  {}: {} connections, {} ...",
-            target.label,
-            load_settings.connections,
-            stats::show_duration(load_settings.duration)
-        );
-        let result = load::run(target, &load_settings)
-            .await
-            .with_context(|| format!("step `load {}`", target.label))?;
-        println!(
-            "    {} req/s, p50 {}, p99 {}, {} non-2xx, {} errors",
-            stats::rate(result.rps),
-            stats::latency(result.p50()),
-            stats::latency(result.p99()),
-            result.non_2xx,
-            result.errors
-        );
-        results.push(result);
+        results.push(support::measure(ctx, target, &everyone).await?);
     }
     for process in everyone {
         process.check_alive()?;
@@ -423,72 +269,6 @@ http {{
     let path = dir.join("nginx.conf");
     std::fs::write(&path, config)?;
     Ok(path)
-}
-
-/// Register → verify (the OTP read from auth's outbox) → login, all through the gateway; returns
-/// the access token.
-async fn sign_in(
-    client: &reqwest::Client,
-    gateway: &str,
-    auth_db: &PgPool,
-    email: &str,
-) -> Result<String> {
-    let post = |path: &str, body: serde_json::Value| {
-        client.post(format!("{gateway}{path}")).json(&body).send()
-    };
-    let expect = |what: &str, expected: u16, response: reqwest::Response| {
-        let what = what.to_owned();
-        async move {
-            let status = response.status().as_u16();
-            let body = response.text().await.unwrap_or_default();
-            if status != expected {
-                bail!("{what} answered {status} (expected {expected}): {body}");
-            }
-            Ok(body)
-        }
-    };
-    let registered = post(
-        "/v1/auth/register",
-        json!({"email": email, "password": PASSWORD, "firstName": "Bench", "lastName": "Runner"}),
-    )
-    .await?;
-    expect("register", 201, registered).await?;
-
-    let mut code = None;
-    for _ in 0..100 {
-        code = sqlx::query_scalar::<_, String>(
-            "SELECT envelope->'payload'->>'code' FROM outbox \
-             WHERE topic = 'auth.otp_requested' AND envelope->'payload'->>'email' = $1 \
-             ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(email)
-        .fetch_optional(auth_db)
-        .await
-        .context("cannot read auth's outbox")?;
-        if code.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let code = code.context("no auth.otp_requested event in auth's outbox after registering")?;
-    let verified = post(
-        "/v1/auth/verify-email",
-        json!({"email": email, "code": code}),
-    )
-    .await?;
-    expect("verify-email", 200, verified).await?;
-    let login = post(
-        "/v1/auth/login",
-        json!({"email": email, "password": PASSWORD}),
-    )
-    .await?;
-    let body = expect("login", 200, login).await?;
-    let body: serde_json::Value =
-        serde_json::from_str(&body).context("login did not answer JSON")?;
-    body["accessToken"]
-        .as_str()
-        .map(str::to_owned)
-        .context("login's answer has no accessToken")
 }
 
 /// A valid token gets the upstream's answer with the raised rate limit; a tampered one gets 401.
@@ -589,7 +369,7 @@ fn section(
             stats::rate(result.rps),
             stats::latency(result.p50()),
             stats::latency(result.p99()),
-            stats::latency(result.max_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))),
+            stats::latency(result.max()),
             if nginx_rps > 0.0 {
                 format!("{:.2}", result.rps / nginx_rps)
             } else {
@@ -644,8 +424,9 @@ fn section(
     let mut notes = vec![
         format!(
             "Rate limiting on, never refusing: RATE_LIMIT_DEFAULT_USER and RATE_LIMIT_DEFAULT_IP \
-             = {RATE_LIMIT}, so the gateway ran its Redis rate-limit script on every request \
-             (the check request carried `RateLimit-Limit: {limit_header}`) and no answer was 429."
+             = {}, so the gateway ran its Redis rate-limit script on every request \
+             (the check request carried `RateLimit-Limit: {limit_header}`) and no answer was 429.",
+            support::RATE_LIMIT
         ),
         "Token verification on: a real user's RS256 access token (register → verify-email with \
          the OTP read from auth's outbox → login, all through the gateway) is sent as \
@@ -778,11 +559,5 @@ mod tests {
         assert!(text.contains("access_log off;"));
         assert!(text.contains("daemon off;"));
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn upstream_variables_match_the_gateway() {
-        assert_eq!(upstream_var("order-payment"), "UPSTREAM_ORDER_PAYMENT_URL");
-        assert_eq!(upstream_var("product"), "UPSTREAM_PRODUCT_URL");
     }
 }

@@ -12,36 +12,22 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::Ctx;
 use super::support::{self, Launch, Service};
-use super::{Ctx, Scenario};
 use crate::report::{Mark, Section, Table, Verdict};
 
-/// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "idle",
-    about: "each service's time from spawn to ready and its idle RSS (budgets: ready < 1 s, RSS ≤ 30 MB)",
-    run,
-};
-
-fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
-    Box::pin(run_scenario(ctx))
-}
+super::scenario!(
+    "idle",
+    "each service's time from spawn to ready and its idle RSS (budgets: ready < 1 s, RSS ≤ 30 MB)"
+);
 
 /// The services behind the gateway, in start order (auth first: the gateway needs its keys,
 /// product before order-payment, which calls it).
-const SERVICES: &[&str] = &[
-    "auth",
-    "product",
-    "order-payment",
-    "appointment",
-    "content",
-    "customer",
-    "notification",
-    "analytics",
-];
+fn services() -> impl Iterator<Item = &'static str> {
+    std::iter::once("auth").chain(support::UPSTREAMS.iter().copied())
+}
 /// Quiet time before RSS is read.
 const IDLE: Duration = Duration::from_secs(5);
 /// The budget: ready within this after spawning.
@@ -57,9 +43,8 @@ struct Row {
 }
 
 async fn run_scenario(ctx: &Ctx) -> Result<Section> {
-    let bins: Vec<String> = SERVICES
-        .iter()
-        .chain(std::iter::once(&"gateway"))
+    let bins: Vec<String> = services()
+        .chain(std::iter::once("gateway"))
         .map(|s| format!("{s}-service"))
         .collect();
     support::require(ctx, &bins.iter().map(String::as_str).collect::<Vec<_>>())?;
@@ -69,15 +54,15 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     let bus = support::bus(ctx, "idle");
 
     let mut started: Vec<Service> = Vec::new();
-    for name in SERVICES {
+    for name in services() {
         let mut extra = Vec::new();
-        if *name == "order-payment" {
+        if name == "order-payment" {
             let product = started.iter().find(|s| s.name == "product");
             if let Some(product) = product {
                 extra.push(("PRODUCT_SERVICE_URL".to_owned(), product.base.clone()));
             }
         }
-        if *name == "analytics" {
+        if name == "analytics" {
             let content = started.iter().find(|s| s.name == "content");
             if let Some(content) = content {
                 extra.push(("CONTENT_SERVICE_URL".to_owned(), content.base.clone()));
@@ -98,10 +83,6 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         .await?;
         started.push(service);
     }
-    let auth = started
-        .iter()
-        .find(|s| s.name == "auth")
-        .map(|a| (a.base.clone(), a.redis_prefix.clone()));
     let upstreams: Vec<(String, String)> = started
         .iter()
         .map(|s| (s.name.clone(), s.base.clone()))
@@ -118,9 +99,9 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         ctx,
         &client,
         &bus,
-        auth_service,
+        Some(auth_service),
         &upstream_refs,
-        auth.map(|(base, _)| base).as_deref().unwrap_or_default(),
+        &auth_service.base,
         "/ready",
     )
     .await?;

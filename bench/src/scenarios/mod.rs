@@ -3,6 +3,26 @@
 //! section. Adding one is a module with a `pub const SCENARIO` and a line in [`ALL`]; what the
 //! platform scenarios share (starting services, varied-path load) is in [`support`].
 
+/// Declares a scenario module's `SCENARIO`, which runs the module's
+/// `async fn run_scenario(ctx: &Ctx) -> anyhow::Result<Section>`.
+macro_rules! scenario {
+    ($name:literal, $about:expr $(,)?) => {
+        /// The scenario.
+        pub const SCENARIO: $crate::scenarios::Scenario = $crate::scenarios::Scenario {
+            name: $name,
+            about: $about,
+            run,
+        };
+
+        fn run(
+            ctx: &$crate::scenarios::Ctx,
+        ) -> futures::future::BoxFuture<'_, anyhow::Result<$crate::report::Section>> {
+            Box::pin(run_scenario(ctx))
+        }
+    };
+}
+pub(crate) use scenario;
+
 pub mod analytics;
 pub mod booking;
 pub mod checkout;

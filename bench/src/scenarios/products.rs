@@ -12,29 +12,23 @@
 //!    page-1 and page-200 URLs are loaded, uncached the same way — the budget: page 200 within
 //!    1.5× of page 1.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::support::{self, Launch, VariedLoad};
-use super::{Ctx, Scenario};
+use super::Ctx;
+use super::support::{self, Launch};
 use crate::cleanup::Item;
-use crate::load::{self, LoadResult, Target};
+use crate::load::{LoadResult, Req, Target};
 use crate::report::{Mark, Section, Table, Verdict};
 use crate::stats;
 
-/// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "products",
-    about: "50k-product catalogue through the gateway: cached/uncached/filtered list, search, page 200 vs page 1 (budgets: cached p99 ≤ 5 ms, page 200 ≤ 1.5× page 1)",
-    run,
-};
-
-fn run(ctx: &Ctx) -> BoxFuture<'_, Result<Section>> {
-    Box::pin(run_scenario(ctx))
-}
+super::scenario!(
+    "products",
+    "50k-product catalogue through the gateway: cached/uncached/filtered list, search, page 200 vs page 1 (budgets: cached p99 ≤ 5 ms, page 200 ≤ 1.5× page 1)"
+);
 
 /// Products generated.
 const PRODUCTS: u32 = 50_000;
@@ -51,57 +45,22 @@ const PRICE_CEILING: u64 = 100_000_000;
 const CACHED_PATH: &str = "/v1/products?category=KITCHEN&sort=-createdAt&limit=20";
 
 async fn run_scenario(ctx: &Ctx) -> Result<Section> {
-    let s = &ctx.settings;
-    support::require(ctx, &["auth-service", "product-service", "gateway-service"])?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    let bus = support::bus(ctx, "products");
-    let auth = support::start(
+    let platform = support::platform(
         ctx,
         &client,
-        &bus,
-        Launch {
-            name: "auth",
-            database: true,
-            extra_env: Vec::new(),
-            ready_path: "/ready",
-            patience: Duration::from_secs(90),
-        },
+        "products",
+        // Views are flushed rarely: the runs measure reads, not the popularity writer.
+        vec![Launch::ready("product").env("POPULARITY_FLUSH_MS", "60000")],
     )
     .await?;
-    let product = support::start(
-        ctx,
-        &client,
-        &bus,
-        Launch {
-            name: "product",
-            database: true,
-            // Views are flushed rarely: the runs measure reads, not the popularity writer.
-            extra_env: vec![("POPULARITY_FLUSH_MS".to_owned(), "60000".to_owned())],
-            ready_path: "/ready",
-            patience: Duration::from_secs(90),
-        },
-    )
-    .await?;
-    let gateway = support::start_gateway(
-        ctx,
-        &client,
-        &bus,
-        &auth,
-        &[("product", &product.base)],
-        &product.base,
-        "/health",
-    )
-    .await?;
+    let (product, gateway) = (platform.service("product")?, &platform.gateway);
 
     println!("  seeding {PRODUCTS} products (product-service seed --products {PRODUCTS}) ...");
-    let seeded = support::command(
-        ctx,
-        &product,
-        &["seed", "--products", &PRODUCTS.to_string()],
-    )
-    .await?;
+    let seeded =
+        support::command(ctx, product, &["seed", "--products", &PRODUCTS.to_string()]).await?;
     let db_url = product
         .database_url
         .clone()
@@ -185,50 +144,20 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         walked.elapsed().as_secs_f64()
     );
 
-    let load_settings = s.load();
-    let varied = VariedLoad {
-        port: gateway.port,
-        connections: load_settings.connections,
-        duration: load_settings.duration,
-        warmup: load_settings.warmup,
-        target_pids: &gateway.process.tree(),
-        upstream_pids: &product.process.tree(),
-    };
-    let everyone = [&auth.process, &product.process, &gateway.process];
     let mut rows: Vec<(String, String, LoadResult)> = Vec::new();
-
-    let announce = |label: &str| {
-        println!(
-            "  {label}: {} connections, {} ...",
-            load_settings.connections,
-            stats::show_duration(load_settings.duration)
-        );
-    };
-    let report = |result: &LoadResult| {
-        println!(
-            "    {} req/s, p50 {}, p99 {}, {} non-2xx, {} errors",
-            stats::rate(result.rps),
-            stats::latency(result.p50()),
-            stats::latency(result.p99()),
-            result.non_2xx,
-            result.errors
-        );
+    let alive = platform.processes();
+    let target = |label: &str, path: &str| {
+        Target::get(
+            label,
+            gateway.port,
+            path,
+            gateway.process.tree(),
+            product.process.tree(),
+        )
     };
 
-    // 1. Cached: the standard load generator on one URL.
-    announce("cached list");
-    let target = Target {
-        label: "cached list".to_owned(),
-        port: gateway.port,
-        path: CACHED_PATH.to_owned(),
-        headers: Vec::new(),
-        target_pids: gateway.process.tree(),
-        upstream_pids: product.process.tree(),
-    };
-    let cached = load::run(&target, &load_settings)
-        .await
-        .context("step `load cached list`")?;
-    report(&cached);
+    // 1. Cached: one URL.
+    let cached = support::measure(ctx, &target("cached list", CACHED_PATH), &alive).await?;
     rows.push(("cached list".to_owned(), CACHED_PATH.to_owned(), cached));
 
     // 2 and 3. Uncached: every request's query differs.
@@ -244,10 +173,6 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         ),
     ];
     for (label, base, tail) in runs {
-        for process in everyone {
-            process.check_alive()?;
-        }
-        announce(label);
         let tail = tail.unwrap_or_default();
         let shown = format!(
             "{base}&filter[price]=0..<{PRICE_CEILING}+n>{}",
@@ -257,19 +182,19 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
                 "&cursor=<page 200>"
             }
         );
-        let result = {
-            let (base, tail) = (base.clone(), tail.clone());
-            varied
-                .run(move |n| format!("{base}&filter[price]=0..{}{tail}", PRICE_CEILING + n))
-                .await
-                .with_context(|| format!("step `load {label}`"))?
+        let uncached = Target {
+            vary: Some(Arc::new(move |n, _| {
+                Req::get(format!(
+                    "{base}&filter[price]=0..{}{tail}",
+                    PRICE_CEILING + n
+                ))
+            })),
+            ..target(label, &shown)
         };
-        report(&result);
+        let result = support::measure(ctx, &uncached, &alive).await?;
         rows.push((label.to_owned(), shown, result));
     }
-    for process in everyone {
-        process.check_alive()?;
-    }
+    platform.check_alive()?;
     Ok(section(ctx, published, seeded, &rows))
 }
 
@@ -369,8 +294,7 @@ fn section(
              (`RATE_LIMIT_DEFAULT_IP=1000000000/60s`)"
                 .to_owned(),
             format!(
-                "cached list: {} ({}); the uncached runs: one reqwest client per connection, \
-                 the same connections and length",
+                "load: {} ({} per run); the uncached runs build each request's URL in turn",
                 s.tool.describe(),
                 stats::show_duration(s.duration)
             ),

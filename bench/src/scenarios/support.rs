@@ -1,21 +1,19 @@
-//! What the platform scenarios (`products`, `booking`, `idle`) share: starting release-built
-//! services on fresh databases with isolated Redis prefixes and RabbitMQ names, the gateway in
-//! front of them, one-shot service commands (`seed`), and a closed-loop load whose request path
-//! changes on every request (so a response cache keyed by the query never answers it).
+//! What the platform scenarios share: starting release-built services on fresh databases with
+//! isolated Redis prefixes and RabbitMQ names, the gateway in front of them ([`platform`]), a
+//! signed-in customer ([`sign_in`]), one-shot service commands (`seed`), and the table row and
+//! JSON of an HTTP run.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use serde_json::json;
 use tokio::time::Instant;
 
 use super::Ctx;
 use crate::cleanup::{self, Item};
-use crate::load::LoadResult;
-use crate::machine::CpuProbe;
+use crate::load::{LoadResult, Target};
 use crate::procs::{ChildProc, free_port, tail, wait_ready};
-use crate::stats::Latencies;
 
 /// Far above anything a run can send in a window: the gateway's limiter runs but never refuses.
 pub const RATE_LIMIT: &str = "1000000000/60s";
@@ -106,6 +104,33 @@ pub struct Launch<'a> {
     pub patience: Duration,
 }
 
+impl<'a> Launch<'a> {
+    /// `<name>-service` on a fresh database, ready when `/ready` answers (within 90 s).
+    pub fn ready(name: &'a str) -> Self {
+        Self {
+            name,
+            database: true,
+            extra_env: Vec::new(),
+            ready_path: "/ready",
+            patience: Duration::from_secs(90),
+        }
+    }
+
+    /// The same, ready when `/health` answers.
+    pub fn health(name: &'a str) -> Self {
+        Self {
+            ready_path: "/health",
+            ..Self::ready(name)
+        }
+    }
+
+    /// With one more environment variable.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.extra_env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
 /// Creates the service's database (if any), starts `<name>-service`, waits for `ready_path`.
 pub async fn start(
     ctx: &Ctx,
@@ -187,23 +212,29 @@ pub async fn start(
     })
 }
 
-/// Starts the gateway in front of `auth` and `upstreams` (name → base URL; the rest point at
-/// `fallback`), with rate limits raised by configuration.
+/// Starts the gateway in front of `auth` (if any) and `upstreams` (name → base URL; the rest
+/// point at `fallback`), with rate limits (tracking included) raised by configuration.
 pub async fn start_gateway(
     ctx: &Ctx,
     client: &reqwest::Client,
     bus: &event_bus::BusConfig,
-    auth: &Service,
+    auth: Option<&Service>,
     upstreams: &[(&str, &str)],
     fallback: &str,
     ready_path: &str,
 ) -> Result<Service> {
-    let mut extra = vec![
-        ("UPSTREAM_AUTH_URL".to_owned(), auth.base.clone()),
-        ("SESSION_KEY_PREFIX".to_owned(), auth.redis_prefix.clone()),
-        ("RATE_LIMIT_DEFAULT_USER".to_owned(), RATE_LIMIT.to_owned()),
-        ("RATE_LIMIT_DEFAULT_IP".to_owned(), RATE_LIMIT.to_owned()),
-    ];
+    let mut extra: Vec<(String, String)> = [
+        "RATE_LIMIT_DEFAULT_USER",
+        "RATE_LIMIT_DEFAULT_IP",
+        "RATE_LIMIT_TRACK",
+    ]
+    .iter()
+    .map(|name| ((*name).to_owned(), RATE_LIMIT.to_owned()))
+    .collect();
+    if let Some(auth) = auth {
+        extra.push(("UPSTREAM_AUTH_URL".to_owned(), auth.base.clone()));
+        extra.push(("SESSION_KEY_PREFIX".to_owned(), auth.redis_prefix.clone()));
+    }
     for name in UPSTREAMS {
         let url = upstreams
             .iter()
@@ -216,14 +247,182 @@ pub async fn start_gateway(
         client,
         bus,
         Launch {
-            name: "gateway",
-            database: false,
             extra_env: extra,
+            database: false,
             ready_path,
             patience: Duration::from_secs(30),
+            ..Launch::health("gateway")
         },
     )
     .await
+}
+
+/// Auth, the scenario's services and the gateway in front of them, all release builds on fresh
+/// databases and Redis prefixes.
+pub struct Platform {
+    /// auth-service (its access tokens live 2 h, longer than any run).
+    pub auth: Service,
+    /// The scenario's services, in the order asked for.
+    pub services: Vec<Service>,
+    /// gateway-service.
+    pub gateway: Service,
+}
+
+impl Platform {
+    /// The service called `name` (`product`).
+    pub fn service(&self, name: &str) -> Result<&Service> {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .with_context(|| format!("no {name} service in this scenario"))
+    }
+
+    /// Every process (auth, the services, the gateway).
+    pub fn processes(&self) -> Vec<&Arc<ChildProc>> {
+        std::iter::once(&self.auth)
+            .chain(&self.services)
+            .chain(std::iter::once(&self.gateway))
+            .map(|s| &s.process)
+            .collect()
+    }
+
+    /// Fails when any of them has exited.
+    pub fn check_alive(&self) -> Result<()> {
+        self.processes().iter().try_for_each(|p| p.check_alive())
+    }
+}
+
+/// Starts auth, `services` in order and the gateway in front of them (upstreams the scenario
+/// does not start point at the first service); the opening of every platform scenario.
+pub async fn platform(
+    ctx: &Ctx,
+    client: &reqwest::Client,
+    scenario: &str,
+    services: Vec<Launch<'_>>,
+) -> Result<Platform> {
+    let mut bins = vec!["auth-service".to_owned(), "gateway-service".to_owned()];
+    bins.extend(services.iter().map(|l| format!("{}-service", l.name)));
+    require(ctx, &bins.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let bus = bus(ctx, scenario);
+    let auth = start(
+        ctx,
+        client,
+        &bus,
+        // Outlives any run length this tool allows in practice (soaks included).
+        Launch::ready("auth").env("ACCESS_TOKEN_TTL_SECS", "86400"),
+    )
+    .await?;
+    let mut started = Vec::new();
+    for launch in services {
+        started.push(start(ctx, client, &bus, launch).await?);
+    }
+    let upstreams: Vec<(&str, &str)> = started
+        .iter()
+        .map(|s| (s.name.as_str(), s.base.as_str()))
+        .collect();
+    let fallback = upstreams.first().map_or(auth.base.as_str(), |(_, b)| *b);
+    let gateway = start_gateway(
+        ctx,
+        client,
+        &bus,
+        Some(&auth),
+        &upstreams,
+        fallback,
+        "/health",
+    )
+    .await?;
+    Ok(Platform {
+        auth,
+        services: started,
+        gateway,
+    })
+}
+
+/// The benchmark users' password (passes auth's policy).
+const PASSWORD: &str = "oak-worktop-with-brass-42";
+
+/// Register → verify (the OTP read from auth's outbox) → login as `email`, all through the
+/// gateway at `gateway`; returns the access token.
+pub async fn sign_in(
+    client: &reqwest::Client,
+    gateway: &str,
+    auth: &Service,
+    email: &str,
+) -> Result<String> {
+    let auth_db = sqlx::PgPool::connect(
+        auth.database_url
+            .as_deref()
+            .context("auth has a database")?,
+    )
+    .await
+    .context("cannot read auth's database")?;
+    let token = sign_in_with(client, gateway, &auth_db, email).await;
+    auth_db.close().await;
+    token
+}
+
+async fn sign_in_with(
+    client: &reqwest::Client,
+    gateway: &str,
+    auth_db: &sqlx::PgPool,
+    email: &str,
+) -> Result<String> {
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{gateway}{path}")).json(&body).send()
+    };
+    let expect = |what: &str, expected: u16, response: reqwest::Response| {
+        let what = what.to_owned();
+        async move {
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            if status != expected {
+                bail!("{what} answered {status} (expected {expected}): {body}");
+            }
+            Ok(body)
+        }
+    };
+    let registered = post(
+        "/v1/auth/register",
+        json!({"email": email, "password": PASSWORD, "firstName": "Bench", "lastName": "Runner"}),
+    )
+    .await?;
+    expect("register", 201, registered).await?;
+
+    let mut code = None;
+    for _ in 0..100 {
+        code = sqlx::query_scalar::<_, String>(
+            "SELECT envelope->'payload'->>'code' FROM outbox \
+             WHERE topic = 'auth.otp_requested' AND envelope->'payload'->>'email' = $1 \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(email)
+        .fetch_optional(auth_db)
+        .await
+        .context("cannot read auth's outbox")?;
+        if code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = code.context("no auth.otp_requested event in auth's outbox after registering")?;
+    let verified = post(
+        "/v1/auth/verify-email",
+        json!({"email": email, "code": code}),
+    )
+    .await?;
+    expect("verify-email", 200, verified).await?;
+    let login = post(
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await?;
+    let body = expect("login", 200, login).await?;
+    let body: serde_json::Value =
+        serde_json::from_str(&body).context("login did not answer JSON")?;
+    body["accessToken"]
+        .as_str()
+        .map(str::to_owned)
+        .context("login's answer has no accessToken")
 }
 
 /// Runs `<service>-service <args>` with the service's environment to completion.
@@ -261,122 +460,62 @@ pub async fn command(ctx: &Ctx, service: &Service, args: &[&str]) -> Result<Dura
     }
 }
 
-/// A closed loop of `connections` clients for `warmup + duration`, each request's path made by
-/// `path(n)` with `n` unique per request, so every request is a cache miss where the cache key
-/// is the query. Only requests sent after the warm-up and answered before the end count.
-pub struct VariedLoad<'a> {
-    /// `127.0.0.1:<port>`.
-    pub port: u16,
-    /// Concurrent clients (each keeps its own keep-alive connection).
-    pub connections: usize,
-    /// Measured time.
-    pub duration: Duration,
-    /// Unmeasured time before it.
-    pub warmup: Duration,
-    /// Processes whose CPU is the target's.
-    pub target_pids: &'a [i32],
-    /// Processes behind the target.
-    pub upstream_pids: &'a [i32],
+/// Runs the scenario's load against `target`, saying what it does; first checks that every
+/// process of `alive` still runs.
+pub async fn measure(ctx: &Ctx, target: &Target, alive: &[&Arc<ChildProc>]) -> Result<LoadResult> {
+    for process in alive {
+        process.check_alive()?;
+    }
+    let settings = ctx.settings.load();
+    println!(
+        "  {}: {} connections, {} ...",
+        target.label,
+        settings.connections,
+        crate::stats::show_duration(settings.duration)
+    );
+    let result = crate::load::run(target, &settings)
+        .await
+        .with_context(|| format!("step `load {}`", target.label))?;
+    println!("    {}", result.summary());
+    Ok(result)
 }
 
-impl VariedLoad<'_> {
-    /// Runs the load; `path(n)` gives the n-th request's path and query.
-    pub async fn run<F>(&self, path: F) -> Result<LoadResult>
-    where
-        F: Fn(u64) -> String + Send + Sync + 'static,
-    {
-        let path = Arc::new(path);
-        let counter = Arc::new(AtomicU64::new(0));
-        let base = format!("http://127.0.0.1:{}", self.port);
-        let probe = CpuProbe::start(
-            self.target_pids,
-            self.upstream_pids,
-            i32::try_from(std::process::id()).ok(),
-        );
-        let started = Instant::now();
-        let measure_from = started + self.warmup;
-        let end = measure_from + self.duration;
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..self.connections {
-            // One client per connection: a shared pool would not keep one connection per client.
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .pool_max_idle_per_host(1)
-                .tcp_nodelay(true)
-                .build()?;
-            let (path, counter, base) = (path.clone(), counter.clone(), base.clone());
-            tasks.spawn(async move {
-                let mut samples = Vec::with_capacity(4096);
-                let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
-                let (mut errors, mut first_error) = (0u64, None::<String>);
-                while Instant::now() < end {
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    let url = format!("{base}{}", path(n));
-                    let sent = Instant::now();
-                    let outcome = async {
-                        let response = client.get(&url).send().await?;
-                        let status = response.status().as_u16();
-                        response.bytes().await?;
-                        Ok::<u16, reqwest::Error>(status)
-                    }
-                    .await;
-                    let done = Instant::now();
-                    if sent < measure_from || done > end {
-                        continue;
-                    }
-                    match outcome {
-                        Ok(status) => {
-                            samples
-                                .push(u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX));
-                            *statuses.entry(status).or_default() += 1;
-                        }
-                        Err(error) => {
-                            errors += 1;
-                            first_error.get_or_insert_with(|| error.to_string());
-                        }
-                    }
-                }
-                (samples, statuses, errors, first_error)
-            });
-        }
-        let mut samples = Vec::new();
-        let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
-        let (mut errors, mut first_error) = (0u64, None::<String>);
-        while let Some(joined) = tasks.join_next().await {
-            let (s, st, e, f) = joined.context("a load client panicked")?;
-            samples.extend(s);
-            for (status, n) in st {
-                *statuses.entry(status).or_default() += n;
-            }
-            errors += e;
-            if first_error.is_none() {
-                first_error = f;
-            }
-        }
-        let cpu = probe.finish();
-        let latencies = Latencies::from_samples(samples);
-        let requests = latencies.len() as u64;
-        let seconds = self.duration.as_secs_f64();
-        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
-        let non_2xx = statuses
-            .iter()
-            .filter(|(status, _)| !(200..300).contains(*status))
-            .map(|(_, n)| n)
-            .sum();
-        Ok(LoadResult {
-            requests,
-            seconds,
-            rps: requests as f64 / seconds,
-            p50_ms: ms(latencies.p50()),
-            p99_ms: ms(latencies.p99()),
-            max_ms: ms(latencies.max()),
-            errors,
-            statuses,
-            non_2xx,
-            first_error,
-            cpu,
-        })
-    }
+/// Starts the `stripe-fake` binary (Stripe's API and webhook sender, as the tests use it);
+/// returns it and its base URL (with the trailing `/` order-payment's `STRIPE_API_BASE` wants).
+pub async fn start_stripe(ctx: &Ctx, client: &reqwest::Client) -> Result<(Arc<ChildProc>, String)> {
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}/");
+    let stripe = ctx.cleanup.child(
+        ChildProc::spawn(
+            "stripe-fake",
+            &ctx.settings.bin_dir.join("stripe-fake"),
+            &["serve".to_owned(), "--port".to_owned(), port.to_string()],
+            &[("RUST_LOG".to_owned(), "warn".to_owned())],
+            &ctx.log_path("stripe-fake"),
+        )
+        .context("step `stripe-fake`")?,
+    );
+    wait_ready(
+        &stripe,
+        client,
+        &format!("{base}_fake/calls"),
+        Duration::from_secs(30),
+    )
+    .await
+    .context("step `stripe-fake`")?;
+    Ok((stripe, base))
+}
+
+/// order-payment-service pricing at `product` and paying through the fake Stripe at `stripe`,
+/// webhooks signed with `webhook_secret`; its background sweeps are kept out of the runs.
+pub fn order_payment<'a>(product: &str, stripe: &str, webhook_secret: &str) -> Launch<'a> {
+    Launch::ready("order-payment")
+        .env("PRODUCT_SERVICE_URL", product)
+        .env("STRIPE_API_BASE", stripe)
+        .env("STRIPE_SECRET_KEY", "sk_test_bench")
+        .env("STRIPE_WEBHOOK_SECRET", webhook_secret)
+        .env("ORDER_EXPIRY_SWEEP_SECS", "3600")
+        .env("PAYMENT_RECONCILE_INTERVAL_SECS", "3600")
 }
 
 /// The resident set of `pid` (VmRSS from `/proc/<pid>/status`), in KiB.
