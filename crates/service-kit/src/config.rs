@@ -362,6 +362,10 @@ pub struct CommonConfig {
     pub internal_keys: auth_client::InternalKeys,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// Circuit breaking and retries of this service's calls to its peers (`PEER_BREAKER_*`,
+    /// `PEER_RETRY_*`; see [`crate::breaker::ResilienceConfig::from_env`]), applied by
+    /// [`crate::PeerClient::for_service`].
+    pub peer_resilience: crate::breaker::ResilienceConfig,
 }
 
 impl CommonConfig {
@@ -527,6 +531,7 @@ impl CommonConfig {
                 Duration::from_secs(20),
                 "How long shutdown waits for in-flight work, in milliseconds",
             )?,
+            peer_resilience: crate::breaker::ResilienceConfig::from_env(env, "PEER_")?,
         })
     }
 
@@ -659,6 +664,40 @@ mod tests {
             (12, 48, 7)
         );
         assert_eq!(consumer.retry_backoff, defaults.retry_backoff);
+    }
+
+    #[test]
+    fn peer_breaker_and_retry_settings_come_from_the_environment() {
+        let config =
+            CommonConfig::from_env(PRODUCT, &Env::from_pairs::<&str, &str>([])).expect("defaults");
+        assert_eq!(
+            config.peer_resilience,
+            crate::breaker::ResilienceConfig::default()
+        );
+        let config = CommonConfig::from_env(
+            PRODUCT,
+            &Env::from_pairs([
+                ("PEER_BREAKER_FAILURES", "2"),
+                ("PEER_BREAKER_COOL_DOWN_MS", "1500"),
+                ("PEER_RETRY_MAX", "0"),
+                ("PEER_RETRY_BUDGET_PERCENT", "5"),
+            ]),
+        )
+        .expect("valid values");
+        let resilience = &config.peer_resilience;
+        assert_eq!(resilience.breaker.consecutive_failures, 2);
+        assert_eq!(resilience.breaker.cool_down, Duration::from_millis(1500));
+        assert_eq!(resilience.retry.max_retries, 0);
+        assert_eq!(resilience.retry.budget_percent, 5);
+        for (name, value) in [
+            ("PEER_BREAKER_HALF_OPEN_PROBES", "0"),
+            ("PEER_BREAKER_FAILURE_RATE_PERCENT", "150"),
+            ("PEER_RETRY_BACKOFF_MS", "soon"),
+        ] {
+            let err = CommonConfig::from_env(PRODUCT, &Env::from_pairs([(name, value)]))
+                .expect_err("value is invalid");
+            assert_eq!(err.variable, name, "{value}");
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 use crate::breaker::{Breaker, Rejected, ResilienceConfig, RetryBudget, is_idempotent};
 use crate::caller::Caller;
+use crate::config::CommonConfig;
 use crate::problem::Problem;
 use crate::request_id;
 
@@ -152,6 +153,29 @@ impl PeerClient {
             breaker: Arc::new(Breaker::new(peer, resilience.breaker)),
             budget: Arc::new(RetryBudget::new(peer, resilience.retry)),
         })
+    }
+
+    /// The client with which the service `common` configures calls `peer` at `base_url`: named
+    /// after the service, minting with its internal keys, and with the breaker and retry budget
+    /// of its `PEER_BREAKER_*` / `PEER_RETRY_*` settings ([`CommonConfig::peer_resilience`]), so
+    /// operators tune them without a rebuild.
+    ///
+    /// # Errors
+    /// As [`PeerClient::new`].
+    pub fn for_service(
+        common: &CommonConfig,
+        peer: &'static str,
+        base_url: impl Into<String>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        Ok(Self::new(
+            common.service.name,
+            peer,
+            base_url,
+            timeout,
+            common.internal_keys.clone(),
+        )?
+        .with_resilience(&common.peer_resilience))
     }
 
     /// This client with a fresh breaker and retry budget configured by `config` (e.g. read with
@@ -418,6 +442,58 @@ mod tests {
             .unwrap();
         assert_eq!(answer["issuer"], "customer");
         assert!(answer["user"].is_null());
+    }
+
+    #[tokio::test]
+    async fn a_service_client_takes_its_breaker_and_retries_from_peer_settings() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&hits);
+        let base = serve(Router::new().route(
+            "/internal/flaky",
+            get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { StatusCode::SERVICE_UNAVAILABLE }
+            }),
+        ))
+        .await;
+        let spec = crate::ServiceSpec {
+            name: "customer",
+            default_port: 3007,
+            database: None,
+        };
+        let common = CommonConfig::from_env(
+            spec,
+            &crate::Env::from_pairs([
+                ("PEER_BREAKER_FAILURES", "1"),
+                ("PEER_BREAKER_COOL_DOWN_MS", "600000"),
+                ("PEER_RETRY_MAX", "0"),
+            ]),
+        )
+        .unwrap();
+        let client =
+            PeerClient::for_service(&common, "product", base, Duration::from_secs(2)).unwrap();
+        assert_eq!(client.breaker().config().consecutive_failures, 1);
+
+        // No retry (PEER_RETRY_MAX=0), and one failure opens the breaker (the default needs
+        // more), so the second call fails without reaching the peer.
+        let first = client.get::<serde_json::Value>("/internal/flaky").await;
+        assert!(
+            matches!(first, Err(PeerError::Unavailable { .. })),
+            "{first:?}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(client.breaker().state(), crate::breaker::BreakerState::Open);
+        let second = client.get::<serde_json::Value>("/internal/flaky").await;
+        assert!(
+            matches!(second, Err(PeerError::Unavailable { .. })),
+            "{second:?}"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "an open breaker sends nothing"
+        );
     }
 
     #[tokio::test]
