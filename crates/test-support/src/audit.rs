@@ -16,6 +16,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::{TestApp, TestUser};
+
 /// One row of `audit_log`, without the columns tests never check (`id`, `occurred_at`,
 /// `service`).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -34,6 +36,35 @@ pub struct AuditRow {
     pub changes: Value,
     /// The request that made the change.
     pub request_id: Option<String>,
+}
+
+/// A request as `user` carrying a fresh `X-Request-Id`, returned with it so the test can find
+/// the rows it writes; `json` is sent as `application/merge-patch+json` for `PATCH` (what every
+/// `PATCH` route takes) and as `application/json` otherwise.
+pub fn request(
+    app: &TestApp,
+    user: &TestUser,
+    method: reqwest::Method,
+    path: &str,
+    json: Option<&Value>,
+) -> (reqwest::RequestBuilder, String) {
+    let request_id = format!("audit-{}", Uuid::now_v7());
+    let mut request = app
+        .request_as(method.clone(), path, user)
+        .header("X-Request-Id", &request_id);
+    if let Some(json) = json {
+        request = if method == reqwest::Method::PATCH {
+            request
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/merge-patch+json",
+                )
+                .body(json.to_string())
+        } else {
+            request.json(json)
+        };
+    }
+    (request, request_id)
 }
 
 /// Every row of the trail, oldest first.

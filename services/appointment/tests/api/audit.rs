@@ -18,15 +18,7 @@ async fn send(
     user: &TestUser,
     body: Option<&Value>,
 ) -> (Response, String) {
-    let request_id = format!("audit-{}", Uuid::now_v7());
-    let request = api
-        .app
-        .request_as(method, path, user)
-        .header("X-Request-Id", &request_id);
-    let request = match body {
-        Some(body) => request.json(body),
-        None => request,
-    };
+    let (request, request_id) = audit::request(&api.app, user, method, path, body);
     (request.send().await.unwrap(), request_id)
 }
 

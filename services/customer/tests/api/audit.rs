@@ -19,20 +19,7 @@ async fn send(
     path: &str,
     json: Option<&Value>,
 ) -> (StatusCode, Value, String) {
-    let request_id = format!("audit-{}", Uuid::now_v7());
-    let mut request = api
-        .app
-        .request_as(method.clone(), path, user)
-        .header("X-Request-Id", &request_id);
-    if let Some(json) = json {
-        request = if method == Method::PATCH {
-            request
-                .header("content-type", "application/merge-patch+json")
-                .body(json.to_string())
-        } else {
-            request.json(json)
-        };
-    }
+    let (request, request_id) = audit::request(&api.app, user, method, path, json);
     let (status, value) = body(request.send().await.unwrap()).await;
     (status, value, request_id)
 }
