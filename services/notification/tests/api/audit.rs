@@ -72,7 +72,7 @@ async fn a_resend_is_audited_once_and_refusals_and_reads_are_not() {
         .only(&rows(&api).await);
     let changes = &row.changes;
     assert_eq!(*changes, json!({"resentAs": {"after": copy["id"]}}));
-    assert!(!changes.to_string().contains("jane"));
+    audit::assert_no_leak(changes, &["jane"]);
 
     // The trail: SUPER_ADMIN only; it cannot be rewritten.
     let (status, _) = api
