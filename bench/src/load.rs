@@ -175,6 +175,8 @@ impl Target {
 /// The outcome of one run.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LoadResult {
+    /// Concurrent connections of the run.
+    pub connections: usize,
     /// Responses counted in the measured window.
     pub requests: u64,
     /// Measured seconds.
@@ -270,14 +272,18 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `settings` against `target`.
 pub async fn run(target: &Target, settings: &LoadSettings) -> Result<LoadResult> {
-    match settings.tool {
+    let result = match settings.tool {
         Tool::Own => run_own(target, settings).await,
         Tool::Wrk if target.vary.is_some() || target.body.is_some() => bail!(
             "{}: wrk sends one fixed GET here; this run needs the own generator (--tool own)",
             target.label
         ),
         Tool::Wrk => run_wrk(target, settings).await,
-    }
+    }?;
+    Ok(LoadResult {
+        connections: settings.connections,
+        ..result
+    })
 }
 
 fn ms(value: Option<Duration>) -> Option<f64> {
@@ -747,7 +753,7 @@ Transfer/sec:      6.00MB
                 .next()
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
-            if n % 2 == 0 { 200 } else { 404 }
+            if n.is_multiple_of(2) { 200 } else { 404 }
         })
         .await;
         let target = Target {

@@ -1,7 +1,7 @@
 //! `lomash-bench`: the performance scenarios of DESIGN.md §7.
 //!
 //! ```text
-//! lomash-bench [SCENARIO]... [--connections 64] [--duration 15s] [--out bench/RESULTS.md]
+//! lomash-bench [SCENARIO]... [--connections 10,64,256] [--duration 15s] [--out bench/RESULTS.md]
 //! ```
 //!
 //! Normally run by `cargo xtask bench`, which makes sure Postgres/Redis/RabbitMQ and nginx are
@@ -45,9 +45,14 @@ use crate::scenarios::{Ctx, Scenario, Settings};
 struct Cli {
     /// Scenarios to run, in order (default: all implemented: events, gateway)
     scenarios: Vec<String>,
-    /// HTTP scenarios: concurrent keep-alive connections
-    #[arg(long, env = "BENCH_CONNECTIONS", default_value_t = 64)]
-    connections: usize,
+    /// HTTP scenarios: concurrent keep-alive connections, one run at each (the sweep)
+    #[arg(
+        long,
+        env = "BENCH_CONNECTIONS",
+        value_delimiter = ',',
+        default_value = "10,64,256"
+    )]
+    connections: Vec<usize>,
     /// HTTP scenarios: measured time per target (15s, 500ms, 1m); events: length of paced runs
     #[arg(long, env = "BENCH_DURATION", default_value = "15s", value_parser = stats::parse_duration)]
     duration: Duration,
@@ -172,8 +177,8 @@ fn settings(cli: &Cli) -> Result<Settings> {
             .parent()
             .map_or_else(|| exe_dir.join("bench"), |target| target.join("bench")),
     };
-    if cli.connections == 0 {
-        bail!("--connections must be at least 1");
+    if cli.connections.is_empty() || cli.connections.contains(&0) {
+        bail!("every --connections entry must be at least 1");
     }
     if cli.duration.is_zero() {
         bail!("--duration must be more than zero");
@@ -182,7 +187,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         bail!("--events, --producers and every --tx-sizes entry must be at least 1");
     }
     Ok(Settings {
-        connections: cli.connections,
+        connections: cli.connections.clone(),
         duration: cli.duration,
         warmup: cli.warmup,
         threads: cli.threads.max(1),
@@ -261,12 +266,12 @@ async fn run(cli: Cli, args: Vec<String>) -> Result<ExitCode> {
     let outer_command = std::env::var("BENCH_COMMAND")
         .ok()
         .filter(|c| !c.is_empty());
-    let load = settings.load();
+    let load = settings.load(settings.connections[0]);
     println!(
         "lomash-bench: {} | HTTP: {} connections, {} measured{}, load generator {} | events: {} \
          per burst, {} producers, transactions of {} | {} runtime threads",
         chosen.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
-        load.connections,
+        settings.show_connections(),
         stats::show_duration(load.duration),
         if load.warmup.is_zero() {
             String::new()

@@ -81,6 +81,47 @@ impl Table {
     }
 }
 
+/// One line of a scenario's charts: a run's throughput and p99 at each connection count.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Curve {
+    /// The run (`cached list`, `through our gateway`).
+    pub label: String,
+    /// By connection count, ascending.
+    pub points: Vec<Point>,
+}
+
+/// One run of a sweep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Requests (or the scenario's unit) per second.
+    pub rps: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: Option<f64>,
+}
+
+impl Curve {
+    /// The curve of `results` (one per connection count).
+    pub fn of(label: impl Into<String>, results: &[crate::load::LoadResult]) -> Self {
+        let mut points: Vec<Point> = results
+            .iter()
+            .map(|r| Point {
+                connections: r.connections,
+                rps: r.rps,
+                p99_ms: r.p99_ms,
+            })
+            .collect();
+        points.sort_by_key(|p| p.connections);
+        Self {
+            label: label.into(),
+            points,
+        }
+    }
+}
+
 /// Whether a budget was met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
@@ -131,6 +172,9 @@ pub struct Section {
     pub notes: Vec<String>,
     /// The raw figures, also written as JSON under the work directory.
     pub json: serde_json::Value,
+    /// Throughput and p99 by connection count, one curve per run (charted; empty when the
+    /// scenario has no sweep).
+    pub curves: Vec<Curve>,
 }
 
 /// Where and how a run happened.
@@ -286,6 +330,7 @@ mod tests {
             }],
             notes: vec![],
             json: serde_json::Value::Null,
+            curves: vec![],
         }
     }
 

@@ -52,6 +52,16 @@ impl Latencies {
     }
 }
 
+/// `10`, `10 and 64`, `10, 64 and 256`.
+pub fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    let shown: Vec<String> = items.iter().map(ToString::to_string).collect();
+    match shown.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// A latency for a table: `0.412 ms`, `3.25 ms`, `1.84 s`; `–` when absent.
 pub fn latency(value: Option<Duration>) -> String {
     let Some(value) = value else {
@@ -128,6 +138,14 @@ pub fn show_duration(value: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_read_as_english() {
+        assert_eq!(list::<u32>(&[]), "");
+        assert_eq!(list(&[10]), "10");
+        assert_eq!(list(&[10, 64]), "10 and 64");
+        assert_eq!(list(&[10, 64, 256]), "10, 64 and 256");
+    }
 
     #[test]
     fn quantiles_are_nearest_rank() {

@@ -25,7 +25,7 @@ use super::support::{self, Launch, Service};
 use crate::cleanup::Item;
 use crate::load::{LoadResult, Req, Target};
 use crate::machine::CpuUse;
-use crate::report::{Mark, Section, Table, Verdict};
+use crate::report::{Curve, Mark, Point, Section, Table, Verdict};
 use crate::stats;
 
 super::scenario!(
@@ -118,12 +118,12 @@ async fn ingest_run(
     ctx: &Ctx,
     gateway: &Service,
     analytics: &Service,
-    per_request: usize,
+    (per_request, connections): (usize, usize),
     pool: &sqlx::PgPool,
     stored_before: i64,
 ) -> Result<IngestRun> {
     let bodies: Arc<Vec<Bytes>> = Arc::new(
-        (0..ctx.settings.connections)
+        (0..connections)
             .map(|connection| body(connection, per_request))
             .collect(),
     );
@@ -141,7 +141,8 @@ async fn ingest_run(
         )
     };
     let started = Instant::now();
-    let result = support::measure(ctx, &target, &[&analytics.process, &gateway.process]).await?;
+    let alive = [&analytics.process, &gateway.process];
+    let result = support::measure(ctx, &target, &alive, connections).await?;
     let load_end = Instant::now();
     let at_load_end = stored(pool).await?;
     let accepted_total = result.all_2xx * per_request as u64;
@@ -238,10 +239,23 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     println!("  check: one event → 202 (RateLimit-Limit {limit}), stored");
 
     let mut runs = Vec::new();
-    for per_request in SIZES {
-        let run = ingest_run(ctx, &gateway, &analytics, per_request, &pool, before)
-            .await
-            .with_context(|| format!("step `{per_request} per request`"))?;
+    let sweep: Vec<(usize, usize)> = SIZES
+        .iter()
+        .flat_map(|size| ctx.settings.connections.iter().map(move |c| (*size, *c)))
+        .collect();
+    for (per_request, connections) in sweep {
+        let run = ingest_run(
+            ctx,
+            &gateway,
+            &analytics,
+            (per_request, connections),
+            &pool,
+            before,
+        )
+        .await
+        .with_context(|| {
+            format!("step `{per_request} per request at {connections} connections`")
+        })?;
         println!(
             "    {} events/s accepted; all {} in Postgres {} after the start ({} rows/s), {} \
              after the load",
@@ -290,6 +304,7 @@ fn section(ctx: &Ctx, runs: &[IngestRun], rows: i64) -> Section {
     let s = &ctx.settings;
     let mut table = Table::new(&[
         "events per request",
+        "connections",
         "req/s",
         "events/s accepted",
         "p50",
@@ -305,6 +320,7 @@ fn section(ctx: &Ctx, runs: &[IngestRun], rows: i64) -> Section {
     for run in runs {
         table.row(vec![
             run.label(),
+            run.result.connections.to_string(),
             stats::rate(run.requests_per_second()),
             stats::rate(run.events_per_second()),
             stats::latency(run.result.p50()),
@@ -335,7 +351,7 @@ fn section(ctx: &Ctx, runs: &[IngestRun], rows: i64) -> Section {
                      connections) (budget ≥ {})",
                     stats::rate(rate),
                     run.label(),
-                    s.connections,
+                    run.result.connections,
                     stats::rate(MIN_EVENTS_PER_SECOND)
                 ),
             }]
@@ -346,6 +362,7 @@ fn section(ctx: &Ctx, runs: &[IngestRun], rows: i64) -> Section {
         .map(|run| {
             json!({
                 "eventsPerRequest": run.per_request,
+                "connections": run.result.connections,
                 "requestsPerSecond": run.requests_per_second(),
                 "eventsPerSecond": run.events_per_second(),
                 "p50Ms": run.result.p50_ms,
@@ -365,9 +382,9 @@ fn section(ctx: &Ctx, runs: &[IngestRun], rows: i64) -> Section {
         settings: vec![
             format!(
                 "POST /v1/analytics/track, {} concurrent keep-alive connections, {} measured \
-                 after {} warm-up per run, lomash-bench's own closed-loop HTTP/1.1 POST \
-                 generator, {} runtime thread(s)",
-                s.connections,
+                 after {} warm-up per run, lomash-bench's own closed-loop HTTP/1.1 generator, {} \
+                 runtime thread(s)",
+                s.show_connections(),
                 stats::show_duration(s.duration),
                 stats::show_duration(s.warmup),
                 s.threads
@@ -420,5 +437,20 @@ fn section(ctx: &Ctx, runs: &[IngestRun], rows: i64) -> Section {
                 .to_owned(),
         ],
         json: json!({ "runs": json_runs, "rows": rows }),
+        curves: SIZES
+            .iter()
+            .map(|size| Curve {
+                label: format!("{} (events/s)", if *size == 1 { "single event".to_owned() } else { format!("batch of {size}") }),
+                points: runs
+                    .iter()
+                    .filter(|run| run.per_request == *size)
+                    .map(|run| Point {
+                        connections: run.result.connections,
+                        rps: run.events_per_second(),
+                        p99_ms: run.result.p99_ms,
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }

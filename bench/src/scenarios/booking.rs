@@ -27,7 +27,7 @@ use super::Ctx;
 use super::support::{self, Launch};
 use crate::cleanup::Item;
 use crate::load::{LoadResult, Target};
-use crate::report::{Mark, Section, Table, Verdict};
+use crate::report::{Curve, Mark, Section, Table, Verdict};
 use crate::stats::{self, Latencies};
 
 super::scenario!(
@@ -133,7 +133,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
             "step `availability`: {availability_path} answered {status} with {days} days: {body}"
         );
     }
-    let availability = support::measure(
+    let availability = support::sweep(
         ctx,
         &Target::get(
             "availability search",
@@ -393,7 +393,7 @@ fn section(
     ctx: &Ctx,
     bookings: &Bookings,
     availability_path: &str,
-    availability: &LoadResult,
+    availability: &[LoadResult],
     race: &Race,
     racer_bookings: i64,
     overlapping: i64,
@@ -417,18 +417,20 @@ fn section(
         stats::latency(bookings.latencies.max()),
         format!("{:?}", bookings.refused),
     ]);
-    table.row(vec![
-        format!(
-            "availability search (`{availability_path}`, {} connections)",
-            s.connections
-        ),
-        availability.requests.to_string(),
-        stats::rate(availability.rps),
-        stats::latency(availability.p50()),
-        stats::latency(availability.p99()),
-        stats::latency(availability.max()),
-        format!("{} / {}", availability.non_2xx, availability.errors),
-    ]);
+    for run in availability {
+        table.row(vec![
+            format!(
+                "availability search (`{availability_path}`, {} connections)",
+                run.connections
+            ),
+            run.requests.to_string(),
+            stats::rate(run.rps),
+            stats::latency(run.p50()),
+            stats::latency(run.p99()),
+            stats::latency(run.max()),
+            format!("{} / {}", run.non_2xx, run.errors),
+        ]);
+    }
     table.row(vec![
         format!("race: {RACERS} guests × one slot, {} rounds", race.rounds),
         format!("{} × 201, {} × 409", race.created, race.conflicts),
@@ -480,10 +482,10 @@ fn section(
                 .to_owned(),
             format!(
                 "bookings: {CLIENTS} concurrent guests for {}; availability: {} ({} connections, \
-                 {}); race: {RACERS} guests released together by a barrier per round",
+                 {} each); race: {RACERS} guests released together by a barrier per round",
                 stats::show_duration(s.duration),
                 s.tool.describe(),
-                s.connections,
+                s.show_connections(),
                 stats::show_duration(s.duration)
             ),
         ],
@@ -508,7 +510,10 @@ fn section(
                 "p99Ms": bookings.latencies.p99().map(|d| d.as_secs_f64() * 1000.0),
                 "refused": bookings.refused,
             },
-            "availability": support::load_json("availability search", availability),
+            "availability": availability
+                .iter()
+                .map(|r| support::load_json("availability search", r))
+                .collect::<Vec<_>>(),
             "race": {
                 "rounds": race.rounds,
                 "exactRounds": race.exact_rounds,
@@ -518,5 +523,6 @@ fn section(
                 "overlappingActiveBookings": overlapping,
             },
         }),
+        curves: vec![Curve::of("availability search", availability)],
     }
 }

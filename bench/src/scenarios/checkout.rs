@@ -478,5 +478,6 @@ fn section(duration: Duration, phases: &[Phase]) -> Section {
                 .to_owned(),
         ],
         json: json!({ "phases": json_phases }),
+        curves: Vec::new(),
     }
 }

@@ -23,7 +23,7 @@ use serde_json::json;
 use super::Ctx;
 use super::support::{self, Launch, Service};
 use crate::load::{LoadResult, Target};
-use crate::report::{Section, Table};
+use crate::report::{Curve, Section, Table};
 use crate::stats::{self, Latencies};
 
 super::scenario!(
@@ -260,7 +260,8 @@ const POSTS: usize = 60;
 struct ReadRun {
     label: &'static str,
     path: String,
-    result: LoadResult,
+    /// One per connection count.
+    results: Vec<LoadResult>,
 }
 
 /// An admin `POST` with a JSON body; the answer's JSON (201/200 expected).
@@ -373,19 +374,20 @@ async fn publishing_reads(
                 vec![],
             )
         };
-        let result = support::measure(ctx, &target, &[&service.process]).await?;
-        if !result.clean() {
+        let results = support::sweep(ctx, &target, &[&service.process]).await?;
+        if let Some(result) = results.iter().find(|r| !r.clean()) {
             bail!(
-                "GET {path}: {} non-2xx, {} errors (first: {:?})",
+                "GET {path}: {} non-2xx, {} errors at {} connections (first: {:?})",
                 result.non_2xx,
                 result.errors,
+                result.connections,
                 result.first_error
             );
         }
         runs.push(ReadRun {
             label,
             path,
-            result,
+            results,
         });
     }
     Ok(runs)
@@ -394,10 +396,10 @@ async fn publishing_reads(
 /// Appends the read benchmarks to the section: a note per run (the table's columns are the
 /// uploads') and their JSON.
 fn add_reads(section: &mut Section, ctx: &Ctx, reads: &[ReadRun]) {
-    let settings = ctx.settings.load();
+    let settings = ctx.settings.load(0);
     section.settings.push(format!(
         "reads: {} concurrent keep-alive connections, {} measured after {} warm-up, {}",
-        settings.connections,
+        ctx.settings.show_connections(),
         stats::show_duration(settings.duration),
         stats::show_duration(settings.warmup),
         settings.tool.describe()
@@ -410,14 +412,18 @@ fn add_reads(section: &mut Section, ctx: &Ctx, reads: &[ReadRun]) {
             .to_owned(),
     );
     for read in reads {
-        section.notes.push(format!(
-            "GET {} ({}): {} req/s, p50 {}, p99 {}",
-            read.path,
-            read.label,
-            stats::rate(read.result.rps),
-            stats::latency(read.result.p50()),
-            stats::latency(read.result.p99()),
-        ));
+        for result in &read.results {
+            section.notes.push(format!(
+                "GET {} ({}), {} connections: {} req/s, p50 {}, p99 {}",
+                read.path,
+                read.label,
+                result.connections,
+                stats::rate(result.rps),
+                stats::latency(result.p50()),
+                stats::latency(result.p99()),
+            ));
+        }
+        section.curves.push(Curve::of(read.label, &read.results));
     }
     if let serde_json::Value::Object(map) = &mut section.json {
         map.insert(
@@ -425,7 +431,7 @@ fn add_reads(section: &mut Section, ctx: &Ctx, reads: &[ReadRun]) {
             serde_json::Value::Array(
                 reads
                     .iter()
-                    .map(|r| json!({"label": r.label, "path": r.path, "result": r.result}))
+                    .map(|r| json!({"label": r.label, "path": r.path, "results": r.results}))
                     .collect(),
             ),
         );
@@ -492,5 +498,6 @@ fn section(duration: Duration, jpeg_bytes: usize, runs: &[UploadRun]) -> Section
                 .to_owned(),
         ],
         json: json!({ "jpegBytes": jpeg_bytes, "runs": json_runs }),
+        curves: Vec::new(),
     }
 }

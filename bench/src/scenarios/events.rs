@@ -629,5 +629,6 @@ fn section(ctx: &Ctx, results: &[RunResult]) -> Section {
         verdicts: Vec::new(),
         notes,
         json: serde_json::to_value(results).unwrap_or_default(),
+        curves: Vec::new(),
     }
 }

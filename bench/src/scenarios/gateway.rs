@@ -20,7 +20,7 @@ use super::Ctx;
 use super::support::{self, Launch};
 use crate::load::{LoadResult, Target};
 use crate::procs::{ChildProc, find_program, free_port, wait_ready};
-use crate::report::{Mark, Section, Table, Verdict};
+use crate::report::{Curve, Mark, Section, Table, Verdict};
 use crate::stats;
 
 super::scenario!(
@@ -190,24 +190,25 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
         ),
     ];
     let everyone: [&Arc<ChildProc>; 4] = [&upstream, &nginx, &auth.process, &gateway.process];
-    let mut results = Vec::new();
-    for target in &targets {
-        results.push(support::measure(ctx, target, &everyone).await?);
+    // At each connection count, the three back to back.
+    let mut trios = Vec::new();
+    for &connections in &ctx.settings.connections {
+        let mut trio = Vec::new();
+        for target in &targets {
+            trio.push(support::measure(ctx, target, &everyone, connections).await?);
+        }
+        trios.push(trio);
     }
     for process in everyone {
         process.check_alive()?;
     }
-
-    let [direct, via_nginx, via_gateway] = [&results[0], &results[1], &results[2]];
     Ok(section(
         ctx,
         &nginx_version,
         cpus,
         &limit_header,
         &targets,
-        direct,
-        via_nginx,
-        via_gateway,
+        &trios,
     ))
 }
 
@@ -337,23 +338,33 @@ fn other_cores(result: &LoadResult) -> f64 {
     (c.machine - c.target - c.upstream - c.redis - c.load_generator.unwrap_or(0.0)).max(0.0)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// gateway req/s ÷ nginx req/s and gateway p99 − direct p99 of one trio (direct, nginx,
+/// gateway).
+fn budgets(trio: &[LoadResult]) -> (f64, Option<f64>) {
+    let [direct, via_nginx, via_gateway] = [&trio[0], &trio[1], &trio[2]];
+    let ratio = if via_nginx.rps > 0.0 {
+        via_gateway.rps / via_nginx.rps
+    } else {
+        0.0
+    };
+    (
+        ratio,
+        via_gateway.p99_ms.zip(direct.p99_ms).map(|(g, d)| g - d),
+    )
+}
+
 fn section(
     ctx: &Ctx,
     nginx_version: &str,
     cpus: usize,
     limit_header: &str,
     targets: &[Target; 3],
-    direct: &LoadResult,
-    via_nginx: &LoadResult,
-    via_gateway: &LoadResult,
+    trios: &[Vec<LoadResult>],
 ) -> Section {
     let s = &ctx.settings;
-    let results = [direct, via_nginx, via_gateway];
-    let direct_p99 = direct.p99_ms.unwrap_or(0.0);
-    let nginx_rps = via_nginx.rps;
     let mut table = Table::new(&[
         "target",
+        "connections",
         "req/s",
         "p50",
         "p99",
@@ -363,63 +374,63 @@ fn section(
         "non-2xx / errors",
         "CPU (cores)",
     ]);
-    for (target, result) in targets.iter().zip(results) {
-        table.row(vec![
-            target.label.clone(),
-            stats::rate(result.rps),
-            stats::latency(result.p50()),
-            stats::latency(result.p99()),
-            stats::latency(result.max()),
-            if nginx_rps > 0.0 {
-                format!("{:.2}", result.rps / nginx_rps)
-            } else {
-                "–".to_owned()
-            },
-            result
-                .p99_ms
-                .map_or_else(|| "–".to_owned(), |p| stats::delta_ms(p - direct_p99)),
-            format!("{} / {}", result.non_2xx, result.errors),
-            cpu_cell(result),
-        ]);
-    }
-
-    let all_clean = results.iter().all(|r| r.clean());
-    let ratio = if nginx_rps > 0.0 {
-        via_gateway.rps / nginx_rps
-    } else {
-        0.0
-    };
-    let added = via_gateway.p99_ms.zip(direct.p99_ms).map(|(g, d)| g - d);
-    let mark = |ok: bool| match (all_clean, ok) {
-        (false, _) => Mark::Invalid,
-        (true, true) => Mark::Pass,
-        (true, false) => Mark::Fail,
-    };
-    let invalid_reason = if all_clean {
-        String::new()
-    } else {
-        " — not decidable: a run had errors or non-2xx answers".to_owned()
-    };
-    let verdicts = vec![
-        Verdict {
+    let mut verdicts = Vec::new();
+    for trio in trios {
+        let (direct_p99, nginx_rps) = (trio[0].p99_ms.unwrap_or(0.0), trio[1].rps);
+        for (target, result) in targets.iter().zip(trio) {
+            table.row(vec![
+                target.label.clone(),
+                result.connections.to_string(),
+                stats::rate(result.rps),
+                stats::latency(result.p50()),
+                stats::latency(result.p99()),
+                stats::latency(result.max()),
+                if nginx_rps > 0.0 {
+                    format!("{:.2}", result.rps / nginx_rps)
+                } else {
+                    "–".to_owned()
+                },
+                result
+                    .p99_ms
+                    .map_or_else(|| "–".to_owned(), |p| stats::delta_ms(p - direct_p99)),
+                format!("{} / {}", result.non_2xx, result.errors),
+                cpu_cell(result),
+            ]);
+        }
+        let [direct, via_nginx, via_gateway] = [&trio[0], &trio[1], &trio[2]];
+        let all_clean = trio.iter().all(LoadResult::clean);
+        let (ratio, added) = budgets(trio);
+        let mark = |ok: bool| match (all_clean, ok) {
+            (false, _) => Mark::Invalid,
+            (true, true) => Mark::Pass,
+            (true, false) => Mark::Fail,
+        };
+        let invalid_reason = if all_clean {
+            String::new()
+        } else {
+            " — not decidable: a run had errors or non-2xx answers".to_owned()
+        };
+        let connections = direct.connections;
+        verdicts.push(Verdict {
             mark: mark(ratio >= MIN_RATIO),
             text: format!(
-                "gateway req/s ÷ nginx req/s = {} ÷ {} = **{ratio:.2}** (budget ≥ {MIN_RATIO}){invalid_reason}",
+                "gateway req/s ÷ nginx req/s at {connections} connections = {} ÷ {} = \
+                 **{ratio:.2}** (budget ≥ {MIN_RATIO}){invalid_reason}",
                 stats::rate(via_gateway.rps),
-                stats::rate(nginx_rps),
+                stats::rate(via_nginx.rps),
             ),
-        },
-        Verdict {
+        });
+        verdicts.push(Verdict {
             mark: mark(added.is_some_and(|a| a <= MAX_P99_ADDED_MS)),
             text: format!(
-                "gateway p99 − direct p99 = {} − {} = **{}** (budget ≤ {MAX_P99_ADDED_MS} ms at {} connections){invalid_reason}",
+                "gateway p99 − direct p99 at {connections} connections = {} − {} = **{}** \
+                 (budget ≤ {MAX_P99_ADDED_MS} ms){invalid_reason}",
                 stats::latency(via_gateway.p99()),
                 stats::latency(direct.p99()),
                 added.map_or_else(|| "–".to_owned(), stats::delta_ms),
-                s.connections,
             ),
-        },
-    ];
+        });
+    }
 
     let mut notes = vec![
         format!(
@@ -448,13 +459,15 @@ fn section(
          upstream and are never called."
             .to_owned(),
         format!(
-            "nginx req/s ÷ direct req/s = {:.2} (DESIGN.md §7 expects about 0.31 on this 2-core \
-             machine, since load generator, proxy and upstream share the cores).",
-            if direct.rps > 0.0 {
-                via_nginx.rps / direct.rps
-            } else {
-                0.0
-            }
+            "nginx req/s ÷ direct req/s = {} at {} connections (DESIGN.md §7 expects about 0.31 \
+             on this 2-core machine, since load generator, proxy and upstream share the cores).",
+            stats::list(
+                &trios
+                    .iter()
+                    .map(|t| format!("{:.2}", t[1].rps / t[0].rps.max(f64::EPSILON)))
+                    .collect::<Vec<_>>()
+            ),
+            s.show_connections()
         ),
         "CPU = cores used during each run, from /proc: the target (the proxy, or the upstream for \
          the direct run), the upstream behind a proxy, lomash-bench (the load generator; absent \
@@ -462,7 +475,7 @@ fn section(
          the whole machine (everything, e.g. Postgres and other builds, included)."
             .to_owned(),
     ];
-    let busiest = results.iter().map(|r| other_cores(r)).fold(0.0, f64::max);
+    let busiest = trios.iter().flatten().map(other_cores).fold(0.0, f64::max);
     if busiest > 0.5 {
         notes.push(format!(
             "The machine was not quiet: up to {busiest:.2} cores went to processes outside the \
@@ -470,7 +483,7 @@ fn section(
              from a busy machine are indicative only."
         ));
     }
-    for (target, result) in targets.iter().zip(results) {
+    for (target, result) in trios.iter().flat_map(|t| targets.iter().zip(t)) {
         if let Some(error) = &result.first_error {
             notes.push(format!("{}: first error: {error}", target.label));
         }
@@ -499,9 +512,9 @@ fn section(
         title: "the gateway as a proxy hop, against nginx and the direct route".to_owned(),
         settings: vec![format!(
             "**Settings:** GET {PATH}, {} concurrent keep-alive connections, {} measured per \
-             target ({warmup}), the three targets run back to back; load generator: {}, {} \
-             thread(s)",
-            s.connections,
+             target and count ({warmup}), the three targets run back to back at each count; \
+             load generator: {}, {} thread(s)",
+            s.show_connections(),
             stats::show_duration(s.duration),
             s.tool.describe(),
             s.threads,
@@ -528,16 +541,32 @@ fn section(
         verdicts,
         notes,
         json: json!({
-            "connections": s.connections,
             "durationSeconds": s.duration.as_secs_f64(),
             "warmupSeconds": s.warmup.as_secs_f64(),
             "tool": s.tool,
-            "direct": direct,
-            "nginx": via_nginx,
-            "gateway": via_gateway,
-            "gatewayOverNginx": ratio,
-            "gatewayP99MinusDirectMs": added,
+            "runs": trios
+                .iter()
+                .map(|trio| {
+                    let (ratio, added) = budgets(trio);
+                    json!({
+                        "connections": trio[0].connections,
+                        "direct": trio[0],
+                        "nginx": trio[1],
+                        "gateway": trio[2],
+                        "gatewayOverNginx": ratio,
+                        "gatewayP99MinusDirectMs": added,
+                    })
+                })
+                .collect::<Vec<_>>(),
         }),
+        curves: targets
+            .iter()
+            .enumerate()
+            .map(|(i, target)| {
+                let runs: Vec<LoadResult> = trios.iter().map(|t| t[i].clone()).collect();
+                Curve::of(target.label.clone(), &runs)
+            })
+            .collect(),
     }
 }
 

@@ -258,5 +258,6 @@ fn section(rows: &[Row]) -> Section {
                 .to_owned(),
         ],
         json: json!({ "services": json_rows, "totalRssKib": total }),
+        curves: Vec::new(),
     }
 }

@@ -46,8 +46,8 @@ use crate::report::Section;
 /// Settings shared by every scenario (from flags and `BENCH_*` variables).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// HTTP: concurrent keep-alive connections.
-    pub connections: usize,
+    /// HTTP: concurrent keep-alive connections, one run at each.
+    pub connections: Vec<usize>,
     /// HTTP: measured time per target; events: length of the paced runs.
     pub duration: Duration,
     /// HTTP: unmeasured time before each run.
@@ -87,10 +87,15 @@ impl Settings {
             .to_string()
     }
 
-    /// The HTTP load settings.
-    pub fn load(&self) -> LoadSettings {
+    /// The connection counts for the report: `10, 64 and 256`.
+    pub fn show_connections(&self) -> String {
+        crate::stats::list(&self.connections)
+    }
+
+    /// The HTTP load settings at `connections`.
+    pub fn load(&self, connections: usize) -> LoadSettings {
         LoadSettings {
-            connections: self.connections,
+            connections,
             duration: self.duration,
             warmup: self.warmup,
             threads: self.threads,

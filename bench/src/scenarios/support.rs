@@ -460,24 +460,49 @@ pub async fn command(ctx: &Ctx, service: &Service, args: &[&str]) -> Result<Dura
     }
 }
 
-/// Runs the scenario's load against `target`, saying what it does; first checks that every
-/// process of `alive` still runs.
-pub async fn measure(ctx: &Ctx, target: &Target, alive: &[&Arc<ChildProc>]) -> Result<LoadResult> {
+/// Runs the scenario's load against `target` once at each connection count of the sweep.
+pub async fn sweep(
+    ctx: &Ctx,
+    target: &Target,
+    alive: &[&Arc<ChildProc>],
+) -> Result<Vec<LoadResult>> {
+    let mut results = Vec::new();
+    for &connections in &ctx.settings.connections {
+        results.push(measure(ctx, target, alive, connections).await?);
+    }
+    Ok(results)
+}
+
+/// Runs the scenario's load against `target` at `connections`, saying what it does; first
+/// checks that every process of `alive` still runs.
+pub async fn measure(
+    ctx: &Ctx,
+    target: &Target,
+    alive: &[&Arc<ChildProc>],
+    connections: usize,
+) -> Result<LoadResult> {
     for process in alive {
         process.check_alive()?;
     }
-    let settings = ctx.settings.load();
+    let settings = ctx.settings.load(connections);
     println!(
-        "  {}: {} connections, {} ...",
+        "  {}: {connections} connections, {} ...",
         target.label,
-        settings.connections,
         crate::stats::show_duration(settings.duration)
     );
     let result = crate::load::run(target, &settings)
         .await
-        .with_context(|| format!("step `load {}`", target.label))?;
+        .with_context(|| format!("step `load {}` at {connections} connections", target.label))?;
     println!("    {}", result.summary());
     Ok(result)
+}
+
+/// The run at `connections` if the sweep had it, else the one nearest to it (for budgets set
+/// at one connection count).
+pub fn at(results: &[LoadResult], connections: usize) -> Option<&LoadResult> {
+    results
+        .iter()
+        .min_by_key(|r| r.connections.abs_diff(connections))
 }
 
 /// Starts the `stripe-fake` binary (Stripe's API and webhook sender, as the tests use it);
@@ -533,6 +558,7 @@ pub fn load_row(label: &str, path: &str, result: &LoadResult) -> Vec<String> {
     vec![
         label.to_owned(),
         format!("`{path}`"),
+        result.connections.to_string(),
         crate::stats::rate(result.rps),
         crate::stats::latency(result.p50()),
         crate::stats::latency(result.p99()),
@@ -540,10 +566,32 @@ pub fn load_row(label: &str, path: &str, result: &LoadResult) -> Vec<String> {
     ]
 }
 
+/// One curve per run label of `rows` (label, request, result), in first-seen order.
+pub fn curves(rows: &[(String, String, LoadResult)]) -> Vec<crate::report::Curve> {
+    let mut labels: Vec<&str> = Vec::new();
+    for (label, _, _) in rows {
+        if !labels.contains(&label.as_str()) {
+            labels.push(label);
+        }
+    }
+    labels
+        .into_iter()
+        .map(|label| {
+            let runs: Vec<LoadResult> = rows
+                .iter()
+                .filter(|(l, _, _)| l == label)
+                .map(|(_, _, r)| r.clone())
+                .collect();
+            crate::report::Curve::of(label, &runs)
+        })
+        .collect()
+}
+
 /// The JSON of an HTTP run.
 pub fn load_json(label: &str, result: &LoadResult) -> serde_json::Value {
     serde_json::json!({
         "target": label,
+        "connections": result.connections,
         "requests": result.requests,
         "rps": result.rps,
         "p50Ms": result.p50_ms,
