@@ -232,8 +232,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(DateRange),
     responses(
         (status = 200, description = "KPIs", body = Dashboard),
-        (status = 403, description = "Not an admin", body = Problem),
-        (status = 422, description = "Bad range", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad range", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn dashboard(

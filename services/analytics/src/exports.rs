@@ -78,8 +78,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(ExportParams),
     responses(
         (status = 200, description = "CSV", content_type = "text/csv", body = String),
-        (status = 403, description = "Not an admin", body = Problem),
-        (status = 422, description = "Bad range", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad range", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn events_csv(
@@ -120,8 +120,8 @@ async fn events_csv(
     params(DateRange),
     responses(
         (status = 200, description = "CSV: date,appointmentType,bookings (days with bookings only)", content_type = "text/csv", body = String),
-        (status = 403, description = "Not an admin", body = Problem),
-        (status = 422, description = "Bad range", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad range", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn bookings_csv(
@@ -148,8 +148,8 @@ async fn bookings_csv(
     params(DateRange),
     responses(
         (status = 200, description = "CSV: date,currency,orders,revenueMinorUnits (days with orders only)", content_type = "text/csv", body = String),
-        (status = 403, description = "Not an admin", body = Problem),
-        (status = 422, description = "Bad range", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad range", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn revenue_csv(

@@ -164,8 +164,8 @@ fn validate(new: &NewFunnel) -> Result<()> {
     request_body = NewFunnel,
     responses(
         (status = 201, description = "Created", body = Funnel),
-        (status = 403, description = "Not an admin", body = Problem),
-        (status = 422, description = "Invalid", body = Problem),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_funnel(
@@ -204,8 +204,8 @@ async fn create_funnel(
     params(("id" = Uuid, Path, description = "Funnel id"), DateRange),
     responses(
         (status = 200, description = "The report", body = FunnelReport),
-        (status = 404, description = "No such funnel", body = Problem),
-        (status = 422, description = "Bad range", body = Problem),
+        (status = 404, description = "No such funnel", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad range", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn funnel_report(

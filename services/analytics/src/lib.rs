@@ -164,4 +164,36 @@ mod tests {
             ]
         );
     }
+
+    /// Errors are RFC 7807 problems on the wire, so the document must say so (schemathesis's
+    /// content-type check found these documented as `application/json`).
+    #[test]
+    fn every_documented_error_is_problem_json() {
+        let doc = serde_json::to_value(service_kit::service::openapi::<AnalyticsService>())
+            .expect("the document serialises");
+        let mut errors = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let Some(responses) = operation["responses"].as_object() else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    if !status.starts_with('4') && !status.starts_with('5') {
+                        continue;
+                    }
+                    let Some(content) = response["content"].as_object() else {
+                        continue;
+                    };
+                    errors += 1;
+                    let types: Vec<&String> = content.keys().collect();
+                    assert_eq!(
+                        types,
+                        ["application/problem+json"],
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+        assert!(errors >= 13, "only {errors} error responses documented");
+    }
 }

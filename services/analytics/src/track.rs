@@ -165,8 +165,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = TrackRequest,
     responses(
         (status = 202, description = "Accepted for storage", body = Accepted),
-        (status = 400, description = "Not JSON", body = Problem),
-        (status = 422, description = "Invalid; nothing was stored", body = Problem),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid; nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn track(
