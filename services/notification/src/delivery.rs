@@ -102,6 +102,8 @@ impl Channel {
 /// Whether a message may be turned off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+// Named apart from product's `Category`: the gateway's merged document has one namespace.
+#[schema(as = NotificationCategory)]
 pub enum Category {
     /// Codes, receipts, booking changes: always sent.
     Transactional,
@@ -869,7 +871,7 @@ pub struct OutboxMessage {
     /// HTML body.
     pub body_html: Option<String>,
     /// `[{filename, contentType, size, data}]`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     pub attachments: Value,
     /// When it was stored.
     pub created_at: DateTime<Utc>,

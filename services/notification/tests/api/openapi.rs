@@ -26,3 +26,22 @@ fn the_openapi_document_lists_every_route() {
     expected.sort();
     assert_eq!(routes, expected);
 }
+
+/// Schema names are unique across the platform (the gateway merges every document into one
+/// namespace, first definition wins) and describe what is sent: schemathesis found preferences
+/// validated against product's `Category` and outbox attachments declared an object.
+#[test]
+fn the_document_names_its_schemas_apart_and_types_attachments_as_a_list() {
+    let doc = serde_json::to_value(service_kit::service::openapi::<NotificationService>())
+        .expect("the document serialises");
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas.get("Category").is_none(), "{}", schemas["Category"]);
+    assert_eq!(
+        schemas["NotificationCategory"]["enum"],
+        serde_json::json!(["TRANSACTIONAL", "MARKETING"])
+    );
+    assert_eq!(
+        schemas["OutboxMessage"]["properties"]["attachments"]["type"],
+        "array"
+    );
+}
