@@ -10,6 +10,7 @@
 //! drives it from this process, writes its section of `bench/RESULTS.md`, and stops and deletes
 //! everything it started or created — also on error and on SIGINT/SIGTERM.
 
+mod charts;
 mod cleanup;
 mod load;
 mod machine;
@@ -363,6 +364,27 @@ async fn run(cli: Cli, args: Vec<String>) -> Result<ExitCode> {
                         .chain(scenarios::PLANNED.iter().copied())
                         .collect();
                     report::update_file(&out, &section, &meta, &order)?;
+                    let dir = out
+                        .parent()
+                        .map_or_else(|| root.join("bench"), PathBuf::from);
+                    let all = charts::record(
+                        &dir.join("results.json"),
+                        scenario.name,
+                        charts::Recorded {
+                            date: meta.date.clone(),
+                            machine: meta.machine.describe(),
+                            commit: meta.commit.clone(),
+                            command: meta
+                                .outer_command
+                                .clone()
+                                .unwrap_or_else(|| meta.command.clone()),
+                            curves: section.curves.clone(),
+                            results: section.json.clone(),
+                        },
+                    )?;
+                    for chart in charts::write_all(&dir, &all)? {
+                        println!("  drew {}", chart.display());
+                    }
                     println!(
                         "  wrote the `{}` section of {} (raw figures: {})",
                         scenario.name,

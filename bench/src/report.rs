@@ -237,6 +237,13 @@ pub fn render(section: &Section, meta: &RunMeta) -> String {
     out.push('\n');
     out.push_str(&section.table.markdown());
     out.push('\n');
+    if !section.curves.is_empty() {
+        out.push_str(&format!(
+            "![`{0}`: throughput and p99 by concurrent connections]({1})\n\n",
+            section.scenario,
+            crate::charts::chart_name(section.scenario)
+        ));
+    }
     if !section.verdicts.is_empty() {
         out.push_str("**Budget (DESIGN.md §7)**\n\n");
         for verdict in &section.verdicts {
@@ -376,6 +383,21 @@ mod tests {
     }
 
     #[test]
+    fn curves_are_sorted_by_connections() {
+        let at = |connections: usize, rps: f64| crate::load::LoadResult {
+            connections,
+            rps,
+            p99_ms: Some(rps / 100.0),
+            ..Default::default()
+        };
+        let curve = Curve::of("cached list", &[at(256, 3.0), at(10, 1.0), at(64, 2.0)]);
+        assert_eq!(curve.label, "cached list");
+        let connections: Vec<usize> = curve.points.iter().map(|p| p.connections).collect();
+        assert_eq!(connections, [10, 64, 256]);
+        assert_eq!(curve.points[1].p99_ms, Some(0.02));
+    }
+
+    #[test]
     fn tables_render() {
         let mut table = Table::new(&["a", "b"]);
         table.row(vec!["x|y".into(), "1".into()]);
@@ -384,8 +406,15 @@ mod tests {
             "| a | b |\n| --- | --- |\n| x\\|y | 1 |\n"
         );
         assert!(table.plain().contains("x|y"));
-        let text = render(&section("gateway", "1"), &meta());
+        let mut with_curves = section("gateway", "1");
+        let text = render(&with_curves, &meta());
         assert!(text.contains("**PASS** — ratio 0.95"));
+        assert!(!text.contains("charts/gateway.svg"));
+        with_curves.curves.push(Curve::default());
+        let charted = render(&with_curves, &meta());
+        assert!(charted.contains(
+            "![`gateway`: throughput and p99 by concurrent connections](charts/gateway.svg)"
+        ));
         assert!(text.contains("`cargo xtask bench gateway` (which ran `lomash-bench gateway`)"));
     }
 }
