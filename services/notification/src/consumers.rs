@@ -20,8 +20,13 @@
 //! | `newsletter.subscribed` | `newsletter_confirm` (double opt-in) |
 //! | `user.erasure_requested` | no message: the user's addresses, preferences, devices and message contents are erased |
 //!
-//! Times are shown in Europe/London. A message whose recipient is unknown (an event with only a
-//! user id we never saw `user.created` for) is skipped with a warning: we never guess addresses.
+//! Times are shown in Europe/London. An event that names an account by user id only needs the
+//! address `user.created` recorded; the consumer handles several events at once and producers
+//! are independent, so that event may not have been applied yet (a backlog draining, its handler
+//! retrying). Such an event is retried with the consumer's backoff while it is younger than
+//! [`RECIPIENT_WAIT`], so it goes out once the address arrives, and is dead-lettered if the
+//! delivery limit runs out first (replay it later). An older one names an account we never heard
+//! of (or one erased since) and is skipped with a warning: we never guess addresses.
 //! Rendering failures (a template and its context out of step) reject the event to the DLQ.
 
 use std::sync::Arc;
@@ -132,6 +137,29 @@ fn message(
         context,
         attachments: Vec::new(),
     }
+}
+
+/// How long an event may wait for the `user.created` of the account it names before its
+/// message is given up (see the module documentation).
+pub const RECIPIENT_WAIT: Duration = Duration::minutes(15);
+
+/// The email address and first name of the account `user_id` for an event published at
+/// `published`: `Ok(None)` when it is unknown for good, a retry while `user.created` may still
+/// be on its way.
+async fn recipient_of(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    published: DateTime<Utc>,
+) -> Result<Option<(String, String)>, HandlerError> {
+    if let Some(known) = email_of(conn, user_id).await? {
+        return Ok(Some(known));
+    }
+    if Utc::now() - published < RECIPIENT_WAIT {
+        return Err(HandlerError::retry(format!(
+            "no address known yet for user {user_id}; waiting for its user.created"
+        )));
+    }
+    Ok(None)
 }
 
 /// The known email address of an account.
@@ -516,7 +544,9 @@ pub async fn on_payment_succeeded(
     let p = &event.payload;
     let recipient = match (&p.customer_email, p.user_id) {
         (Some(email), _) => Some(email.clone()),
-        (None, Some(user_id)) => email_of(conn, user_id).await?.map(|(email, _)| email),
+        (None, Some(user_id)) => recipient_of(conn, user_id, event.timestamp)
+            .await?
+            .map(|(email, _)| email),
         (None, None) => None,
     };
     let Some(recipient) = recipient else {
@@ -553,7 +583,9 @@ pub async fn on_payment_failed(
     let p = &event.payload;
     let recipient = match (&p.customer_email, p.user_id) {
         (Some(email), _) => Some(email.clone()),
-        (None, Some(user_id)) => email_of(conn, user_id).await?.map(|(email, _)| email),
+        (None, Some(user_id)) => recipient_of(conn, user_id, event.timestamp)
+            .await?
+            .map(|(email, _)| email),
         (None, None) => None,
     };
     let Some(recipient) = recipient else {
@@ -583,7 +615,9 @@ pub async fn on_refund_issued(
     let r = &event.payload;
     let recipient = match (&r.customer_email, r.user_id) {
         (Some(email), _) => Some(email.clone()),
-        (None, Some(user_id)) => email_of(conn, user_id).await?.map(|(email, _)| email),
+        (None, Some(user_id)) => recipient_of(conn, user_id, event.timestamp)
+            .await?
+            .map(|(email, _)| email),
         (None, None) => None,
     };
     let Some(recipient) = recipient else {
@@ -656,7 +690,7 @@ pub async fn on_ticket_updated(
     if !t.staff_replied {
         return Ok(());
     }
-    let Some((email, first_name)) = email_of(conn, t.user_id).await? else {
+    let Some((email, first_name)) = recipient_of(conn, t.user_id, event.timestamp).await? else {
         tracing::warn!(ticket_id = %t.ticket_id, "no address known for the ticket's customer");
         return Ok(());
     };

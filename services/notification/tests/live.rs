@@ -13,6 +13,7 @@ use service_kit::Role;
 use service_kit::event_bus::{self, OutgoingMessage};
 use service_kit::redis::Redis;
 use service_kit::shared_types::appointment::{AppointmentType, BookingConfirmed};
+use service_kit::shared_types::auth::{UserCreated, UserRole};
 use service_kit::shared_types::customer::{TicketStatus, TicketUpdated};
 use service_kit::shared_types::order_payment::PaymentSucceeded;
 use service_kit::shared_types::{DomainEvent, EventPayload};
@@ -301,6 +302,22 @@ fn payment_succeeded(user_id: Uuid) -> DomainEvent<PaymentSucceeded> {
     )
 }
 
+fn account_of(user_id: Uuid) -> DomainEvent<UserCreated> {
+    DomainEvent::new(
+        "auth",
+        UserCreated {
+            user_id,
+            email: "grace@example.com".into(),
+            first_name: "Grace".into(),
+            last_name: "Hopper".into(),
+            phone: None,
+            role: UserRole::Customer,
+            marketing_opt_in: false,
+            created_at: chrono::Utc::now(),
+        },
+    )
+}
+
 fn staff_reply(user_id: Uuid) -> DomainEvent<TicketUpdated> {
     DomainEvent::new(
         "customer",
@@ -357,6 +374,9 @@ async fn a_payment_and_a_staff_reply_are_pushed_as_they_are_consumed() {
     assert_eq!(received["data"]["currency"], "GBP");
     assert_eq!(received["data"]["invoiceNumber"], "INV-2026-000042");
 
+    // The reply's email needs the account's address, which its user.created supplies (the
+    // handler waits for it, so the account must exist, as it always does in production).
+    deliver(&app, &account_of(user.id)).await;
     let replied = staff_reply(user.id);
     deliver(&app, &replied).await;
     let received = next_message(&mut socket).await;

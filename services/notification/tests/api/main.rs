@@ -10,4 +10,5 @@ mod helpers;
 mod openapi;
 mod preferences;
 mod providers;
+mod recipients;
 mod sender;
