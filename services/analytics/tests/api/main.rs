@@ -9,3 +9,4 @@ mod exports;
 mod funnels;
 mod helpers;
 mod ingest;
+mod subscriptions;
