@@ -7,7 +7,8 @@
 //! - `cargo xtask infra` starts only the infrastructure and keeps it running;
 //! - `cargo xtask seed [--products N]` loads demo data;
 //! - `cargo xtask stripe-webhook <event-type> <paymentIntentId>` sends a signed Stripe event;
-//! - `cargo xtask events dlq list|replay <service> [EVENT_ID]` inspects and replays dead letters;
+//! - `cargo xtask events dlq list|replay <service> [EVENT_ID] [--actor WHO]` inspects and replays
+//!   dead letters (a replay is audited and needs `--actor`);
 //! - `cargo xtask create-admin <email>` and `cargo xtask rotate-keys` run auth's operations;
 //! - `cargo xtask bench [SCENARIO]... [FLAGS]` measures performance into bench/RESULTS.md;
 //! - `cargo xtask lint-deploy` checks the deployment files offline;
@@ -201,6 +202,10 @@ enum DlqCmd {
         service: String,
         /// Only the message with this event id
         event_id: Option<String>,
+        /// Who replays (a staff user id or an operator handle), recorded in the service's
+        /// audit trail; the service refuses a replay without it
+        #[arg(long)]
+        actor: Option<String>,
     },
 }
 
@@ -234,9 +239,16 @@ fn main() -> ExitCode {
             DlqCmd::List { service } => {
                 commands::service_cmd::run(ports, &service, &["dlq".into(), "list".into()])
             }
-            DlqCmd::Replay { service, event_id } => {
+            DlqCmd::Replay {
+                service,
+                event_id,
+                actor,
+            } => {
                 let mut args = vec!["dlq".to_owned(), "replay".to_owned()];
                 args.extend(event_id);
+                if let Some(actor) = actor {
+                    args.extend(["--actor".to_owned(), actor]);
+                }
                 commands::service_cmd::run(ports, &service, &args)
             }
         },
