@@ -101,6 +101,14 @@ impl Req {
             headers: Vec::new(),
         }
     }
+
+    /// With one more header (a value that is not a valid header value is left out).
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((HeaderName::from_static(name), value));
+        }
+        self
+    }
 }
 
 /// Builds the n-th request of a run (`n` counts across all connections, from 0) sent on

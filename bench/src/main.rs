@@ -83,6 +83,9 @@ struct Cli {
     /// events: rate of the paced runs, events/s (default: half the burst run's end-to-end rate)
     #[arg(long, env = "BENCH_EVENTS_RATE")]
     events_rate: Option<f64>,
+    /// soak: how long the mixed profile runs, in minutes (RSS and p99 read every minute)
+    #[arg(long, env = "BENCH_MINUTES", default_value_t = 10)]
+    minutes: u64,
     /// The results file (default: bench/RESULTS.md in the workspace)
     #[arg(long, env = "BENCH_OUT")]
     out: Option<PathBuf>,
@@ -197,6 +200,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         producers: cli.producers,
         tx_sizes: cli.tx_sizes.clone(),
         events_rate: cli.events_rate.filter(|r| *r > 0.0),
+        minutes: cli.minutes.max(1),
         database_url: cli.database_url.clone(),
         redis_url: cli.redis_url.clone(),
         amqp_url: cli.amqp_url.clone(),
@@ -214,7 +218,11 @@ fn selected(names: &[String]) -> Result<Vec<&'static Scenario>> {
         .iter()
         .map(|name| {
             scenarios::find(name).with_context(|| {
-                let known: Vec<&str> = scenarios::ALL.iter().map(|s| s.name).collect();
+                let known: Vec<&str> = scenarios::ALL
+                    .iter()
+                    .chain(scenarios::ON_REQUEST)
+                    .map(|s| s.name)
+                    .collect();
                 if scenarios::PLANNED.contains(&name.as_str()) {
                     format!(
                         "scenario `{name}` is planned but not implemented yet (available: {})",
@@ -360,6 +368,7 @@ async fn run(cli: Cli, args: Vec<String>) -> Result<ExitCode> {
                 } else {
                     let order: Vec<&str> = scenarios::ALL
                         .iter()
+                        .chain(scenarios::ON_REQUEST)
                         .map(|s| s.name)
                         .chain(scenarios::PLANNED.iter().copied())
                         .collect();

@@ -182,7 +182,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
 }
 
 /// Inserts `count` consultants covering SW with `slots` open home-measurement slots each.
-async fn fixtures(
+pub(super) async fn fixtures(
     pool: &sqlx::PgPool,
     count: i64,
     slots: i64,
@@ -218,7 +218,8 @@ async fn fixtures(
     Ok(ids)
 }
 
-fn booking_body(slot: Uuid, n: usize) -> String {
+/// A guest's home-measurement booking of `slot`.
+pub(super) fn booking_body(slot: Uuid, n: usize) -> String {
     json!({
         "type": "HOME_MEASUREMENT",
         "forKitchen": true,

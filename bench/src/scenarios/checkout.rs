@@ -97,7 +97,41 @@ async fn post(
     Ok((status, response.text().await?))
 }
 
-fn order_body(product: Uuid) -> String {
+/// Inserts `count` published kitchen products with a million in stock each into product's
+/// database at `db_url`; returns their ids.
+pub(super) async fn stocked_products(db_url: &str, count: usize) -> Result<Vec<Uuid>> {
+    let catalogue = sqlx::PgPool::connect(db_url)
+        .await
+        .context("step `catalogue`")?;
+    let mut products = Vec::new();
+    for i in 0..count {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO products (id, sku, title, slug, category, price_pence, status, images)
+             VALUES ($1, $2, $3, $4, 'KITCHEN', $5, 'PUBLISHED', '[]')",
+        )
+        .bind(id)
+        .bind(format!("BENCH-{i:03}"))
+        .bind(format!("Bench kitchen unit {i}"))
+        .bind(format!("bench-kitchen-unit-{i}"))
+        .bind(49_900 + i as i64 * 100)
+        .execute(&catalogue)
+        .await
+        .context("step `catalogue`")?;
+        sqlx::query("INSERT INTO stock_items (id, product_id, on_hand) VALUES ($1, $2, 1000000)")
+            .bind(Uuid::now_v7())
+            .bind(id)
+            .execute(&catalogue)
+            .await
+            .context("step `catalogue`")?;
+        products.push(id);
+    }
+    catalogue.close().await;
+    Ok(products)
+}
+
+/// A one-line order of `product`.
+pub(super) fn order_body(product: Uuid) -> String {
     json!({
         "items": [{"productId": product, "quantity": 1}],
         "email": "bench@example.com",
@@ -261,33 +295,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     let procs = [&product.process, &order_payment.process, &stripe];
 
     // A catalogue with ample stock.
-    let catalogue = sqlx::PgPool::connect(&product_db_url)
-        .await
-        .context("step `catalogue`")?;
-    let mut products = Vec::new();
-    for i in 0..PRODUCTS {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO products (id, sku, title, slug, category, price_pence, status, images)
-             VALUES ($1, $2, $3, $4, 'KITCHEN', $5, 'PUBLISHED', '[]')",
-        )
-        .bind(id)
-        .bind(format!("BENCH-{i:03}"))
-        .bind(format!("Bench kitchen unit {i}"))
-        .bind(format!("bench-kitchen-unit-{i}"))
-        .bind(49_900 + i as i64 * 100)
-        .execute(&catalogue)
-        .await
-        .context("step `catalogue`")?;
-        sqlx::query("INSERT INTO stock_items (id, product_id, on_hand) VALUES ($1, $2, 1000000)")
-            .bind(Uuid::now_v7())
-            .bind(id)
-            .execute(&catalogue)
-            .await
-            .context("step `catalogue`")?;
-        products.push(id);
-    }
-    catalogue.close().await;
+    let products = stocked_products(&product_db_url, PRODUCTS).await?;
 
     println!(
         "  {CLIENTS} customers placing orders, {} ...",

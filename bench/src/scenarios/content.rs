@@ -285,24 +285,28 @@ async fn admin_post(
     Ok(serde_json::from_str(&text)?)
 }
 
-/// Creates and publishes the posts and the page, then loads the two public reads.
-async fn publishing_reads(
-    ctx: &Ctx,
-    client: &reqwest::Client,
-    service: &Service,
-) -> Result<Vec<ReadRun>> {
-    let base = &service.base;
-    // Tokens that outlive a long run (the development key pair, as in the uploads above).
-    let keys = InternalKeys::from_pem(
+/// Internal tokens that outlive a long run (the development key pair, as the gateway's).
+pub(super) fn dev_keys() -> Result<InternalKeys> {
+    InternalKeys::from_pem(
         auth_client::DEV_PUBLIC_KEY_PEM,
         Some(auth_client::DEV_PRIVATE_KEY_PEM),
-        3600,
+        3600 * 24,
     )
-    .map_err(|e| anyhow::anyhow!("development keys: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("development keys: {e}"))
+}
+
+/// Creates and publishes `posts` blog posts and an about page at the content service `base`
+/// (as an admin, straight to the service); returns the page's slug.
+pub(super) async fn publish_fixtures(
+    client: &reqwest::Client,
+    base: &str,
+    posts: usize,
+) -> Result<String> {
+    let keys = dev_keys()?;
     let admin = admin_token(&keys, uuid::Uuid::now_v7(), uuid::Uuid::now_v7())?;
     let paragraph = "Solid oak doors, soft-close hinges and a quartz worktop make a kitchen \
                      that lasts. ";
-    for i in 0..POSTS {
+    for i in 0..posts {
         let post = admin_post(
             client,
             &format!("{base}/v1/blog"),
@@ -343,7 +347,6 @@ async fn publishing_reads(
     )
     .await?;
     let page_id = page["id"].as_str().unwrap_or_default().to_owned();
-    let slug = page["slug"].as_str().unwrap_or_default().to_owned();
     admin_post(
         client,
         &format!("{base}/v1/pages/{page_id}/publish"),
@@ -351,6 +354,18 @@ async fn publishing_reads(
         &json!({}),
     )
     .await?;
+    Ok(page["slug"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Creates and publishes the posts and the page, then loads the two public reads.
+async fn publishing_reads(
+    ctx: &Ctx,
+    client: &reqwest::Client,
+    service: &Service,
+) -> Result<Vec<ReadRun>> {
+    let base = &service.base;
+    let keys = dev_keys()?;
+    let slug = publish_fixtures(client, base, POSTS).await?;
     println!("  {POSTS} blog posts and a page published");
 
     let visitor = keys

@@ -31,6 +31,8 @@ pub mod events;
 pub mod gateway;
 pub mod idle;
 pub mod products;
+pub mod soak;
+pub mod storefront;
 pub mod support;
 
 use std::path::PathBuf;
@@ -62,6 +64,8 @@ pub struct Settings {
     pub producers: usize,
     /// Events per producer transaction, one run each.
     pub tx_sizes: Vec<u32>,
+    /// The soak's length in minutes.
+    pub minutes: u64,
     /// Paced-run rate; `None` = half of the burst run's end-to-end rate.
     pub events_rate: Option<f64>,
     /// Postgres URL of a database we may create databases from (`.../postgres`).
@@ -146,13 +150,46 @@ pub const ALL: &[Scenario] = &[
     analytics::SCENARIO,
     products::SCENARIO,
     booking::SCENARIO,
+    storefront::SCENARIO,
     idle::SCENARIO,
 ];
+
+/// Scenarios that run only when named (`soak` takes as long as `--minutes` says).
+pub const ON_REQUEST: &[Scenario] = &[soak::SCENARIO];
 
 /// Scenarios DESIGN.md §7 calls for that later work adds.
 pub const PLANNED: &[&str] = &[];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
-    ALL.iter().find(|s| s.name == name)
+    ALL.iter().chain(ON_REQUEST).find(|s| s.name == name)
+}
+
+#[cfg(test)]
+pub mod tests_support {
+    //! Settings for the unit tests of report rendering.
+
+    use super::*;
+
+    /// The defaults of the command line.
+    pub fn settings() -> Settings {
+        Settings {
+            connections: vec![10, 64, 256],
+            duration: Duration::from_secs(15),
+            warmup: Duration::ZERO,
+            threads: 2,
+            tool: Tool::Own,
+            events: 20_000,
+            producers: 4,
+            tx_sizes: vec![1, 50],
+            minutes: 10,
+            events_rate: None,
+            database_url: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            bin_dir: PathBuf::from("target/release"),
+            work_dir: PathBuf::from("target/bench"),
+            root: PathBuf::from("."),
+        }
+    }
 }

@@ -293,7 +293,9 @@ impl Platform {
 }
 
 /// Starts auth, `services` in order and the gateway in front of them (upstreams the scenario
-/// does not start point at the first service); the opening of every platform scenario.
+/// does not start point at the first service); the opening of every platform scenario. An
+/// environment value `@name` becomes the base URL of the service `name` started before it
+/// (order-payment's `PRODUCT_SERVICE_URL`).
 pub async fn platform(
     ctx: &Ctx,
     client: &reqwest::Client,
@@ -312,8 +314,15 @@ pub async fn platform(
         Launch::ready("auth").env("ACCESS_TOKEN_TTL_SECS", "86400"),
     )
     .await?;
-    let mut started = Vec::new();
-    for launch in services {
+    let mut started: Vec<Service> = Vec::new();
+    for mut launch in services {
+        for (_, value) in &mut launch.extra_env {
+            if let Some(name) = value.strip_prefix('@')
+                && let Some(earlier) = started.iter().find(|s| s.name == name)
+            {
+                value.clone_from(&earlier.base);
+            }
+        }
         started.push(start(ctx, client, &bus, launch).await?);
     }
     let upstreams: Vec<(&str, &str)> = started

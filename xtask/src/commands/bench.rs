@@ -53,8 +53,12 @@ const DEFAULT_SCENARIOS: &[&str] = &[
     "analytics",
     "products",
     "booking",
+    "storefront",
     "idle",
 ];
+
+/// Scenarios lomash-bench runs only when named.
+const ON_REQUEST: &[&str] = &["soak"];
 
 /// Every service binary (the `idle` scenario starts all nine).
 const ALL_SERVICES: &[&str] = &[
@@ -78,7 +82,7 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     let named: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| DEFAULT_SCENARIOS.contains(a))
+        .filter(|a| DEFAULT_SCENARIOS.contains(a) || ON_REQUEST.contains(a))
         .collect();
     let gateway = !help && (named.is_empty() || named.contains(&"gateway"));
     let content = !help && (named.is_empty() || named.contains(&"content"));
@@ -124,6 +128,17 @@ pub fn run(ports: Ports, scenarios: &[String]) -> Result<ExitCode> {
     }
     if wanted("booking") {
         packages.extend(["appointment-service", "gateway-service", "auth-service"]);
+    }
+    if wanted("storefront") || named.contains(&"soak") {
+        packages.extend([
+            "auth-service",
+            "product-service",
+            "content-service",
+            "appointment-service",
+            "order-payment-service",
+            "gateway-service",
+            "stripe-fake",
+        ]);
     }
     if wanted("idle") {
         packages.extend(ALL_SERVICES);
