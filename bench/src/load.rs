@@ -779,27 +779,7 @@ Transfer/sec:      6.00MB
 
     #[tokio::test]
     async fn the_own_generator_measures_a_local_server() {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|_r| async {
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(Bytes::from_static(b"{}")),
-                        ))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (port, server) = serve(|_, _, _| 200).await;
         let target = Target {
             headers: vec![("authorization".into(), "Bearer x".into())],
             ..Target::get("test", port, "/v1/products", vec![], vec![])

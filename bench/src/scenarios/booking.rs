@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Ctx;
-use super::support::{self, Launch};
+use super::support::{self, Launch, Service};
 use crate::cleanup::Item;
 use crate::load::{LoadResult, Target};
 use crate::report::{Curve, Mark, Section, Table, Verdict};
@@ -36,9 +36,9 @@ super::scenario!(
 );
 
 /// Consultants whose slots are booked in the throughput run.
-const CONSULTANTS: i64 = 40;
+pub(super) const CONSULTANTS: i64 = 40;
 /// Open slots each of them has (three hours apart from two days ahead).
-const SLOTS_EACH: i64 = 600;
+pub(super) const SLOTS_EACH: i64 = 600;
 /// Concurrent booking clients in the throughput run.
 const CLIENTS: usize = 16;
 /// Race rounds (one fresh slot each).
@@ -65,34 +65,9 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     .await?;
     let (appointment, gateway) = (platform.service("appointment")?, &platform.gateway);
 
-    let pool = sqlx::PgPool::connect(
-        appointment
-            .database_url
-            .as_deref()
-            .context("appointment has a database")?,
-    )
-    .await
-    .context("step `fixtures`")?;
-    ctx.cleanup.push(Item::Pool(pool.clone()));
-    let first_start = (Utc::now() + chrono::Duration::days(2))
-        .date_naive()
-        .and_hms_opt(8, 0, 0)
-        .context("08:00")?
-        .and_utc();
-    let consultants = fixtures(&pool, CONSULTANTS, SLOTS_EACH, first_start).await?;
-    let racer = fixtures(&pool, 1, ROUNDS as i64, first_start).await?;
-    let slots: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM time_slots WHERE consultant_id = ANY($1) ORDER BY lower(during), consultant_id",
-    )
-    .bind(&consultants)
-    .fetch_all(&pool)
-    .await?;
-    let race_slots: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM time_slots WHERE consultant_id = ANY($1) ORDER BY lower(during)",
-    )
-    .bind(&racer)
-    .fetch_all(&pool)
-    .await?;
+    let pool = appointment_pool(ctx, appointment).await?;
+    let (_, slots) = open_slots(&pool, CONSULTANTS, SLOTS_EACH).await?;
+    let (racer, race_slots) = open_slots(&pool, 1, ROUNDS as i64).await?;
     sqlx::query("ANALYZE").execute(&pool).await?;
     println!(
         "  fixtures: {CONSULTANTS} consultants × {SLOTS_EACH} open home-measurement slots, \
@@ -181,8 +156,45 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     ))
 }
 
+/// A pool on appointment's database (closed at cleanup).
+pub(super) async fn appointment_pool(ctx: &Ctx, appointment: &Service) -> Result<sqlx::PgPool> {
+    let pool = sqlx::PgPool::connect(
+        appointment
+            .database_url
+            .as_deref()
+            .context("appointment has a database")?,
+    )
+    .await
+    .context("step `fixtures`")?;
+    ctx.cleanup.push(Item::Pool(pool.clone()));
+    Ok(pool)
+}
+
+/// `count` consultants covering SW with `slots` open 90-minute home-measurement slots each,
+/// three hours apart from 08:00 two days ahead; returns the consultants and their slots in
+/// time order.
+pub(super) async fn open_slots(
+    pool: &sqlx::PgPool,
+    count: i64,
+    slots: i64,
+) -> Result<(Vec<Uuid>, Vec<Uuid>)> {
+    let first_start = (Utc::now() + chrono::Duration::days(2))
+        .date_naive()
+        .and_hms_opt(8, 0, 0)
+        .context("08:00")?
+        .and_utc();
+    let consultants = fixtures(pool, count, slots, first_start).await?;
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM time_slots WHERE consultant_id = ANY($1) ORDER BY lower(during), consultant_id",
+    )
+    .bind(&consultants)
+    .fetch_all(pool)
+    .await?;
+    Ok((consultants, ids))
+}
+
 /// Inserts `count` consultants covering SW with `slots` open home-measurement slots each.
-pub(super) async fn fixtures(
+async fn fixtures(
     pool: &sqlx::PgPool,
     count: i64,
     slots: i64,

@@ -37,7 +37,7 @@ super::scenario!(
 /// Concurrent customers / webhook deliveries.
 const CLIENTS: usize = 8;
 /// Products in the catalogue (orders spread over them, so stock rows are not one hot spot).
-const PRODUCTS: usize = 20;
+pub(super) const PRODUCTS: usize = 20;
 /// Webhooks delivered at most (the orders phase decides how many there are).
 const MAX_PAYMENTS: usize = 2_000;
 /// The webhook signing secret the service and the deliveries share.

@@ -118,7 +118,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     // Check each query answers 20 items, and walk to page 200.
     let gw = &gateway.base;
     for path in [CACHED_PATH, &filtered_base, &search_base] {
-        let page = get_page(&client, &format!("{gw}{path}")).await?;
+        let page = support::get_json(&client, &format!("{gw}{path}")).await?;
         let n = page["data"].as_array().map_or(0, Vec::len);
         if n == 0 {
             bail!("step `check`: {path} answered no products");
@@ -133,7 +133,7 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
             Some(c) => format!("{gw}{walk_path}&cursor={c}"),
             None => format!("{gw}{walk_path}"),
         };
-        let body = get_page(&client, &url).await?;
+        let body = support::get_json(&client, &url).await?;
         cursor = body["nextCursor"].as_str().map(str::to_owned);
         if cursor.is_none() {
             bail!("step `walk`: the list ended at page {page}");
@@ -200,16 +200,6 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
     }
     platform.check_alive()?;
     Ok(section(ctx, published, seeded, &rows))
-}
-
-async fn get_page(client: &reqwest::Client, url: &str) -> Result<Value> {
-    let response = client.get(url).send().await?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() {
-        bail!("GET {url} answered {status}: {text}");
-    }
-    Ok(serde_json::from_str(&text)?)
 }
 
 fn section(

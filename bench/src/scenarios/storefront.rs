@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::support::{self, Launch, Platform};
@@ -38,11 +38,11 @@ super::scenario!(
 
 /// Generated catalogue size.
 const PRODUCTS: u32 = 2_000;
-/// Products with stock for the orders.
-const STOCKED: usize = 20;
-/// Consultants (× their slots) for the bookings.
-const CONSULTANTS: i64 = 20;
-const SLOTS_EACH: i64 = 600;
+/// Products with stock for the orders (as many as checkout's).
+const STOCKED: usize = checkout::PRODUCTS;
+/// Consultants × open slots for the bookings (as booking's).
+const CONSULTANTS: i64 = booking::CONSULTANTS;
+const SLOTS_EACH: i64 = booking::SLOTS_EACH;
 /// Blog posts published.
 const POSTS: usize = 20;
 
@@ -213,16 +213,6 @@ pub(super) async fn start(ctx: &Ctx, scenario: &str) -> Result<Storefront> {
     })
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value> {
-    let response = client.get(url).send().await?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() {
-        bail!("GET {url} answered {status}: {text}");
-    }
-    Ok(serde_json::from_str(&text)?)
-}
-
 async fn fixtures(ctx: &Ctx, client: &reqwest::Client, platform: &Platform) -> Result<Fixtures> {
     let product = platform.service("product")?;
     let content_service = platform.service("content")?;
@@ -240,27 +230,8 @@ async fn fixtures(ctx: &Ctx, client: &reqwest::Client, platform: &Platform) -> R
     )
     .await?;
     let slug = content::publish_fixtures(client, &content_service.base, POSTS).await?;
-    let pool = sqlx::PgPool::connect(
-        appointment
-            .database_url
-            .as_deref()
-            .context("appointment has a database")?,
-    )
-    .await
-    .context("step `fixtures`")?;
-    let first_start = (Utc::now() + chrono::Duration::days(2))
-        .date_naive()
-        .and_hms_opt(8, 0, 0)
-        .context("08:00")?
-        .and_utc();
-    let consultants = booking::fixtures(&pool, CONSULTANTS, SLOTS_EACH, first_start).await?;
-    let slots: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM time_slots WHERE consultant_id = ANY($1) ORDER BY lower(during), consultant_id",
-    )
-    .bind(&consultants)
-    .fetch_all(&pool)
-    .await?;
-    pool.close().await;
+    let pool = booking::appointment_pool(ctx, appointment).await?;
+    let (_, slots) = booking::open_slots(&pool, CONSULTANTS, SLOTS_EACH).await?;
 
     let lists: Vec<String> = ["KITCHEN", "BEDROOM"]
         .iter()
@@ -273,7 +244,7 @@ async fn fixtures(ctx: &Ctx, client: &reqwest::Client, platform: &Platform) -> R
         .iter()
         .map(|colour| format!("/v1/products?category=KITCHEN&filter[colour]={colour}&limit=20"))
         .collect();
-    let listed = get_json(client, &format!("{gw}{}", lists[0])).await?;
+    let listed = support::get_json(client, &format!("{gw}{}", lists[0])).await?;
     let products: Vec<String> = listed["data"]
         .as_array()
         .map(|items| {
@@ -284,7 +255,7 @@ async fn fixtures(ctx: &Ctx, client: &reqwest::Client, platform: &Platform) -> R
                 .collect()
         })
         .unwrap_or_default();
-    let posts = get_json(client, &format!("{gw}/v1/blog?limit=20")).await?;
+    let posts = support::get_json(client, &format!("{gw}/v1/blog?limit=20")).await?;
     let mut blog = vec!["/v1/blog?limit=20".to_owned()];
     if let Some(items) = posts["data"].as_array() {
         blog.extend(
@@ -324,7 +295,7 @@ async fn fixtures(ctx: &Ctx, client: &reqwest::Client, platform: &Platform) -> R
         .chain(&fx.blog)
         .chain([&fx.page, &fx.availability])
     {
-        get_json(client, &format!("{gw}{path}"))
+        support::get_json(client, &format!("{gw}{path}"))
             .await
             .context("step `check`")?;
     }

@@ -552,6 +552,17 @@ pub fn order_payment<'a>(product: &str, stripe: &str, webhook_secret: &str) -> L
         .env("PAYMENT_RECONCILE_INTERVAL_SECS", "3600")
 }
 
+/// `GET url`'s JSON; anything but 2xx is an error with the answer.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value> {
+    let response = client.get(url).send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("GET {url} answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
 /// The resident set of `pid` (VmRSS from `/proc/<pid>/status`), in KiB.
 pub fn rss_kib(pid: i32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
