@@ -118,12 +118,11 @@ impl Service for AnalyticsService {
         started.tasks.push(task(move |token| {
             aggregates::run(job_db, every, keep, token)
         }));
-        let content = service_kit::PeerClient::new(
-            Self::SPEC.name,
+        let content = service_kit::PeerClient::for_service(
+            &infra.config,
             "content",
             settings.content_service_url.clone(),
             settings.content_timeout,
-            infra.config.internal_keys.clone(),
         )?;
         let (sitemap_db, sitemap_every) = (db.clone(), settings.sitemap_interval);
         started.tasks.push(task(move |token| {

@@ -158,12 +158,11 @@ impl Service for ContentService {
             settings.cache_timeout,
         )
         .with_namespace("public");
-        let products = PeerClient::new(
-            Self::SPEC.name,
+        let products = PeerClient::for_service(
+            &infra.config,
             "product",
             settings.product_service_url.clone(),
             settings.product_timeout,
-            infra.config.internal_keys.clone(),
         )?;
         let cdn = cdn::Invalidator::new(
             config.media.cloudfront_distribution_id.clone(),

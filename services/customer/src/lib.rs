@@ -147,14 +147,14 @@ impl Service for CustomerService {
         let db = infra.db()?;
         let settings = Arc::new(config.customer);
         let products = wishlist::ProductClient::new(
+            &infra.config,
             settings.product_service_url.clone(),
             settings.product_timeout,
-            infra.config.internal_keys.clone(),
         )?;
         let purchases = reviews::purchases::PurchaseClient::new(
+            &infra.config,
             settings.order_payment_service_url.clone(),
             settings.order_payment_timeout,
-            infra.config.internal_keys.clone(),
         )?;
         let points_per_pound = settings.points_per_pound;
         let consumer = infra

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::{Caller, InternalKeys, PeerClient, Problem, ValidatedJson};
+use service_kit::{Caller, CommonConfig, PeerClient, Problem, ValidatedJson};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -62,10 +62,10 @@ pub struct ProductClient {
 }
 
 impl ProductClient {
-    /// A client of the product service at `base_url`.
-    pub fn new(base_url: String, timeout: Duration, keys: InternalKeys) -> anyhow::Result<Self> {
+    /// A client of the product service at `base_url`, with the service's peer-call settings.
+    pub fn new(common: &CommonConfig, base_url: String, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            peer: PeerClient::new("customer", "product", base_url, timeout, keys)?,
+            peer: PeerClient::for_service(common, "product", base_url, timeout)?,
         })
     }
 

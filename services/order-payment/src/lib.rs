@@ -130,9 +130,9 @@ impl Service for OrderPaymentService {
         let db = infra.db()?;
         let settings = Arc::new(config.orders);
         let products = products::ProductClient::new(
+            &infra.config,
             &settings.product_service_url,
             settings.product_timeout,
-            infra.config.internal_keys.clone(),
         )?;
         let stripe_settings = Arc::new(config.stripe);
         let stripe = stripe::Stripe::new(&stripe_settings)?;

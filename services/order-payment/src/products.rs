@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use service_kit::{InternalKeys, PeerClient, PeerError};
+use service_kit::{CommonConfig, PeerClient, PeerError};
 use uuid::Uuid;
 
 use crate::error::{OrderError, OrderResult};
@@ -112,9 +112,10 @@ pub struct ProductClient {
 
 impl ProductClient {
     /// A client of product at `base_url`, calls giving up after `timeout`.
-    pub fn new(base_url: &str, timeout: Duration, keys: InternalKeys) -> anyhow::Result<Self> {
+    /// Its breaker and retry budget are the service's `PEER_*` settings.
+    pub fn new(common: &CommonConfig, base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            peer: PeerClient::new("order-payment", "product", base_url, timeout, keys)?,
+            peer: PeerClient::for_service(common, "product", base_url, timeout)?,
         })
     }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use service_kit::event_bus::HandlerError;
-use service_kit::{InternalKeys, PeerClient, PeerError};
+use service_kit::{CommonConfig, PeerClient, PeerError};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -54,10 +54,10 @@ pub struct PurchaseClient {
 }
 
 impl PurchaseClient {
-    /// A client of order-payment at `base_url`.
-    pub fn new(base_url: String, timeout: Duration, keys: InternalKeys) -> anyhow::Result<Self> {
+    /// A client of order-payment at `base_url`, with the service's peer-call settings.
+    pub fn new(common: &CommonConfig, base_url: String, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            peer: PeerClient::new("customer", "order-payment", base_url, timeout, keys)?,
+            peer: PeerClient::for_service(common, "order-payment", base_url, timeout)?,
         })
     }
 
