@@ -37,14 +37,16 @@ use crate::scenarios::{Ctx, Scenario, Settings};
 #[command(
     name = "lomash-bench",
     about = "Lomash Wood performance scenarios (DESIGN.md §7); writes bench/RESULTS.md",
-    long_about = "Lomash Wood performance scenarios (DESIGN.md §7). Scenarios: events (outbox → \
-                  relay → RabbitMQ → consumer: events/s and commit-to-consume latency), gateway \
-                  (the same upstream route directly, through nginx and through our gateway). \
-                  Usually run through `cargo xtask bench`, which prepares infrastructure, nginx \
-                  and release builds. Every setting also reads a BENCH_* variable."
+    long_about = "Lomash Wood performance scenarios (DESIGN.md §7). Scenarios: events, gateway, \
+                  content, checkout, analytics, products, booking, storefront, idle (the default \
+                  set, in that order) and soak (only when named). HTTP runs are swept over \
+                  --connections; each run merges its scenario into bench/results.json and \
+                  redraws bench/charts/. Usually run through `cargo xtask bench`, which prepares \
+                  infrastructure, nginx and release builds. Every setting also reads a BENCH_* \
+                  variable."
 )]
 struct Cli {
-    /// Scenarios to run, in order (default: all implemented: events, gateway)
+    /// Scenarios to run, in order (default: every one but soak)
     scenarios: Vec<String>,
     /// HTTP scenarios: concurrent keep-alive connections, one run at each (the sweep)
     #[arg(
