@@ -460,14 +460,17 @@ pub struct AuditRecord {
 pub struct AuditQuery {
     /// Only this kind of entity, e.g. `product`.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[param(min_length = 1, max_length = 100)]
     pub entity: Option<String>,
     /// Only this entity id.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[param(min_length = 1, max_length = 200)]
     pub entity_id: Option<String>,
     /// Only changes by this user id.
     pub actor: Option<Uuid>,
     /// Only this action, e.g. `update`.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[param(min_length = 1, max_length = 100)]
     pub action: Option<String>,
     /// From this instant (inclusive, ISO 8601).
     pub from: Option<DateTime<Utc>>,
@@ -477,6 +480,7 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

@@ -221,6 +221,7 @@ pub struct CursorParams {
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -290,9 +291,11 @@ impl<T> CursorPage<T> {
 pub struct PageParams {
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -358,6 +361,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[derive(Debug, serde::Deserialize, serde::Serialize, PartialEq)]
     struct Key {
@@ -400,5 +404,45 @@ mod tests {
     fn field_names_are_camel_cased() {
         assert_eq!(camel_case("first_name"), "firstName");
         assert_eq!(camel_case("email"), "email");
+    }
+
+    fn param_bounds(params: Vec<utoipa::openapi::path::Parameter>) -> Vec<(String, Value)> {
+        params
+            .into_iter()
+            .map(|p| {
+                let schema = serde_json::to_value(&p.schema).unwrap();
+                (p.name, json!([schema["minimum"], schema["maximum"]]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pagination_parameters_document_the_bounds_they_enforce() {
+        use utoipa::IntoParams;
+        assert_eq!(
+            param_bounds(CursorParams::into_params(|| None)),
+            vec![
+                ("cursor".to_owned(), json!([null, null])),
+                ("limit".to_owned(), json!([1, 100])),
+            ]
+        );
+        assert_eq!(
+            param_bounds(PageParams::into_params(|| None)),
+            vec![
+                ("page".to_owned(), json!([1, 100000])),
+                ("pageSize".to_owned(), json!([1, 100])),
+            ]
+        );
+        // The documented bounds are the enforced ones: just outside them is refused.
+        let over = CursorParams {
+            cursor: None,
+            limit: Some(101),
+        };
+        assert!(over.validate().is_err());
+        let under = PageParams {
+            page: Some(0),
+            page_size: Some(1),
+        };
+        assert!(under.validate().is_err());
     }
 }
