@@ -31,20 +31,27 @@ pub enum KeyError {
 /// Verification remembers the tokens that passed it (shared by clones, bounded, each until its
 /// `exp`), because the gateway sends the same token with every request of a caller and an
 /// Ed25519 check costs more than the rest of a small request; see [`InternalKeys::verify`].
+///
+/// Cloning is one reference count: services hand the keys to their middleware as axum state,
+/// which clones it for every request.
 #[derive(Clone)]
 pub struct InternalKeys {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: i64,
-    verified: Arc<VerifiedTokens>,
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for InternalKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InternalKeys")
-            .field("can_mint", &self.encoding.is_some())
-            .field("ttl_secs", &self.ttl_secs)
+            .field("can_mint", &self.inner.encoding.is_some())
+            .field("ttl_secs", &self.inner.ttl_secs)
             .finish()
     }
 }
@@ -70,11 +77,13 @@ impl InternalKeys {
         validation.set_required_spec_claims(&["exp", "aud", "iat"]);
         validation.leeway = LEEWAY_SECS;
         Ok(Self {
-            encoding,
-            decoding,
-            validation,
-            ttl_secs,
-            verified: Arc::new(VerifiedTokens::new()),
+            inner: Arc::new(Inner {
+                encoding,
+                decoding,
+                validation,
+                ttl_secs,
+                verified: VerifiedTokens::new(),
+            }),
         })
     }
 
@@ -92,20 +101,20 @@ impl InternalKeys {
 
     /// How long a minted token lives, in seconds.
     pub fn ttl_secs(&self) -> i64 {
-        self.ttl_secs
+        self.inner.ttl_secs
     }
 
     /// Whether these keys can mint tokens.
     pub fn can_mint(&self) -> bool {
-        self.encoding.is_some()
+        self.inner.encoding.is_some()
     }
 
     /// Signs `claims`, setting `iat` now and `exp` after the configured lifetime.
     pub fn mint(&self, mut claims: InternalClaims) -> Result<String, KeyError> {
-        let key = self.encoding.as_ref().ok_or(KeyError::CannotMint)?;
+        let key = self.inner.encoding.as_ref().ok_or(KeyError::CannotMint)?;
         let now = chrono::Utc::now().timestamp();
         claims.iat = now;
-        claims.exp = now + self.ttl_secs;
+        claims.exp = now + self.inner.ttl_secs;
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key)
             .map_err(|e| KeyError::Signing(e.to_string()))
     }
@@ -121,18 +130,21 @@ impl InternalKeys {
 
     /// [`Self::verify`] as of `now` (Unix seconds).
     fn verify_at(&self, token: &str, now: i64) -> Result<InternalClaims, KeyError> {
-        if let Some(claims) = self.verified.get(token, now) {
+        if let Some(claims) = self.inner.verified.get(token, now) {
             return Ok(claims);
         }
-        let claims =
-            jsonwebtoken::decode::<InternalClaims>(token, &self.decoding, &self.validation)
-                .map(|data| data.claims)
-                .map_err(|e| KeyError::InvalidToken(e.to_string()))?;
+        let claims = jsonwebtoken::decode::<InternalClaims>(
+            token,
+            &self.inner.decoding,
+            &self.inner.validation,
+        )
+        .map(|data| data.claims)
+        .map_err(|e| KeyError::InvalidToken(e.to_string()))?;
         // jsonwebtoken judges expiry by the system clock; this holds it to `now` as well.
         if claims.exp.saturating_add(LEEWAY_SECS as i64) < now {
             return Err(KeyError::InvalidToken("ExpiredSignature".to_owned()));
         }
-        self.verified.insert(token, &claims, now);
+        self.inner.verified.insert(token, &claims, now);
         Ok(claims)
     }
 }
@@ -279,24 +291,24 @@ mod tests {
     fn a_verified_token_is_remembered_with_its_claims_by_every_clone() {
         let keys = InternalKeys::development();
         let (token, claims) = minted(&keys);
-        assert_eq!(keys.verified.len(), 1);
+        assert_eq!(keys.inner.verified.len(), 1);
         let now = chrono::Utc::now().timestamp();
-        assert_eq!(keys.verified.get(&token, now), Some(claims.clone()));
+        assert_eq!(keys.inner.verified.get(&token, now), Some(claims.clone()));
         let clone = keys.clone();
         assert_eq!(clone.verify(&token).unwrap(), claims);
-        assert_eq!(clone.verified.len(), 1, "a hit adds nothing");
+        assert_eq!(clone.inner.verified.len(), 1, "a hit adds nothing");
         // Other keys have their own memory: a token is never vouched for by another key set.
         let other = InternalKeys::from_pem(crate::DEV_PUBLIC_KEY_PEM, None, 60).unwrap();
-        assert_eq!(other.verified.len(), 0);
+        assert_eq!(other.inner.verified.len(), 0);
     }
 
     #[test]
     fn a_remembered_token_is_refused_once_expired() {
         let keys = InternalKeys::development();
         let (token, claims) = minted(&keys);
-        assert!(keys.verified.get(&token, claims.exp - 1).is_some());
+        assert!(keys.inner.verified.get(&token, claims.exp - 1).is_some());
         assert!(
-            keys.verified.get(&token, claims.exp).is_none(),
+            keys.inner.verified.get(&token, claims.exp).is_none(),
             "the memory ends at exp"
         );
         // Past exp and the leeway, the token is refused although it was verified before.
@@ -305,7 +317,7 @@ mod tests {
         // Within the leeway the full check still accepts it, as before the cache, without
         // remembering it again.
         assert_eq!(keys.verify_at(&token, claims.exp + 1).unwrap(), claims);
-        assert!(keys.verified.get(&token, claims.exp + 1).is_none());
+        assert!(keys.inner.verified.get(&token, claims.exp + 1).is_none());
     }
 
     #[test]
@@ -331,7 +343,11 @@ mod tests {
         for forged in [payload_swapped, signature_changed, truncated, extended] {
             assert!(keys.verify(&forged).is_err(), "{forged}");
         }
-        assert_eq!(keys.verified.len(), 1, "refused tokens are not remembered");
+        assert_eq!(
+            keys.inner.verified.len(),
+            1,
+            "refused tokens are not remembered"
+        );
         assert!(keys.verify(&token).is_ok());
     }
 
@@ -346,13 +362,15 @@ mod tests {
             c
         };
         for i in 0..(crate::verified::VerifiedTokens::CAPACITY * 2) {
-            keys.verified.insert(&format!("token-{i}"), &claims, now);
-            assert!(keys.verified.len() <= crate::verified::VerifiedTokens::CAPACITY);
+            keys.inner
+                .verified
+                .insert(&format!("token-{i}"), &claims, now);
+            assert!(keys.inner.verified.len() <= crate::verified::VerifiedTokens::CAPACITY);
         }
         // Entries that are already expired are not stored at all.
         let fresh = InternalKeys::development();
-        fresh.verified.insert("expired", &claims, claims.exp);
-        assert_eq!(fresh.verified.len(), 0);
+        fresh.inner.verified.insert("expired", &claims, claims.exp);
+        assert_eq!(fresh.inner.verified.len(), 0);
     }
 
     #[test]
