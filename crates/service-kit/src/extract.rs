@@ -360,6 +360,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::{Value, json};
 

@@ -19,6 +19,7 @@ pub mod http;
 pub mod keyed_limit;
 pub mod merge_patch;
 pub mod metrics;
+pub mod openapi;
 pub mod peer;
 pub mod problem;
 pub mod readiness;

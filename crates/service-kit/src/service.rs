@@ -229,6 +229,7 @@ pub fn openapi<S: Service>() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = S::routes().split_for_parts();
     doc.info.title = format!("Lomash Wood {} service", S::SPEC.name);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    crate::openapi::complete(&mut doc);
     doc
 }
 
