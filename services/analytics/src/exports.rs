@@ -197,7 +197,7 @@ fn stream_csv(
     filename: &'static str,
     write: fn(&mut String, &PgRow),
 ) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let mut rows = query.fetch(&db);
         let mut buf = String::with_capacity(CHUNK + 1024);
@@ -226,9 +226,9 @@ fn stream_csv(
             let _ = tx.send(Ok(Bytes::from(buf))).await;
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    // Polled straight off the channel: the compression layer polls a body once more after its
+    // end, which a receiver answers with another `None` (an `unfold` stream would panic).
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
     headers.insert(

@@ -184,3 +184,32 @@ async fn bookings_and_revenue_summaries_come_from_the_daily_aggregates() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A client that accepts gzip gets the whole export compressed: the body ends cleanly (it used
+/// to be cut off, because the compression layer polls a finished body once more).
+#[tokio::test]
+async fn a_gzip_export_ends_cleanly_and_decompresses_to_the_csv() {
+    use std::io::Read;
+
+    let api = Api::spawn_with(&[("ANALYTICS_FLUSHER_ENABLED", "false")]).await;
+    let admin = TestUser::new(Role::Admin);
+    let response = api
+        .app
+        .request_as(
+            reqwest::Method::GET,
+            "/v1/analytics/exports/bookings.csv?from=2000-01-01&to=2000-01-01",
+            &admin,
+        )
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let compressed = response.bytes().await.expect("the whole body arrives");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(compressed.as_ref())
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "date,appointmentType,bookings\r\n");
+}
