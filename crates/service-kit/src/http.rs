@@ -103,6 +103,7 @@ pub fn wrap(routes: Router, shell: Shell) -> Router {
             ));
         }
     }
+    let service = shell.service;
     router
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -113,14 +114,16 @@ pub fn wrap(routes: Router, shell: Shell) -> Router {
         ]))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(make_request_span)
+                .make_span_with(move |request: &Request| make_request_span(service, request))
                 .on_request(())
                 .on_failure(DefaultOnFailure::new().level(Level::WARN)),
         )
         .layer(middleware::from_fn(request_id::middleware))
 }
 
-fn make_request_span(request: &Request) -> tracing::Span {
+/// The span of one request. It names the service, so that one trace's lines can be told apart
+/// when several services log to one place (or share one process, as in the end-to-end tests).
+fn make_request_span(service: &'static str, request: &Request) -> tracing::Span {
     let request_id = request
         .headers()
         .get(&request_id::X_REQUEST_ID)
@@ -128,6 +131,7 @@ fn make_request_span(request: &Request) -> tracing::Span {
         .unwrap_or_default();
     let span = tracing::info_span!(
         "request",
+        service,
         method = %request.method(),
         path = %request.uri().path(),
         request_id = %request_id,
