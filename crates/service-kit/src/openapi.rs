@@ -65,15 +65,20 @@ pub fn complete(doc: &mut OpenApi) {
         let components = doc
             .components
             .get_or_insert_with(|| ComponentsBuilder::new().build());
-        let mut schemas = vec![(
-            <Problem as ToSchema>::name().into_owned(),
-            <Problem as utoipa::PartialSchema>::schema(),
-        )];
-        <Problem as ToSchema>::schemas(&mut schemas);
-        for (name, schema) in schemas {
+        for (name, schema) in problem_schemas() {
             components.schemas.entry(name).or_insert(schema);
         }
     }
+}
+
+/// The `Problem` schema and the schemas it refers to, as `(name, schema)` component entries.
+pub fn problem_schemas() -> Vec<(String, RefOr<Schema>)> {
+    let mut schemas = vec![(
+        <Problem as ToSchema>::name().into_owned(),
+        <Problem as utoipa::PartialSchema>::schema(),
+    )];
+    <Problem as ToSchema>::schemas(&mut schemas);
+    schemas
 }
 
 /// Completes one operation; `true` when it references the `Problem` schema afterwards.

@@ -161,6 +161,7 @@ impl DateRange {
 
 /// An amount of money.
 #[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+#[schema(as = AnalyticsMoney)]
 pub struct Money {
     /// Minor units.
     pub amount: i64,

@@ -145,6 +145,7 @@ pub enum TrackRequest {
 /// What was accepted.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = TrackAccepted)]
 pub struct Accepted {
     /// How many events.
     pub accepted: usize,

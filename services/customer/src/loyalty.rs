@@ -363,6 +363,7 @@ async fn redeem(
 /// An administrator's correction.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = LoyaltyAdjustment)]
 pub struct Adjustment {
     /// Points to add (negative to remove), not zero.
     #[validate(range(min = -1_000_000, max = 1_000_000, message = "must be between -1000000 and 1000000"))]

@@ -22,6 +22,7 @@ use crate::error::{CustomerError, CustomerResult};
 
 /// Price in minor units.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = WishlistMoney)]
 pub struct Money {
     /// Pence.
     pub amount: i64,

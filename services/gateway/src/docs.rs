@@ -4,6 +4,10 @@
 //! The gateway fetches each service's `/openapi.json` (with an internal token naming itself),
 //! keeps the paths it actually routes to that service (never `/internal`), merges the components,
 //! and caches the result (`DOCS_CACHE_SECS`; a few seconds only when a service did not answer).
+//! It adds what the gateway itself does on a route: the bearer `security` requirement (required on
+//! `token` routes, optional elsewhere), the 401 a bad token gets on every route and the 429 of the
+//! rate limit every route has. Two services defining one component name differently is an error:
+//! keeping either definition would describe the other service's answers wrongly.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +22,7 @@ use serde_json::{Map, Value, json};
 use service_kit::Problem;
 
 use crate::AppState;
-use crate::routes::RouteTable;
+use crate::routes::{Route, RouteTable};
 
 /// How long a merged document missing a service is kept before trying again.
 const PARTIAL_CACHE: Duration = Duration::from_secs(5);
@@ -75,12 +79,12 @@ impl Docs {
         response.json().await.map_err(|e| format!("{name}: {e}"))
     }
 
-    async fn merged(&self, routes: &RouteTable) -> Bytes {
+    async fn merged(&self, routes: &RouteTable) -> Result<Bytes, MergeError> {
         let mut cache = self.cache.lock().await;
         if let Some((at, ttl, doc)) = cache.as_ref()
             && at.elapsed() < *ttl
         {
-            return doc.clone();
+            return Ok(doc.clone());
         }
         let fetched = futures::future::join_all(
             self.upstreams
@@ -99,7 +103,10 @@ impl Docs {
                 }
             }
         }
-        let doc = merge(routes, &specs, &missing);
+        let doc = merge(routes, &specs, &missing).map_err(|error| {
+            tracing::error!(%error, "cannot merge the services' OpenAPI documents");
+            error
+        })?;
         let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
         let ttl = if missing.is_empty() {
             self.ttl
@@ -107,37 +114,117 @@ impl Docs {
             PARTIAL_CACHE.min(self.ttl)
         };
         *cache = Some((Instant::now(), ttl, bytes.clone()));
-        bytes
+        Ok(bytes)
+    }
+}
+
+/// Two services define one component name differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collision {
+    /// The kind of component, e.g. `schemas`.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// The service whose definition came first.
+    pub first: String,
+    /// The service that defines it differently.
+    pub second: String,
+}
+
+/// Why the services' documents cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("component names defined differently by two services: {}", describe(.0))]
+pub struct MergeError(pub Vec<Collision>);
+
+fn describe(collisions: &[Collision]) -> String {
+    collisions
+        .iter()
+        .map(|c| format!("{}/{} ({} and {})", c.kind, c.name, c.first, c.second))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {
+            "application/problem+json": {
+                "schema": { "$ref": "#/components/schemas/Problem" }
+            }
+        }
+    })
+}
+
+/// Adds what the gateway does on `route` to each operation of `item`.
+fn add_gateway_behaviour(item: &mut Value, route: &Route, service: &str) {
+    let Some(operations) = item.as_object_mut() else {
+        return;
+    };
+    for (method, operation) in operations.iter_mut() {
+        if !METHODS.contains(&method.as_str()) {
+            continue;
+        }
+        let Some(op) = operation.as_object_mut() else {
+            continue;
+        };
+        if !op.contains_key("tags") {
+            op.insert("tags".to_owned(), json!([service]));
+        }
+        op.entry("security").or_insert_with(|| {
+            if route.auth.requires_token() {
+                json!([{ "bearer": [] }])
+            } else {
+                // `{}`: the operation may also be called without a token.
+                json!([{}, { "bearer": [] }])
+            }
+        });
+        let responses = op
+            .entry("responses")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(responses) = responses.as_object_mut() {
+            let unauthorized = if route.auth.requires_token() {
+                "No valid access token, or the session has ended"
+            } else {
+                "The access token sent is not valid, or its session has ended"
+            };
+            responses
+                .entry("401")
+                .or_insert_with(|| problem(unauthorized));
+            // Every route has a rate-limit rule (`default` when no stricter one applies).
+            responses
+                .entry("429")
+                .or_insert_with(|| problem("Too many requests; retry after `Retry-After` seconds"));
+        }
     }
 }
 
 /// Merges the services' documents: each one's paths that the gateway routes to it (operations
-/// without tags are tagged with the service's name), their components (first definition wins
-/// when two services use one name), and their tags.
-pub fn merge(routes: &RouteTable, specs: &[(&str, Value)], missing: &[&str]) -> Value {
+/// without tags are tagged with the service's name), with the gateway's own security and
+/// responses added, their components, and their tags. A component name two services define
+/// differently is a [`MergeError`].
+pub fn merge(
+    routes: &RouteTable,
+    specs: &[(&str, Value)],
+    missing: &[&str],
+) -> Result<Value, MergeError> {
     let mut paths = Map::new();
     let mut components: Map<String, Value> = Map::new();
+    let mut owners: std::collections::HashMap<(String, String), String> = Default::default();
+    let mut collisions = Vec::new();
     let mut tags: Vec<Value> = Vec::new();
     for (service, spec) in specs {
         if let Some(spec_paths) = spec.get("paths").and_then(Value::as_object) {
             for (path, item) in spec_paths {
-                if routes
-                    .find(path)
-                    .is_none_or(|route| route.service != *service)
-                {
+                let Some(route) = routes.find(path).filter(|route| route.service == *service)
+                else {
                     continue;
-                }
+                };
                 let mut item = item.clone();
-                if let Some(operations) = item.as_object_mut() {
-                    for operation in operations.values_mut() {
-                        if let Some(op) = operation.as_object_mut()
-                            && op.contains_key("responses")
-                            && !op.contains_key("tags")
-                        {
-                            op.insert("tags".to_owned(), json!([service]));
-                        }
-                    }
-                }
+                add_gateway_behaviour(&mut item, route, service);
                 paths.entry(path.clone()).or_insert(item);
             }
         }
@@ -154,9 +241,18 @@ pub fn merge(routes: &RouteTable, specs: &[(&str, Value)], missing: &[&str]) -> 
                         match slot.get(name) {
                             None => {
                                 slot.insert(name.clone(), definition.clone());
+                                owners.insert((kind.clone(), name.clone()), (*service).to_owned());
                             }
                             Some(existing) if existing != definition => {
-                                tracing::debug!(%kind, %name, %service, "component defined twice; keeping the first");
+                                collisions.push(Collision {
+                                    kind: kind.clone(),
+                                    name: name.clone(),
+                                    first: owners
+                                        .get(&(kind.clone(), name.clone()))
+                                        .cloned()
+                                        .unwrap_or_default(),
+                                    second: (*service).to_owned(),
+                                });
                             }
                             Some(_) => {}
                         }
@@ -171,6 +267,20 @@ pub fn merge(routes: &RouteTable, specs: &[(&str, Value)], missing: &[&str]) -> 
                     tags.push(tag.clone());
                 }
             }
+        }
+    }
+    if !collisions.is_empty() {
+        return Err(MergeError(collisions));
+    }
+    // The gateway's own responses refer to `Problem`, whichever services answered.
+    let schemas = components
+        .entry("schemas".to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(schemas) = schemas.as_object_mut() {
+        for (name, schema) in service_kit::openapi::problem_schemas() {
+            schemas
+                .entry(name)
+                .or_insert_with(|| serde_json::to_value(schema).unwrap_or_default());
         }
     }
     let schemes = components
@@ -198,7 +308,7 @@ pub fn merge(routes: &RouteTable, specs: &[(&str, Value)], missing: &[&str]) -> 
     if !missing.is_empty() {
         doc["x-unavailable-services"] = json!(missing);
     }
-    doc
+    Ok(doc)
 }
 
 /// `GET /docs`: the page lives at `/docs/` so its relative asset links resolve.
@@ -244,7 +354,9 @@ fn asset_response(state: &AppState, file: &str) -> Response {
 
 /// `GET /docs/openapi.json`: the merged document.
 pub async fn openapi(State(state): State<AppState>) -> Response {
-    let doc = state.inner.docs.merged(&state.inner.routes).await;
+    let Ok(doc) = state.inner.docs.merged(&state.inner.routes).await else {
+        return Problem::internal_opaque().into_response();
+    };
     (
         StatusCode::OK,
         [(
@@ -264,9 +376,8 @@ mod tests {
     use super::*;
     use crate::routes::{RouteDefaults, default_table};
 
-    #[test]
-    fn merging_keeps_routed_paths_and_components() {
-        let routes = RouteTable::compile(
+    fn table() -> RouteTable {
+        RouteTable::compile(
             &default_table(),
             RouteDefaults {
                 timeout: Duration::from_secs(1),
@@ -274,7 +385,12 @@ mod tests {
                 upload_body_limit: 1,
             },
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn merging_keeps_routed_paths_and_components() {
+        let routes = table();
         let product = json!({
             "paths": {
                 "/v1/products": { "get": { "responses": {} } },
@@ -292,7 +408,8 @@ mod tests {
             &routes,
             &[("product", product), ("customer", customer)],
             &["auth"],
-        );
+        )
+        .unwrap();
         let paths = doc["paths"].as_object().unwrap();
         assert_eq!(paths.len(), 2, "{doc}");
         assert_eq!(paths["/v1/products"]["get"]["tags"], json!(["product"]));
@@ -307,5 +424,92 @@ mod tests {
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
+    }
+
+    #[test]
+    fn a_component_two_services_define_differently_is_an_error() {
+        let product = json!({
+            "paths": { "/v1/products": { "get": { "responses": {} } } },
+            "components": { "schemas": { "Money": { "type": "object" }, "Same": {} } }
+        });
+        let customer = json!({
+            "paths": { "/v1/wishlist": { "get": { "responses": {} } } },
+            "components": { "schemas": { "Money": { "type": "integer" }, "Same": {} } }
+        });
+        let error = merge(
+            &table(),
+            &[("product", product), ("customer", customer)],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.0,
+            [Collision {
+                kind: "schemas".into(),
+                name: "Money".into(),
+                first: "product".into(),
+                second: "customer".into(),
+            }],
+            "an identical definition (Same) is not a collision"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("schemas/Money (product and customer)")
+        );
+    }
+
+    #[test]
+    fn routed_operations_get_the_gateways_security_and_responses() {
+        let routes = table();
+        let token = routes
+            .routes()
+            .iter()
+            .find(|r| r.auth.requires_token() && r.service == "customer")
+            .unwrap()
+            .pattern
+            .clone();
+        let open = routes
+            .routes()
+            .iter()
+            .find(|r| !r.auth.requires_token() && r.service == "product")
+            .unwrap()
+            .pattern
+            .clone();
+        let documented_401 = json!({ "description": "own words" });
+        let customer = json!({
+            "paths": { token.clone(): { "get": { "responses": { "200": {}, "401": documented_401 } } } }
+        });
+        let product = json!({
+            "paths": { open.clone(): { "get": { "responses": { "200": {} } } } }
+        });
+        let doc = merge(
+            &routes,
+            &[("customer", customer), ("product", product)],
+            &[],
+        )
+        .unwrap();
+
+        let signed_in = &doc["paths"][&token]["get"];
+        assert_eq!(signed_in["security"], json!([{ "bearer": [] }]), "{doc}");
+        assert_eq!(
+            signed_in["responses"]["401"], documented_401,
+            "kept as documented"
+        );
+        assert_eq!(
+            signed_in["responses"]["429"]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
+
+        let anyone = &doc["paths"][&open]["get"];
+        assert_eq!(anyone["security"], json!([{}, { "bearer": [] }]));
+        assert_eq!(
+            anyone["responses"]["401"]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "a bad token is refused on every route"
+        );
+        assert!(anyone["responses"]["429"].is_object());
+        assert!(doc["components"]["schemas"]["Problem"].is_object());
+        assert!(doc["components"]["schemas"]["FieldError"].is_object());
     }
 }

@@ -29,6 +29,7 @@ use crate::rates::{self, ShippingRate};
 /// A postal address. For `GB` the postcode is validated and normalised (`sw1a1aa` → `SW1A 1AA`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = CheckoutAddress)]
 pub struct Address {
     /// Recipient.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]

@@ -48,3 +48,27 @@ fn the_check_sees_the_services_paths() {
             .contains_key("/v1/products")
     );
 }
+
+#[test]
+fn no_two_services_define_one_component_name_differently() {
+    // The gateway refuses to merge such documents (its /docs/openapi.json would answer 500).
+    fn doc<S: Service>() -> (&'static str, serde_json::Value) {
+        (
+            S::SPEC.name,
+            serde_json::to_value(service_kit::service::openapi::<S>()).unwrap(),
+        )
+    }
+    let specs = [
+        doc::<auth_service::AuthService>(),
+        doc::<product_service::ProductService>(),
+        doc::<order_payment_service::OrderPaymentService>(),
+        doc::<appointment_service::AppointmentService>(),
+        doc::<content_service::ContentService>(),
+        doc::<customer_service::CustomerService>(),
+        doc::<notification_service::NotificationService>(),
+        doc::<analytics_service::AnalyticsService>(),
+    ];
+    let merged = gateway_service::docs::merge(&RouteTable::builtin().unwrap(), &specs, &[]);
+    let doc = merged.unwrap_or_else(|error| panic!("{error}"));
+    assert!(doc["paths"].as_object().unwrap().len() > 200);
+}

@@ -404,6 +404,7 @@ async fn get_order(
 /// Why a customer cancels.
 #[derive(Debug, Default, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = OrderCancelRequest)]
 pub struct CancelRequest {
     /// Free text.
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
