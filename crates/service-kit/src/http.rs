@@ -24,6 +24,8 @@ use crate::problem::Problem;
 use crate::readiness::{self, ReadinessCheck};
 use crate::request_id;
 
+mod unread;
+
 /// What the shared shell needs to wrap a service's own routes.
 #[derive(Clone)]
 pub struct Shell {
@@ -63,7 +65,8 @@ pub const COMMON_PATHS: [&str; 4] = ["/health", "/ready", "/metrics", "/openapi.
 
 /// Adds `/health`, `/ready`, `/metrics` and `/openapi.json` to `routes`, then wraps everything in
 /// the shared layers (outermost first): request id → trace span → sensitive-header redaction →
-/// problem+json for bare errors → CORS → compression → timeout → body limit → metrics.
+/// problem+json for bare errors → CORS → reading the rest of a refused body → compression →
+/// timeout → body limit → metrics.
 pub fn wrap(routes: Router, shell: Shell) -> Router {
     // Install the recorder before the first request is counted.
     let _ = kit_metrics::handle();
@@ -90,7 +93,11 @@ pub fn wrap(routes: Router, shell: Shell) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             shell.request_timeout,
         ))
-        .layer(CompressionLayer::new());
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(
+            shell.body_limit_bytes,
+            unread::drain_refused_bodies,
+        ));
     if let Some(cors) = cors_layer(&shell.cors_allowed_origins) {
         router = router.layer(cors);
     }

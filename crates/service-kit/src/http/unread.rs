@@ -1,0 +1,109 @@
+//! Reading the rest of a request body that the service answered without reading.
+//!
+//! A handler may answer before it reads the body: a caller refused by role, a bad path id. hyper
+//! then closes the connection with the rest of the upload unread, the kernel answers the bytes
+//! still arriving with a reset, and a client still sending (the gateway streaming an upload)
+//! loses the answer to that reset and reports a 502, which also counts against the service's
+//! breaker. Reading the rest first, within the body limit and a time limit (nginx's "lingering
+//! close"), lets the answer arrive.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::BodyExt;
+
+/// Bodies up to this size fit the sockets' buffers and are left alone, so the common small
+/// request pays nothing.
+const SMALL: u64 = 64 * 1024;
+
+/// How long the rest of a refused body may take to arrive before the connection is closed.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Middleware: after an error answer, reads (and drops) what the handler left of a large body,
+/// up to `limit` bytes. A body declared larger than `limit` is the body limit's to refuse.
+pub(super) async fn drain_refused_bodies(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let worth_it = match declared {
+        Some(length) => length > SMALL && length <= limit as u64,
+        None => request.headers().contains_key(header::TRANSFER_ENCODING),
+    };
+    if !worth_it {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let shared = SharedBody(Arc::new(Mutex::new(Some(body))));
+    let response = next
+        .run(Request::from_parts(parts, Body::new(shared.clone())))
+        .await;
+    // Only after an error: a success may have handed the body to work still reading it.
+    if response.status().is_client_error() || response.status().is_server_error() {
+        shared.drain(limit).await;
+    }
+    response
+}
+
+/// The request body, readable by the handler while the middleware keeps a way to finish it.
+#[derive(Clone)]
+struct SharedBody(Arc<Mutex<Option<Body>>>);
+
+impl SharedBody {
+    async fn drain(&self, limit: usize) {
+        let body = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some(mut body) = body else {
+            return;
+        };
+        let mut left = limit;
+        let _ = tokio::time::timeout(PATIENCE, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                let read = frame.data_ref().map_or(0, Bytes::len);
+                if read > left {
+                    break;
+                }
+                left -= read;
+            }
+        })
+        .await;
+    }
+}
+
+impl HttpBody for SharedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref()
+            .map_or_else(|| http_body::SizeHint::with_exact(0), HttpBody::size_hint)
+    }
+}

@@ -1,0 +1,84 @@
+//! A service may answer before it has read a request's body (a caller refused by its role, say).
+//! The client gets that answer, not a 502, and the service's breaker counts no failure.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use common::setup;
+use service_kit::Problem;
+use service_kit::http::{Shell, wrap};
+
+/// A service built on the shared shell whose upload route refuses before reading the body.
+async fn refusing_service() -> String {
+    let shell = Shell {
+        service: "content",
+        checks: Vec::new(),
+        collectors: Vec::new(),
+        openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
+        request_timeout: Duration::from_secs(30),
+        body_limit_bytes: 8 * 1024 * 1024,
+        cors_allowed_origins: Vec::new(),
+        internal_keys: None,
+        security_headers: false,
+    };
+    async fn refuse() -> Result<String, Problem> {
+        Err(Problem::forbidden("admins only"))
+    }
+    async fn accept(body: axum::body::Bytes) -> String {
+        body.len().to_string()
+    }
+    let app = wrap(
+        Router::new()
+            .route("/v1/uploads/refuse-unread", post(refuse))
+            .route("/v1/uploads", post(accept)),
+        shell,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_large_upload_refused_unread_gets_the_services_answer() {
+    let content = refusing_service().await;
+    let s = setup(&[
+        ("UPSTREAM_BREAKER_FAILURES", "3"),
+        ("UPSTREAM_CONTENT_URL", content.as_str()),
+    ])
+    .await;
+    for size in [1024 * 1024, 3 * 1024 * 1024] {
+        for attempt in 0..5 {
+            let response = s
+                .gateway
+                .client
+                .post(s.gateway.url("/v1/uploads/refuse-unread"))
+                .header("content-type", "application/octet-stream")
+                .body(vec![9u8; size])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                403,
+                "{size} bytes, attempt {attempt}: {:?}",
+                response.text().await
+            );
+        }
+    }
+    // Content's breaker stayed closed: an ordinary upload still goes through.
+    let response = s
+        .gateway
+        .client
+        .post(s.gateway.url("/v1/uploads"))
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
