@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
-use super::{MediaRef, collection, validate_http_url, validate_link};
+use super::{MediaRef, collection, validate_http_url, validate_link, view};
 
 fn yes() -> bool {
     true
@@ -191,9 +191,46 @@ pub struct TestimonialInput {
     pub active: bool,
 }
 
+view! {
+    /// A hero slide as stored: its input's fields plus `id`, `position`, `createdAt` and `updatedAt`.
+    HeroSlideView,
+    HeroSlideInput
+}
+
+view! {
+    /// A project as stored: its input's fields plus `id`, `position`, `createdAt` and `updatedAt`.
+    ProjectView,
+    ProjectInput
+}
+
+view! {
+    /// A finance option as stored: its input's fields plus `id`, `position`, `createdAt` and `updatedAt`.
+    FinanceOptionView,
+    FinanceInput
+}
+
+view! {
+    /// An FAQ as stored: its input's fields plus `id`, `position`, `createdAt` and `updatedAt`.
+    FaqView,
+    FaqInput
+}
+
+view! {
+    /// An accreditation as stored: its input's fields plus `id`, `position`, `createdAt` and `updatedAt`.
+    AccreditationView,
+    AccreditationInput
+}
+
+view! {
+    /// A testimonial as stored: its input's fields plus `id`, `position`, `createdAt` and `updatedAt`.
+    TestimonialView,
+    TestimonialInput
+}
+
 collection! {
     module: hero_slides,
     input: super::HeroSlideInput,
+    view: super::HeroSlideView,
     name: "hero slide",
     tag: "storefront",
     table: "hero_slides",
@@ -207,6 +244,7 @@ collection! {
 collection! {
     module: projects,
     input: super::ProjectInput,
+    view: super::ProjectView,
     name: "project",
     tag: "storefront",
     table: "projects",
@@ -220,6 +258,7 @@ collection! {
 collection! {
     module: finance,
     input: super::FinanceInput,
+    view: super::FinanceOptionView,
     name: "finance option",
     tag: "storefront",
     table: "finance_options",
@@ -233,6 +272,7 @@ collection! {
 collection! {
     module: faqs,
     input: super::FaqInput,
+    view: super::FaqView,
     name: "FAQ",
     tag: "storefront",
     table: "faqs",
@@ -246,6 +286,7 @@ collection! {
 collection! {
     module: accreditations,
     input: super::AccreditationInput,
+    view: super::AccreditationView,
     name: "accreditation",
     tag: "storefront",
     table: "accreditations",
@@ -259,6 +300,7 @@ collection! {
 collection! {
     module: testimonials,
     input: super::TestimonialInput,
+    view: super::TestimonialView,
     name: "testimonial",
     tag: "storefront",
     table: "testimonials",

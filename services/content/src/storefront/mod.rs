@@ -27,6 +27,8 @@ use serde_json::{Map, Value};
 use service_kit::cache::Ttl;
 use service_kit::extract::decode_cursor;
 use service_kit::{Caller, CursorPage, OffsetPage, PageParams};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::{Validate, ValidationError};
@@ -203,6 +205,85 @@ fn rename_top_level(value: Value, rename: fn(&str) -> String) -> Value {
 /// The members every stored item has besides its input fields.
 const META: [&str; 4] = ["id", "position", "createdAt", "updatedAt"];
 
+/// The schema of an item as the API shows it, from its input's schema: the input's members plus
+/// `id`, `position`, `createdAt` and `updatedAt`. The input refuses unknown members; the view does
+/// not, since it is an answer, not something a client sends.
+pub fn view_schema(input: RefOr<Schema>) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let RefOr::T(Schema::Object(mut object)) = input else {
+        return input;
+    };
+    object.additional_properties = None;
+    let string_as = |format: KnownFormat| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+            .build()
+    };
+    let meta = [
+        ("id", string_as(KnownFormat::Uuid), "The item's id."),
+        (
+            "position",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                .build(),
+            "Its place in the list, from 0.",
+        ),
+        (
+            "createdAt",
+            string_as(KnownFormat::DateTime),
+            "When it was added.",
+        ),
+        (
+            "updatedAt",
+            string_as(KnownFormat::DateTime),
+            "When it last changed.",
+        ),
+    ];
+    for (name, mut schema, description) in meta {
+        schema.description = Some(description.to_owned());
+        object
+            .properties
+            .insert(name.to_owned(), RefOr::T(Schema::Object(schema)));
+        if !object.required.iter().any(|r| r == name) {
+            object.required.push(name.to_owned());
+        }
+    }
+    RefOr::T(Schema::Object(object))
+}
+
+/// Declares `$view`, the documented shape of a stored `$input` item (see [`view_schema`]); the
+/// handlers answer `serde_json::Value`s, so it is a schema only.
+macro_rules! view {
+    ($(#[$doc:meta])* $view:ident, $input:ty) => {
+        $(#[$doc])*
+        pub struct $view;
+
+        impl utoipa::PartialSchema for $view {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::storefront::view_schema(<$input as utoipa::PartialSchema>::schema())
+            }
+        }
+
+        impl utoipa::ToSchema for $view {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($view))
+            }
+
+            fn schemas(
+                schemas: &mut Vec<(
+                    String,
+                    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                )>,
+            ) {
+                <$input as utoipa::ToSchema>::schemas(schemas);
+            }
+        }
+    };
+}
+pub(crate) use view;
+
 /// An item as the API shows it: the input's members plus `id`, `position`, `createdAt` and
 /// `updatedAt`.
 fn item(row: Value) -> Value {
@@ -232,6 +313,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -486,6 +568,7 @@ macro_rules! collection {
     (
         module: $module:ident,
         input: $input:ty,
+        view: $view:ty,
         name: $name:literal,
         tag: $tag:literal,
         table: $table:literal,
@@ -566,7 +649,7 @@ macro_rules! collection {
                 tag = $tag,
                 params(ListQuery),
                 responses(
-                    (status = 200, description = "A page of items (each: the input's fields plus id, position, createdAt, updatedAt)", body = CursorPage<$input>),
+                    (status = 200, description = "A page of items (each: the input's fields plus id, position, createdAt, updatedAt)", body = CursorPage<$view>),
                     (status = 422, description = "Invalid parameters", body = service_kit::Problem, content_type = "application/problem+json"),
                 )
             )]
@@ -585,7 +668,7 @@ macro_rules! collection {
                 tag = $tag,
                 params(("id" = Uuid, Path, description = "Item id")),
                 responses(
-                    (status = 200, description = "The item", body = $input),
+                    (status = 200, description = "The item", body = $view),
                     (status = 404, description = "No such active item", body = service_kit::Problem, content_type = "application/problem+json"),
                 )
             )]
@@ -600,7 +683,7 @@ macro_rules! collection {
                 tag = $tag,
                 request_body = $input,
                 responses(
-                    (status = 201, description = "Created", body = $input),
+                    (status = 201, description = "Created", body = $view),
                     (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 422, description = "Invalid item", body = service_kit::Problem, content_type = "application/problem+json"),
@@ -622,7 +705,7 @@ macro_rules! collection {
                 params(("id" = Uuid, Path, description = "Item id")),
                 request_body(content = $input, content_type = "application/merge-patch+json"),
                 responses(
-                    (status = 200, description = "Updated", body = $input),
+                    (status = 200, description = "Updated", body = $view),
                     (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 404, description = "No such item", body = service_kit::Problem, content_type = "application/problem+json"),
@@ -688,7 +771,7 @@ macro_rules! collection {
                 tag = $tag,
                 params(PageParams),
                 responses(
-                    (status = 200, description = "A page of items", body = OffsetPage<$input>),
+                    (status = 200, description = "A page of items", body = OffsetPage<$view>),
                     (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 422, description = "Invalid parameters", body = service_kit::Problem, content_type = "application/problem+json"),
@@ -746,5 +829,48 @@ mod tests {
         assert!(validate_link("//evil.example").is_err());
         assert!(validate_link("javascript:alert(1)").is_err());
         assert!(validate_http_url("https://").is_err());
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_view_schema_is_its_input_plus_the_stored_members_and_is_not_closed() {
+        use utoipa::{PartialSchema, ToSchema};
+
+        use super::kinds::{AccreditationInput, AccreditationView};
+
+        let input = serde_json::to_value(AccreditationInput::schema()).unwrap();
+        let view = serde_json::to_value(AccreditationView::schema()).unwrap();
+        assert_eq!(
+            input["additionalProperties"], false,
+            "the input refuses unknown members"
+        );
+        assert!(view.get("additionalProperties").is_none(), "{view}");
+        let keys = |schema: &serde_json::Value| {
+            schema["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let mut expected = keys(&input);
+        expected.extend(META.map(str::to_owned));
+        assert_eq!(keys(&view), expected);
+        for member in META {
+            assert!(
+                view["required"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&member.into()),
+                "{member}"
+            );
+        }
+        assert_eq!(view["properties"]["id"]["format"], "uuid");
+        assert_eq!(AccreditationView::name(), "AccreditationView");
+        // The input's own references (LogoKind) are still collected for the components.
+        let mut schemas = Vec::new();
+        AccreditationView::schemas(&mut schemas);
+        let names: Vec<&String> = schemas.iter().map(|(name, _)| name).collect();
+        assert!(names.iter().any(|name| *name == "LogoKind"), "{names:?}");
     }
 }
