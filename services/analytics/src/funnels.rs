@@ -204,6 +204,7 @@ async fn create_funnel(
     params(("id" = Uuid, Path, description = "Funnel id"), DateRange),
     responses(
         (status = 200, description = "The report", body = FunnelReport),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such funnel", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad range", body = Problem, content_type = "application/problem+json"),
     )

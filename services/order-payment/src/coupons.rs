@@ -538,6 +538,7 @@ async fn list_coupons(
     params(("id" = Uuid, Path, description = "Coupon id")),
     responses(
         (status = 200, description = "The coupon", body = Coupon),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such coupon", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -605,6 +606,7 @@ fn positive(field: &str, value: Option<Option<i64>>) -> OrderResult<()> {
     request_body(content = CouponPatch, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "The coupon", body = Coupon),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such coupon", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid change", body = service_kit::Problem, content_type = "application/problem+json"),
     )
@@ -668,6 +670,7 @@ async fn update_coupon(
     params(("id" = Uuid, Path, description = "Coupon id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such coupon", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Orders used it; deactivate it instead", body = service_kit::Problem, content_type = "application/problem+json"),
     )

@@ -460,6 +460,7 @@ pub struct VoidInvoice {
     request_body = VoidInvoice,
     responses(
         (status = 200, description = "Voided", body = Invoice),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such invoice", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already void", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid reason", body = Problem, content_type = "application/problem+json"),

@@ -159,6 +159,7 @@ async fn list_tax_rules(
     request_body = NewTaxRule,
     responses(
         (status = 201, description = "Created", body = TaxRule),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The country has a rule", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid rule", body = service_kit::Problem, content_type = "application/problem+json"),
     )
@@ -198,6 +199,7 @@ async fn create_tax_rule(
     request_body(content = TaxRulePatch, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "The rule", body = TaxRule),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rule", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid change", body = service_kit::Problem, content_type = "application/problem+json"),
     )
@@ -239,6 +241,7 @@ async fn update_tax_rule(
     params(("id" = Uuid, Path, description = "Tax rule id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rule", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -452,6 +455,7 @@ fn check_countries(countries: &[String]) -> OrderResult<()> {
     request_body = NewShippingRate,
     responses(
         (status = 201, description = "Created", body = ShippingRate),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The code exists", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid rate", body = service_kit::Problem, content_type = "application/problem+json"),
     )
@@ -536,6 +540,7 @@ pub struct ShippingRatePatch {
     request_body(content = ShippingRatePatch, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "The rate", body = ShippingRate),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rate", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid change", body = service_kit::Problem, content_type = "application/problem+json"),
     )
@@ -604,6 +609,7 @@ async fn update_rate(
     params(("id" = Uuid, Path, description = "Shipping rate id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rate", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]

@@ -104,6 +104,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("Idempotency-Key" = String, Header, description = "Unique per refund")),
     responses(
         (status = 201, description = "Refund requested (settled by Stripe's webhook)", body = Refund),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Payment not refundable, or the same key in flight", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "More than is left to refund, invalid body, or key reused", body = Problem, content_type = "application/problem+json"),

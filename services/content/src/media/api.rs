@@ -277,6 +277,7 @@ async fn load(conn: &mut PgConnection, id: Uuid, lock: bool) -> ContentResult<As
     params(("id" = Uuid, Path, description = "Media id")),
     responses(
         (status = 200, description = "The asset", body = MediaAsset),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such asset", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -310,6 +311,7 @@ pub struct MediaPatch {
     request_body(content = MediaPatch, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "The updated asset", body = MediaAsset),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such asset", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid alt text", body = Problem, content_type = "application/problem+json"),
     )
@@ -384,6 +386,7 @@ async fn references(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Vec<Strin
     params(("id" = Uuid, Path, description = "Media id")),
     responses(
         (status = 204, description = "Deleted; its objects are removed and the CDN invalidated"),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such asset", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Live content still uses it", body = Problem, content_type = "application/problem+json"),
     )

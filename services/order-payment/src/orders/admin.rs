@@ -191,6 +191,7 @@ async fn admin_view(state: &AppState, id: Uuid) -> OrderResult<AdminOrder> {
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = AdminOrder),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -227,6 +228,7 @@ fn staff(caller: &Caller) -> Actor {
     request_body = TransitionRequest,
     responses(
         (status = 200, description = "The order", body = AdminOrder),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not a step of the lifecycle", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request", body = service_kit::Problem, content_type = "application/problem+json"),
@@ -297,6 +299,7 @@ pub struct TrackingRequest {
     request_body = TrackingRequest,
     responses(
         (status = 200, description = "The order", body = AdminOrder),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Unpaid or cancelled", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request", body = service_kit::Problem, content_type = "application/problem+json"),
@@ -355,6 +358,7 @@ pub struct NoteRequest {
     request_body = NoteRequest,
     responses(
         (status = 201, description = "Added", body = Note),
+        (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid note", body = service_kit::Problem, content_type = "application/problem+json"),
     )
