@@ -174,9 +174,13 @@ async fn create(
 ) -> CustomerResult<(StatusCode, Json<Review>)> {
     // Asked before the transaction opens (no row is locked while order-payment answers). When it
     // cannot answer, the review is written unverified and due for a re-check: see [`purchases`].
-    let check = state.purchases.purchased(caller.user_id, product_id).await;
+    let check = state.purchases.purchase(caller.user_id, product_id).await;
     let (verified, checked, due_in) = match check {
-        Ok(purchased) => (purchased, true, None),
+        Ok(purchase) => (
+            purchase.verified(),
+            true,
+            purchase.recheck_in().map(|wait| wait.as_secs_f64()),
+        ),
         Err(error) => {
             tracing::warn!(%error, "purchase check failed; the review is written unverified");
             let wait = purchases::backoff(state.settings.review_verify_interval, 1);
@@ -196,7 +200,7 @@ async fn create(
         "INSERT INTO reviews (id, product_id, user_id, author_name, rating, title, body, photos, \
          verified_purchase, purchase_checked_at, verify_due_at, verify_attempts) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 THEN now() END, \
-         now() + make_interval(secs => $11), CASE WHEN $11 IS NULL THEN 0 ELSE 1 END) \
+         now() + make_interval(secs => $11), CASE WHEN $11 IS NULL OR $10 THEN 0 ELSE 1 END) \
          RETURNING {COLUMNS}"
     )))
     .bind(Uuid::now_v7())

@@ -1,7 +1,12 @@
-//! The verified-purchase badge of reviews: whether the author bought the product, as
-//! order-payment's `GET /internal/purchases` answers it (a paid order of theirs containing the
-//! product, neither cancelled nor refunded in full — the rule is order-payment's, documented
-//! beside that route).
+//! The verified-purchase badge of reviews: whether the author has a **delivered** order with the
+//! product (issue #9), as order-payment's `GET /internal/purchases` answers it (`purchased`: a
+//! paid order of theirs containing the product, neither cancelled nor refunded in full — the
+//! rule is order-payment's, documented beside that route; `delivered`: one of those orders was
+//! delivered).
+//!
+//! **Bought but not delivered yet**: the review is unverified and re-checked every
+//! [`DELIVERY_RECHECK`] until the order is delivered (verified) or no longer counts (refunded,
+//! cancelled). No event says an order was delivered, so the re-check is what notices it.
 //!
 //! **When order-payment cannot answer** (down, slow, its breaker open here), the review is still
 //! written, unverified, and marked due for a re-check. Refusing the review would lose what the
@@ -13,7 +18,7 @@
 //!
 //! **When the answer may change**: a `payment.succeeded` or `refund.issued` of an author marks
 //! all their reviews due ([`on_purchases_changed`]), so a review written before the payment
-//! becomes verified, and one whose order was refunded in full loses the badge. (A paid order
+//! is checked again (and verified once delivered), and one whose order was refunded in full loses the badge. (A paid order
 //! that is cancelled is refunded, and its `refund.issued` triggers the re-check; if that refund
 //! fails, the badge stays until the next payment or refund of that customer.) Order-payment
 //! commits before it publishes, so the re-check sees the new state.
@@ -40,11 +45,38 @@ const BATCH: i64 = 100;
 /// long before).
 const LEASE: Duration = Duration::from_secs(300);
 
+/// How often a review whose product was bought but not delivered yet is checked again.
+pub const DELIVERY_RECHECK: Duration = Duration::from_secs(6 * 3600);
+
 /// What `/internal/purchases` answers (the fields we use).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PurchaseAnswer {
     purchased: bool,
+    delivered: bool,
+}
+
+/// What order-payment knows of a customer's purchase of one product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purchase {
+    /// No paid order of theirs (still counting) contains it.
+    None,
+    /// Paid for, not delivered yet.
+    AwaitingDelivery,
+    /// A delivered order of theirs contains it.
+    Delivered,
+}
+
+impl Purchase {
+    /// Whether a review gets the verified-purchase badge: only for a delivered order.
+    pub fn verified(self) -> bool {
+        self == Self::Delivered
+    }
+
+    /// When to ask again: only while a delivery is awaited.
+    pub fn recheck_in(self) -> Option<Duration> {
+        (self == Self::AwaitingDelivery).then_some(DELIVERY_RECHECK)
+    }
 }
 
 /// order-payment's `/internal` API, called with a token naming this service.
@@ -61,16 +93,21 @@ impl PurchaseClient {
         })
     }
 
-    /// Whether `user_id` bought `product_id`. A `GET`, so the client retries it within its retry
-    /// budget when order-payment is momentarily unreachable or answers 502/503/504.
-    pub async fn purchased(&self, user_id: Uuid, product_id: Uuid) -> Result<bool, PeerError> {
+    /// Whether `user_id` bought `product_id`, and whether it was delivered. A `GET`, so the
+    /// client retries it within its retry budget when order-payment is momentarily unreachable
+    /// or answers 502/503/504.
+    pub async fn purchase(&self, user_id: Uuid, product_id: Uuid) -> Result<Purchase, PeerError> {
         let answer: PurchaseAnswer = self
             .peer
             .get(&format!(
                 "/internal/purchases?userId={user_id}&productId={product_id}"
             ))
             .await?;
-        Ok(answer.purchased)
+        Ok(match (answer.purchased, answer.delivered) {
+            (false, _) => Purchase::None,
+            (true, false) => Purchase::AwaitingDelivery,
+            (true, true) => Purchase::Delivered,
+        })
     }
 }
 
@@ -148,19 +185,30 @@ async fn claim(db: &PgPool) -> sqlx::Result<Vec<Due>> {
 }
 
 /// Records order-payment's answer. The review stays due when its lease was replaced meanwhile
-/// (an event asked for a newer check).
-async fn settle(db: &PgPool, due: &Due, purchased: bool) -> sqlx::Result<()> {
+/// (an event asked for a newer check), and becomes due again later while a delivery is awaited.
+async fn settle(db: &PgPool, due: &Due, purchase: Purchase) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
     sqlx::query!(
         "UPDATE reviews SET verified_purchase = $2, purchase_checked_at = now(), verify_attempts = 0,
                 verify_due_at = CASE WHEN verify_due_at = $3 THEN NULL ELSE verify_due_at END
          WHERE id = $1",
         due.id,
-        purchased,
+        purchase.verified(),
         due.lease
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    if let Some(wait) = purchase.recheck_in() {
+        sqlx::query(
+            "UPDATE reviews SET verify_due_at = now() + make_interval(secs => $2)
+             WHERE id = $1 AND verify_due_at IS NULL",
+        )
+        .bind(due.id)
+        .bind(secs(wait))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
 }
 
 /// Records a failed check: the next one after the backoff (unless an event asked for one since).
@@ -199,9 +247,9 @@ pub async fn verify_due(
                 postpone(db, due, every).await?;
                 continue;
             }
-            match purchases.purchased(due.user_id, due.product_id).await {
-                Ok(purchased) => {
-                    settle(db, due, purchased).await?;
+            match purchases.purchase(due.user_id, due.product_id).await {
+                Ok(purchase) => {
+                    settle(db, due, purchase).await?;
                     settled += 1;
                 }
                 Err(error) => {

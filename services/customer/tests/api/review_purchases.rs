@@ -117,6 +117,12 @@ async fn a_review_by_a_customer_who_paid_for_the_product_is_a_verified_purchase(
     assert_eq!(stored(&api, &other).await, (false, false));
     let unbought = write(&api, &jane, walnut).await;
     assert_eq!(unbought["verifiedPurchase"], false);
+    // Paid for but not delivered yet: not verified, and due for a later re-check.
+    let cherry = Uuid::now_v7();
+    paid_order(&orders_db, jane.id, cherry, "SHIPPED").await;
+    let awaiting = write(&api, &jane, cherry).await;
+    assert_eq!(awaiting["verifiedPurchase"], false, "{awaiting}");
+    assert_eq!(stored(&api, &awaiting).await, (false, true));
 
     // The event and, once approved, the public list carry the badge.
     let events = api.events("review.created").await;
@@ -152,11 +158,13 @@ async fn a_review_by_a_customer_who_paid_for_the_product_is_a_verified_purchase(
     );
 }
 
-/// A stand-in for order-payment's `/internal/purchases`: answers from `bought`, or 503 while
-/// `down`; counts the calls that carried a token naming the customer service.
+/// A stand-in for order-payment's `/internal/purchases`: answers from `bought` (delivered
+/// unless also in `undelivered`), or 503 while `down`; counts the calls that carried a token
+/// naming the customer service.
 #[derive(Default)]
 struct FakeOrders {
     bought: Mutex<HashSet<(Uuid, Uuid)>>,
+    undelivered: Mutex<HashSet<(Uuid, Uuid)>>,
     /// Calls still to be answered 503 (`usize::MAX`: until told otherwise).
     failures_left: AtomicUsize,
     calls: AtomicUsize,
@@ -200,9 +208,15 @@ async fn purchases(
         .lock()
         .unwrap()
         .contains(&(asked.user_id, asked.product_id));
+    let delivered = purchased
+        && !fake
+            .undelivered
+            .lock()
+            .unwrap()
+            .contains(&(asked.user_id, asked.product_id));
     Json(json!({
         "userId": asked.user_id, "productId": asked.product_id, "purchased": purchased,
-        "firstPaidAt": null, "delivered": false, "orders": i64::from(purchased)
+        "firstPaidAt": null, "delivered": delivered, "orders": i64::from(purchased)
     }))
     .into_response()
 }
@@ -345,4 +359,38 @@ async fn a_payment_verifies_the_authors_reviews_and_a_full_refund_unverifies_the
         .find(|r| r["id"] == review["id"])
         .expect("Jane's review in the queue");
     assert_eq!(listed["verifiedPurchase"], false);
+}
+
+#[tokio::test]
+async fn a_purchase_awaiting_delivery_is_verified_once_the_re_check_finds_it_delivered() {
+    let (api, fake) = with_fake_orders().await;
+    let (jane, oak) = (customer(), Uuid::now_v7());
+    fake.bought.lock().unwrap().insert((jane.id, oak));
+    fake.undelivered.lock().unwrap().insert((jane.id, oak));
+
+    let review = write(&api, &jane, oak).await;
+    assert_eq!(review["verifiedPurchase"], false, "{review}");
+    let hours_until_due: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM verify_due_at - now())::float8 / 3600 FROM reviews
+         WHERE id = $1::uuid",
+    )
+    .bind(review["id"].as_str().unwrap())
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert!(
+        (5.9..=6.0).contains(&hours_until_due),
+        "re-checked in six hours, not at once: {hours_until_due}"
+    );
+    let calls = fake.calls.load(Ordering::SeqCst);
+
+    // Delivered; the re-check comes due (time moved on) and finds it.
+    fake.undelivered.lock().unwrap().clear();
+    sqlx::query("UPDATE reviews SET verify_due_at = now() WHERE id = $1::uuid")
+        .bind(review["id"].as_str().unwrap())
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    settles_to(&api, &review, true).await;
+    assert!(fake.calls.load(Ordering::SeqCst) > calls, "asked again");
 }
