@@ -49,6 +49,26 @@ pub struct Shell {
     pub security_headers: bool,
 }
 
+impl Shell {
+    /// A shell with nothing configured: no readiness checks, collectors, CORS origins,
+    /// internal-token check or security headers, an empty OpenAPI document, a 5 s timeout and a
+    /// 1 KiB body limit. The starting point for a test or tool that wraps a router of its own and
+    /// sets only what it is about (`Shell { body_limit_bytes: ..., ..Shell::bare("test") }`).
+    pub fn bare(service: &'static str) -> Self {
+        Self {
+            service,
+            checks: Vec::new(),
+            collectors: Vec::new(),
+            openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
+            request_timeout: Duration::from_secs(5),
+            body_limit_bytes: 1024,
+            cors_allowed_origins: Vec::new(),
+            internal_keys: None,
+            security_headers: false,
+        }
+    }
+}
+
 /// Browser security headers the public-facing gateway sets on every response.
 pub const SECURITY_HEADERS: [(&str, &str); 4] = [
     (

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -154,15 +153,9 @@ fn app(pool: PgPool) -> Router {
     wrap(
         routes.with_state(pool),
         Shell {
-            service: "test",
-            checks: Vec::new(),
-            collectors: Vec::new(),
             openapi: Arc::new(openapi),
-            request_timeout: Duration::from_secs(5),
-            body_limit_bytes: 1024,
-            cors_allowed_origins: Vec::new(),
             internal_keys: Some(InternalKeys::development()),
-            security_headers: false,
+            ..Shell::bare("test")
         },
     )
 }

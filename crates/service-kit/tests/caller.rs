@@ -1,9 +1,6 @@
 //! The internal-token guard and the identity extractors.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -50,15 +47,8 @@ fn app() -> Router {
     wrap(
         routes,
         Shell {
-            service: "test",
-            checks: Vec::new(),
-            collectors: Vec::new(),
-            openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
-            request_timeout: Duration::from_secs(5),
-            body_limit_bytes: 1024,
-            cors_allowed_origins: Vec::new(),
             internal_keys: Some(InternalKeys::development()),
-            security_headers: false,
+            ..Shell::bare("test")
         },
     )
 }

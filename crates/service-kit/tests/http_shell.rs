@@ -2,7 +2,6 @@
 //! readiness, metrics and request ids.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -47,15 +46,10 @@ async fn fails(axum::extract::Path(kind): axum::extract::Path<String>) -> Result
 
 fn shell(checks: Vec<ReadinessCheck>) -> Shell {
     Shell {
-        service: "test",
         checks,
-        collectors: Vec::new(),
-        openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
         request_timeout: Duration::from_millis(300),
-        body_limit_bytes: 1024,
         cors_allowed_origins: vec!["https://shop.example".to_owned()],
-        internal_keys: None,
-        security_headers: false,
+        ..Shell::bare("test")
     }
 }
 

@@ -2,7 +2,6 @@
 //! over a real connection, instead of the connection being reset under the client.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -26,15 +25,9 @@ async fn accept(body: Bytes) -> String {
 
 async fn serve() -> String {
     let shell = Shell {
-        service: "test",
-        checks: Vec::new(),
-        collectors: Vec::new(),
-        openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
         request_timeout: Duration::from_secs(30),
         body_limit_bytes: LIMIT,
-        cors_allowed_origins: Vec::new(),
-        internal_keys: None,
-        security_headers: false,
+        ..Shell::bare("test")
     };
     let app = wrap(
         Router::new()

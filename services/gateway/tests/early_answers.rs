@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,15 +15,9 @@ use service_kit::http::{Shell, wrap};
 /// A service built on the shared shell whose upload route refuses before reading the body.
 async fn refusing_service() -> String {
     let shell = Shell {
-        service: "content",
-        checks: Vec::new(),
-        collectors: Vec::new(),
-        openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
         request_timeout: Duration::from_secs(30),
         body_limit_bytes: 8 * 1024 * 1024,
-        cors_allowed_origins: Vec::new(),
-        internal_keys: None,
-        security_headers: false,
+        ..Shell::bare("content")
     };
     async fn refuse() -> Result<String, Problem> {
         Err(Problem::forbidden("admins only"))
