@@ -75,3 +75,37 @@ async fn a_large_upload_refused_unread_gets_the_services_answer() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn small_bodies_refused_unread_keep_the_upstream_connection_usable() {
+    let content = refusing_service().await;
+    let s = setup(&[
+        ("UPSTREAM_BREAKER_FAILURES", "3"),
+        ("UPSTREAM_CONTENT_URL", content.as_str()),
+    ])
+    .await;
+    // The fuzzer's pattern: a method the route does not have, or a refused caller, each with a
+    // small JSON body the service never reads, one after another over pooled connections.
+    for attempt in 0..20 {
+        let (method, path, expected) = if attempt % 2 == 0 {
+            (reqwest::Method::DELETE, "/v1/uploads/refuse-unread", 405)
+        } else {
+            (reqwest::Method::POST, "/v1/uploads/refuse-unread", 403)
+        };
+        let response = s
+            .gateway
+            .client
+            .request(method, s.gateway.url(path))
+            .header("content-type", "application/json")
+            .body(r#"{"name":"","hexCode":"","sortOrder":0,"active":false}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            expected,
+            "attempt {attempt}: {:?}",
+            response.text().await
+        );
+    }
+}

@@ -1,11 +1,13 @@
 //! Reading the rest of a request body that the service answered without reading.
 //!
-//! A handler may answer before it reads the body: a caller refused by role, a bad path id. hyper
-//! then closes the connection with the rest of the upload unread, the kernel answers the bytes
-//! still arriving with a reset, and a client still sending (the gateway streaming an upload)
-//! loses the answer to that reset and reports a 502, which also counts against the service's
-//! breaker. Reading the rest first, within the body limit and a time limit (nginx's "lingering
-//! close"), lets the answer arrive.
+//! A handler may answer before it reads the body: a caller refused by role, a bad path id, a
+//! method the route does not have. hyper then closes the connection with the body unread. With
+//! a large body the kernel answers the bytes still arriving with a reset, and a client still
+//! sending (the gateway streaming an upload) loses the answer and reports a 502; with a small one
+//! whose bytes trail the head, the gateway's pooled connection is closed under its next request
+//! ("connection closed before message completed", another 502). Either counts against the
+//! service's breaker. Reading the rest first, within the body limit and a time limit (nginx's
+//! "lingering close"), lets the answer arrive and keeps the connection reusable.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,15 +21,11 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::BodyExt;
 
-/// Bodies up to this size fit the sockets' buffers and are left alone, so the common small
-/// request pays nothing.
-const SMALL: u64 = 64 * 1024;
-
 /// How long the rest of a refused body may take to arrive before the connection is closed.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Middleware: after an error answer, reads (and drops) what the handler left of a large body,
-/// up to `limit` bytes. A body declared larger than `limit` is the body limit's to refuse.
+/// Middleware: after an error answer, reads (and drops) what the handler left of the body, up to
+/// `limit` bytes. A body declared larger than `limit` is the body limit's to refuse.
 pub(super) async fn drain_refused_bodies(
     State(limit): State<usize>,
     request: Request,
@@ -38,8 +36,9 @@ pub(super) async fn drain_refused_bodies(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // Requests without a body (most reads) pay nothing.
     let worth_it = match declared {
-        Some(length) => length > SMALL && length <= limit as u64,
+        Some(length) => length > 0 && length <= limit as u64,
         None => request.headers().contains_key(header::TRANSFER_ENCODING),
     };
     if !worth_it {
