@@ -318,6 +318,8 @@ pub struct CommonConfig {
     pub database_url: Option<Secret<String>>,
     /// Upper bound of pooled Postgres connections.
     pub database_max_connections: u32,
+    /// Longest wait for a pooled connection before a request fails.
+    pub database_acquire_timeout: Duration,
     /// Apply embedded migrations at start.
     pub run_migrations: bool,
     /// Redis connection string.
@@ -434,6 +436,15 @@ impl CommonConfig {
                 )?
             } else {
                 0
+            },
+            database_acquire_timeout: if service.database.is_some() {
+                env.millis(
+                    "DATABASE_ACQUIRE_TIMEOUT_MS",
+                    crate::db::DEFAULT_ACQUIRE_TIMEOUT,
+                    "Longest wait for a pooled Postgres connection, in milliseconds",
+                )?
+            } else {
+                crate::db::DEFAULT_ACQUIRE_TIMEOUT
             },
             run_migrations: service.database.is_some()
                 && env.get(

@@ -6,11 +6,24 @@ use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+/// How long a request waits for a pooled connection unless `DATABASE_ACQUIRE_TIMEOUT_MS` says.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connects a pool to `url`; with `migrator`, creates the database if missing and applies the
 /// embedded migrations first (several replicas may start at once: sqlx takes an advisory lock).
 pub async fn connect(
     url: &str,
     max_connections: u32,
+    migrator: Option<&Migrator>,
+) -> anyhow::Result<PgPool> {
+    connect_with_timeout(url, max_connections, DEFAULT_ACQUIRE_TIMEOUT, migrator).await
+}
+
+/// [`connect`], waiting at most `acquire_timeout` for a pooled connection.
+pub async fn connect_with_timeout(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
     migrator: Option<&Migrator>,
 ) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url
@@ -25,7 +38,7 @@ pub async fn connect(
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire_timeout)
         .idle_timeout(Duration::from_secs(300))
         .connect_with(options)
         .await

@@ -71,9 +71,10 @@ impl Infra {
     ) -> anyhow::Result<Self> {
         let db = match &config.database_url {
             Some(url) => Some(
-                crate::db::connect(
+                crate::db::connect_with_timeout(
                     url.expose(),
                     config.database_max_connections,
+                    config.database_acquire_timeout,
                     migrator.filter(|_| config.run_migrations),
                 )
                 .await?,

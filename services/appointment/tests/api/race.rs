@@ -46,7 +46,13 @@ async fn storm(api: &Api, token: &str, slots: &[Uuid]) -> (usize, usize) {
 
 #[tokio::test]
 async fn fifty_clients_racing_for_one_slot_yield_exactly_one_booking_over_200_rounds() {
-    let api = Api::spawn_with(&[("DATABASE_MAX_CONNECTIONS", "8")]).await;
+    // Eight connections make the fifty requests queue for the pool; on a CI box whose two cores
+    // other tests saturate, the default 5 s wait for one can run out before a round is through.
+    let api = Api::spawn_with(&[
+        ("DATABASE_MAX_CONNECTIONS", "8"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "60000"),
+    ])
+    .await;
     let consultant = api.consultant("Amelia Hart", &["SW"]).await;
     let base = in_hours(48);
     let mut slots = Vec::new();
@@ -98,7 +104,13 @@ async fn fifty_clients_racing_for_one_slot_yield_exactly_one_booking_over_200_ro
 
 #[tokio::test]
 async fn fifty_clients_racing_for_overlapping_slots_of_one_consultant_yield_one_booking() {
-    let api = Api::spawn_with(&[("DATABASE_MAX_CONNECTIONS", "8")]).await;
+    // Eight connections make the fifty requests queue for the pool; on a CI box whose two cores
+    // other tests saturate, the default 5 s wait for one can run out before a round is through.
+    let api = Api::spawn_with(&[
+        ("DATABASE_MAX_CONNECTIONS", "8"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "60000"),
+    ])
+    .await;
     let consultant = api.consultant("Tom Reid", &["SW"]).await;
     let base = in_hours(48);
     for round in 0..50i64 {
