@@ -27,6 +27,11 @@ pub struct BusConfig {
     pub exchange: String,
     /// Prepended to every queue name (RabbitMQ and SQS): empty in production, unique per test.
     pub queue_prefix: String,
+    /// RabbitMQ only: when set, each service's quorum queue is declared with this `x-expires`, so
+    /// the broker deletes it once it has had no consumer for that long. For tests, whose queues
+    /// are throwaway: deleting a quorum queue seconds after declaring it, as test teardown did,
+    /// crashed RabbitMQ's Raft subsystem on a loaded single node. `None` in production.
+    pub queue_expiry: Option<Duration>,
     /// SQS settings, used when `backend` is [`BackendKind::Sqs`].
     pub sqs: SqsConfig,
     /// How long one publish (or one batch of publishes) may take, confirms included, before it
@@ -45,6 +50,7 @@ impl Default for BusConfig {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
             exchange: "lomash.events".to_owned(),
             queue_prefix: String::new(),
+            queue_expiry: None,
             sqs: SqsConfig::default(),
             publish_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),

@@ -415,6 +415,7 @@ impl Worker {
             event.id = %event_id,
             attempt,
             correlation_id = raw.correlation_id.as_deref().unwrap_or_default(),
+            trace_id = tracing::field::Empty,
         );
         continue_trace(&span, raw.traceparent.as_deref());
 

@@ -419,6 +419,12 @@ impl RabbitBus {
             "x-overflow".into(),
             AMQPValue::LongString("reject-publish".into()),
         );
+        if let Some(expiry) = self.config.queue_expiry {
+            arguments.insert(
+                "x-expires".into(),
+                AMQPValue::LongLongInt(i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX)),
+            );
+        }
         channel
             .queue_declare(short(&queue)?, durable_queue(), arguments)
             .await?;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, global};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -25,11 +26,17 @@ pub fn context_from_traceparent(traceparent: &str) -> Context {
     global::get_text_map_propagator(|propagator| propagator.extract(&carrier))
 }
 
-/// Makes `span` a child of the trace `traceparent` names. Without an OpenTelemetry layer this
-/// does nothing.
+/// Makes `span` a child of the trace `traceparent` names, and records the trace id in the span's
+/// `trace_id` field (when it declares one) so the consumer's log lines join the producer's, as
+/// an HTTP request span's do. Without an OpenTelemetry layer this does nothing.
 pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
     if let Some(traceparent) = traceparent {
         // Fails only when no OpenTelemetry layer is installed: then there is no trace to continue.
         let _ = span.set_parent(context_from_traceparent(traceparent));
+    }
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() {
+        span.record("trace_id", tracing::field::display(span_context.trace_id()));
     }
 }

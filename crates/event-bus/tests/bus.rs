@@ -954,3 +954,62 @@ async fn rabbitmq_an_event_published_before_its_consumer_first_starts_waits_for_
     running.stop().await;
     assert_eq!(controls.calls_for(1), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Throwaway queues
+
+/// Whether `queue` exists on the broker, asked with a passive declare (which creates nothing).
+async fn rabbit_queue_exists(queue: &str) -> bool {
+    let connection =
+        lapin::Connection::connect(&direct_amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ is reachable");
+    let channel = connection.create_channel().await.unwrap();
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            Default::default(),
+        )
+        .await;
+    let _ = connection.close(200, "bye".into()).await;
+    declared.is_ok()
+}
+
+/// With a queue expiry set (as tests set it), a consumed queue outlives the expiry, and the
+/// broker deletes it by itself once its consumer is gone, so teardown never has to delete a
+/// fresh quorum queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_throwaway_queue_lives_while_consumed_and_expires_after() {
+    let expiry = Duration::from_secs(2);
+    let s = Setup::with(Backend::RabbitMq, false, |config| {
+        config.queue_expiry = Some(expiry);
+    })
+    .await;
+    let controls = Controls::new();
+    let mut running = Running::new();
+    running.consumer(s.consumer(&controls));
+    s.wait_until_consuming().await;
+
+    tokio::time::sleep(expiry * 2).await;
+    let queue = s.config.queue_name(&s.service);
+    assert!(
+        rabbit_queue_exists(&queue).await,
+        "a consumed queue must not expire"
+    );
+    s.db.commit(Ping { seq: 1 }).await;
+    running.relay(&s.db.pool, &s.bus, &s.service);
+    eventually("the event to be applied", || async {
+        (s.db.effects_for(1).await == 1).then_some(())
+    })
+    .await;
+
+    running.stop().await;
+    eventually("the unused queue to expire", || async {
+        (!rabbit_queue_exists(&queue).await).then_some(())
+    })
+    .await;
+}

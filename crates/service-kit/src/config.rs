@@ -334,6 +334,9 @@ pub struct CommonConfig {
     pub event_exchange: String,
     /// Prefix for this service's queue names (tests isolate themselves with it).
     pub event_queue_prefix: String,
+    /// When set, RabbitMQ deletes a quorum queue that has gone unused this long (`x-expires`).
+    /// Tests set it so their throwaway queues clean themselves up; production leaves it unset.
+    pub event_queue_expiry: Option<Duration>,
     /// Deliveries of one event before it is dead-lettered.
     pub event_delivery_limit: u32,
     /// Longest wait for the broker to confirm a publish.
@@ -482,6 +485,12 @@ impl CommonConfig {
                 String::new(),
                 "Prefix for this service's queue names",
             )?,
+            event_queue_expiry: env
+                .optional::<u64>(
+                    "EVENT_QUEUE_EXPIRY_MS",
+                    "Delete an unused event queue after this many milliseconds (tests only; unset in production)",
+                )?
+                .map(Duration::from_millis),
             event_delivery_limit: env.get(
                 "EVENT_DELIVERY_LIMIT",
                 5u32,
@@ -572,6 +581,7 @@ impl CommonConfig {
             amqp_url: self.amqp_url.expose().clone(),
             exchange: self.event_exchange.clone(),
             queue_prefix: self.event_queue_prefix.clone(),
+            queue_expiry: self.event_queue_expiry,
             sqs: event_bus::SqsConfig {
                 endpoint_url: self.sqs_endpoint.clone(),
                 region: self.aws_region.clone(),

@@ -129,6 +129,7 @@ fn rabbit_config() -> BusConfig {
         amqp_url: amqp_url(),
         exchange: format!("dlqaudit-{id}"),
         queue_prefix: format!("dlqaudit-{id}-"),
+        queue_expiry: Some(event_bus::topology::THROWAWAY_QUEUE_EXPIRY),
         ..BusConfig::default()
     }
 }

@@ -137,6 +137,12 @@ impl TestApp {
             ),
             ("EVENT_EXCHANGE".into(), format!("test.{suffix}.events")),
             ("EVENT_QUEUE_PREFIX".into(), format!("test.{suffix}.")),
+            (
+                "EVENT_QUEUE_EXPIRY_MS".into(),
+                service_kit::event_bus::topology::THROWAWAY_QUEUE_EXPIRY
+                    .as_millis()
+                    .to_string(),
+            ),
         ]);
         if let Some(db) = &db {
             env.insert("DATABASE_URL".into(), db.url.clone());

@@ -9,17 +9,23 @@
 //!
 //! A [`Platform`] is driven through [`Platform::gateway_url`] only; the per-service handles are
 //! there to stop and restart a service mid-run.
+//!
+//! Logs are set up as a service's `main` sets them up (`service_kit::telemetry`, with
+//! `LOG_FORMAT=json` and the default `LOG_LEVEL`), except that the lines go to memory, where
+//! [`Platform::logs`] reads them: a test can follow one request through the services' logs.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use service_kit::event_bus::BusConfig;
-use service_kit::{Env, RunningService, Service};
+use service_kit::telemetry::{self, TelemetryGuard};
+use service_kit::{CommonConfig, Env, RunningService, Service};
 use stripe_fake::FakeStripe;
 use test_support::{TestDb, unique_suffix};
 use tokio::net::TcpListener;
@@ -93,6 +99,38 @@ pub const WEBHOOK_SECRET: &str = "whsec_e2e_platform_local_secret";
 /// How often analytics flushes its buffer in the suite (production: seconds).
 pub const ANALYTICS_FLUSH_MS: u64 = 200;
 
+/// Every log line written in this process, as the services' JSON formatter wrote them.
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// The log writer: appends to [`LOG`]. The formatter hands it one whole line per write.
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the process's logging and tracing once, as `main` does from `common` (format and
+/// level), writing to [`LOG`]. Kept for the life of the process: the services share it.
+fn install_telemetry(common: &CommonConfig) -> anyhow::Result<()> {
+    static GUARD: OnceLock<TelemetryGuard> = OnceLock::new();
+    if GUARD.get().is_none() {
+        let guard =
+            telemetry::init_with_writer("e2e", common.log_format, &common.log_level, None, || {
+                LogSink
+            })?;
+        let _ = GUARD.set(guard);
+    }
+    Ok(())
+}
+
 /// The whole platform, stopped (and its databases, queues and media removed) when dropped.
 pub struct Platform {
     /// `http://127.0.0.1:<port>` of the gateway: the only address clients use.
@@ -157,11 +195,18 @@ impl Platform {
             let mut env: HashMap<String, String> = HashMap::from([
                 ("HOST".into(), "127.0.0.1".into()),
                 ("PORT".into(), addrs[name].port().to_string()),
-                ("LOG_LEVEL".into(), "warn".into()),
+                // What production writes, so that a test reads the lines an operator would.
+                ("LOG_FORMAT".into(), "json".into()),
                 ("REDIS_KEY_PREFIX".into(), prefix(name)),
                 // One namespace for the nine, so events flow between them.
                 ("EVENT_EXCHANGE".into(), format!("test.{suffix}.events")),
                 ("EVENT_QUEUE_PREFIX".into(), format!("test.{suffix}.")),
+                (
+                    "EVENT_QUEUE_EXPIRY_MS".into(),
+                    service_kit::event_bus::topology::THROWAWAY_QUEUE_EXPIRY
+                        .as_millis()
+                        .to_string(),
+                ),
             ]);
             if let Some(db) = &db {
                 env.insert("DATABASE_URL".into(), db.url.clone());
@@ -237,7 +282,18 @@ impl Platform {
             });
         }
 
-        let mut bus = None;
+        // The settings every service shares (log format and level, broker) are auth's too.
+        let auth_env = slots
+            .iter()
+            .find(|s| s.name == "auth")
+            .context("auth is part of the platform")?
+            .env
+            .clone();
+        let auth_config = auth_service::AuthService::config(&Env::from_pairs(auth_env))
+            .map_err(|e| anyhow!("{e}"))?;
+        let common = <auth_service::AuthService as Service>::common(&auth_config);
+        install_telemetry(common)?;
+        let bus = Some(common.bus_config());
         for slot in &mut slots {
             let listener = listeners
                 .remove(slot.name)
@@ -246,11 +302,6 @@ impl Platform {
                 .await
                 .with_context(|| format!("{} failed to start", slot.name))?;
             slot.running = Some(running);
-            if bus.is_none() && slot.name == "auth" {
-                let config = auth_service::AuthService::config(&Env::from_pairs(slot.env.clone()))
-                    .map_err(|e| anyhow!("{e}"))?;
-                bus = Some(<auth_service::AuthService as Service>::common(&config).bus_config());
-            }
         }
         Ok(Self {
             gateway_url,
@@ -295,6 +346,20 @@ impl Platform {
     /// The environment `service` runs with.
     pub fn env(&self, service: &str) -> &HashMap<String, String> {
         &self.slot(service).env
+    }
+
+    /// Every log line written in this process so far, parsed (the JSON objects `LOG_FORMAT=json`
+    /// writes: the event's fields flattened, `span` the fields of the span it was logged in).
+    /// Under nextest a test process runs one test, so these are this platform's lines; under
+    /// `cargo test` other tests' platforms may add theirs, so select by request or trace id.
+    pub fn logs(&self) -> Vec<serde_json::Value> {
+        let log = LOG
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&log)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     /// Stops `service` gracefully (as SIGTERM would); its port stays reserved for a restart.

@@ -398,6 +398,7 @@ pub fn rabbit_config(amqp_url: String) -> BusConfig {
         amqp_url,
         exchange: format!("evbus-test-{id}"),
         queue_prefix: format!("evbus-test-{id}-"),
+        queue_expiry: Some(event_bus::topology::THROWAWAY_QUEUE_EXPIRY),
         publish_timeout: Duration::from_secs(3),
         connect_timeout: Duration::from_secs(3),
         consumer: test_consumer_settings(),

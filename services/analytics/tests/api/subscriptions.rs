@@ -47,11 +47,15 @@ async fn subscriptions_an_unhandled_topic_never_reaches_the_analytics_queue() {
     let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
     let exchange = format!("subs-test-{id}");
     let prefix = format!("subs-test-{id}-");
+    let expiry_ms = event_bus::topology::THROWAWAY_QUEUE_EXPIRY
+        .as_millis()
+        .to_string();
     let common = CommonConfig::from_env(
         AnalyticsService::SPEC,
         &Env::from_pairs([
             ("EVENT_EXCHANGE", exchange.as_str()),
             ("EVENT_QUEUE_PREFIX", prefix.as_str()),
+            ("EVENT_QUEUE_EXPIRY_MS", expiry_ms.as_str()),
         ]),
     )
     .unwrap();
