@@ -34,14 +34,29 @@ impl Drop for TelemetryGuard {
 
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
-/// Installs the global subscriber and propagator. Later calls in the same process (tests that
-/// start several services) are no-ops.
+/// Installs the global subscriber and propagator, logging to stdout. Later calls in the same
+/// process (tests that start several services) are no-ops.
 pub fn init(
     service: &str,
     format: LogFormat,
     level: &str,
     otlp_endpoint: Option<&str>,
 ) -> anyhow::Result<TelemetryGuard> {
+    init_with_writer(service, format, level, otlp_endpoint, std::io::stdout)
+}
+
+/// [`init`] with log lines written to `writer` instead of stdout (the end-to-end suite reads
+/// what the platform logs).
+pub fn init_with_writer<W>(
+    service: &str,
+    format: LogFormat,
+    level: &str,
+    otlp_endpoint: Option<&str>,
+    writer: W,
+) -> anyhow::Result<TelemetryGuard>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     if INSTALLED.get().is_some() {
         return Ok(TelemetryGuard { provider: None });
     }
@@ -68,12 +83,16 @@ pub fn init(
         .map_err(|e| anyhow::anyhow!("invalid value for environment variable LOG_LEVEL: {e}"))?;
     let fmt_layer = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .compact()
+            .boxed(),
     };
     let installed = tracing_subscriber::registry()
         .with(filter)

@@ -1,15 +1,17 @@
 //! Cross-cutting checks of the whole platform through the gateway: every answer carries an
-//! `X-Request-Id`, and a service stopped mid-run is a 503 at the gateway, then serves again once
-//! restarted, with nothing it had accepted lost (its events wait on the broker).
+//! `X-Request-Id`, one booking is one trace through the gateway's, appointment's and
+//! notification's logs, and a service stopped mid-run is a 503 at the gateway, then serves again
+//! once restarted, with nothing it had accepted lost (its events wait on the broker).
 #![allow(clippy::unwrap_used)]
 
 use chrono::{Duration, Utc};
 use e2e_tests::{Platform, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use service_kit::shared_types::topics::BOOKING_CREATED;
 
-/// Every kind of answer (a gateway 404, a service's 200, 401, 422, a public page) has a request
-/// id, and one the client sends is kept when it is well-formed.
+/// Every kind of answer (a gateway 404 or 413, a service's 200, 400, 401, 405, 422, a public
+/// page) has a request id, and one the client sends is kept when it is well-formed.
 #[tokio::test]
 async fn every_answer_carries_a_request_id() {
     let platform = Platform::start().await;
@@ -30,6 +32,34 @@ async fn every_answer_carries_a_request_id() {
             "{path} has no X-Request-Id"
         );
     }
+    // Errors the gateway makes itself before any upstream sees the request (a body over the
+    // limit), and ones the upstream makes from what the gateway forwarded.
+    let oversized = vec![b'x'; 2 * 1024 * 1024];
+    for (method, path, body, status) in [
+        (reqwest::Method::POST, "/v1/auth/login", oversized, 413),
+        (reqwest::Method::POST, "/v1/auth/login", b"{".to_vec(), 400),
+        (reqwest::Method::DELETE, "/v1/auth/login", Vec::new(), 405),
+        (reqwest::Method::PUT, "/v1/no-such-thing", Vec::new(), 404),
+    ] {
+        let response = platform
+            .request(method.clone(), path, None)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let id = response.headers().get("x-request-id");
+        assert!(
+            id.is_some_and(|v| !v.is_empty()),
+            "{method} {path} has no X-Request-Id"
+        );
+    }
     let mine = platform
         .request(reqwest::Method::GET, "/v1/products", None)
         .header("x-request-id", "e2e-trace-0001")
@@ -37,6 +67,144 @@ async fn every_answer_carries_a_request_id() {
         .await
         .unwrap();
     assert_eq!(mine.headers()["x-request-id"], "e2e-trace-0001");
+    // One that could smuggle text into logs is replaced, not echoed.
+    let unsafe_id = platform
+        .request(reqwest::Method::GET, "/v1/no-such-thing", None)
+        .header("x-request-id", "a b\"<script>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsafe_id.status(), StatusCode::NOT_FOUND);
+    let replaced = unsafe_id.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(replaced).is_ok(), "{replaced}");
+}
+
+/// The log lines whose span carries `field` = `value` (lines the services wrote inside a request
+/// span or an event consumer's span).
+fn lines_in_span<'a>(logs: &'a [Value], field: &str, value: &str) -> Vec<&'a Value> {
+    logs.iter()
+        .filter(|line| line["span"][field].as_str() == Some(value))
+        .collect()
+}
+
+/// A booking made through the gateway can be followed through the logs by its trace id: the
+/// gateway's access line, appointment's "booking created" and notification's handling of the
+/// `booking.created` event (which travelled over the broker, the trace context in its
+/// envelope) all carry it, next to the request id the client was given.
+#[tokio::test]
+async fn one_booking_is_one_trace_in_the_gateway_appointment_and_notification_logs() {
+    let platform = Platform::start().await;
+    let admin = platform.admin("ops@lomashwood.co.uk").await;
+    let slot = a_slot(&platform, &admin).await;
+    let email = "traced@example.com";
+    let (token, _) = platform.customer(email).await;
+
+    let booked = platform
+        .post(
+            "/v1/appointments",
+            Some(&token),
+            &json!({
+                "type": "HOME_MEASUREMENT", "forKitchen": true, "forBedroom": true,
+                "firstName": "Jane", "lastName": "Doe", "email": email,
+                "phone": "07700 900123", "postcode": "SW4 0AB",
+                "address": "1 Acre Lane, London", "slotId": slot,
+            }),
+        )
+        .await;
+    assert_eq!(booked.status(), StatusCode::CREATED);
+    let request_id = booked.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let booked: Value = booked.json().await.unwrap();
+    let reference = booked["referenceCode"].as_str().unwrap().to_owned();
+    // Notification has handled the event once the acknowledgement is sent.
+    platform.email(email, &reference).await;
+
+    // The gateway: its access line for this request names the trace.
+    let logs = platform.logs();
+    let at_gateway: Vec<&Value> = lines_in_span(&logs, "request_id", &request_id)
+        .into_iter()
+        .filter(|line| line["span"]["service"] == "gateway")
+        .collect();
+    let access = at_gateway
+        .iter()
+        .find(|line| line["target"] == "gateway::access")
+        .unwrap_or_else(|| panic!("no gateway access line for {request_id}: {at_gateway:?}"));
+    assert_eq!(access["status"], 201, "{access}");
+    assert_eq!(access["upstream"], "appointment", "{access}");
+    let trace_id = access["span"]["trace_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the gateway's request span has no trace id: {access}"))
+        .to_owned();
+    assert!(
+        trace_id.len() == 32
+            && trace_id.bytes().all(|b| b.is_ascii_hexdigit())
+            && trace_id.bytes().any(|b| b != b'0'),
+        "not a W3C trace id: {trace_id}"
+    );
+
+    // Every line of the trace, from whichever service wrote it.
+    let traced = lines_in_span(&logs, "trace_id", &trace_id);
+    let from = |service: &str| -> Vec<&Value> {
+        traced
+            .iter()
+            .copied()
+            .filter(|line| line["span"]["service"] == service)
+            .collect()
+    };
+
+    // appointment: the forwarded request, with the same request id, created the booking.
+    let at_appointment = from("appointment");
+    let created = at_appointment
+        .iter()
+        .find(|line| line["message"] == "booking created")
+        .unwrap_or_else(|| panic!("appointment logged no booking in trace {trace_id}: {traced:?}"));
+    assert_eq!(created["span"]["name"], "request", "{created}");
+    assert_eq!(
+        created["span"]["request_id"],
+        request_id.as_str(),
+        "{created}"
+    );
+    assert_eq!(
+        created["booking_id"], booked["bookingId"],
+        "{created} vs {booked}"
+    );
+
+    // notification: the event's consumer span continued the trace (and names the request in
+    // its correlation id); what it queued for this booking is logged inside it.
+    let at_notification = from("notification");
+    assert!(
+        !at_notification.is_empty(),
+        "notification logged nothing in trace {trace_id}: {traced:?}"
+    );
+    for line in &at_notification {
+        assert_eq!(line["span"]["name"], "event.consume", "{line}");
+        assert_eq!(line["span"]["topic"], BOOKING_CREATED, "{line}");
+        assert_eq!(
+            line["span"]["correlation_id"],
+            request_id.as_str(),
+            "{line}"
+        );
+    }
+    let queued = at_notification
+        .iter()
+        .filter(|line| line["message"] == "notification queued")
+        .count();
+    // The customer's acknowledgement and the kitchen and bedroom teams' alerts.
+    assert!(queued >= 3, "{at_notification:?}");
+
+    // The trace is this booking's alone: the customer's sign-in before it was another.
+    let other_traces: Vec<&Value> = logs
+        .iter()
+        .filter(|line| {
+            line["target"] == "gateway::access" && line["span"]["request_id"] != request_id.as_str()
+        })
+        .collect();
+    assert!(!other_traces.is_empty());
+    for line in other_traces {
+        assert_ne!(line["span"]["trace_id"], trace_id.as_str(), "{line}");
+    }
 }
 
 /// A home-measurement slot offered by a consultant an administrator set up.
