@@ -51,6 +51,35 @@ where
     }
 }
 
+/// JSON Schema counts `1799.0` as an integer (what the documents say `integer` fields take), but
+/// serde refuses it for an integer type. Only on that slow path: the body with every float that
+/// is a whole number within `i64` written as an integer, when that then deserialises.
+fn with_integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fn rewrite(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(number) if number.is_f64() => {
+                let float = number.as_f64().unwrap_or(f64::NAN);
+                // Below 2^63 in magnitude, so the cast is exact.
+                if float.fract() == 0.0 && float.abs() < 9.2e18 {
+                    *value = serde_json::Value::from(float as i64);
+                    return true;
+                }
+                false
+            }
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, v| rewrite(v) | c),
+            serde_json::Value::Object(members) => {
+                members.values_mut().fold(false, |c, v| rewrite(v) | c)
+            }
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !rewrite(&mut value) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
+}
+
 /// Deserialises JSON, telling syntax errors (400) from shape errors (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -62,6 +91,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             Ok(value)
         }
         Err(error) => {
+            if error.inner().classify() == serde_json::error::Category::Data
+                && let Some(value) = with_integral_floats_as_integers(bytes)
+            {
+                return Ok(value);
+            }
             let path = error.path().to_string();
             let inner = error.into_inner();
             match inner.classify() {
@@ -415,6 +449,26 @@ mod tests {
                 (p.name, json!([schema["minimum"], schema["maximum"]]))
             })
             .collect()
+    }
+
+    #[test]
+    fn integral_floats_are_integers_as_json_schema_says() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Rate {
+            rate_bp: i32,
+            items: Vec<u8>,
+        }
+        let rate: Rate = parse_json(br#"{"rate_bp": 1799.0, "items": [1.0, 2]}"#).unwrap();
+        assert_eq!(
+            rate,
+            Rate {
+                rate_bp: 1799,
+                items: vec![1, 2]
+            }
+        );
+        // A fraction stays a shape error naming the field.
+        let error = parse_json::<Rate>(br#"{"rate_bp": 17.5, "items": []}"#).unwrap_err();
+        assert_eq!(error.status, 422);
     }
 
     #[test]

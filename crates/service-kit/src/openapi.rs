@@ -6,7 +6,11 @@
 //! - an operation with a JSON request body can answer **400** (malformed JSON), **413** (over the
 //!   body limit), **415** (not `application/json`) and **422** (validation) — [`ValidatedJson`];
 //! - the `Idempotency-Key` header carries the pattern [`IdempotencyKey`] checks, and a
-//!   `Stripe-Signature` header the `t=…,v1=…` shape the webhook parses.
+//!   `Stripe-Signature` header the `t=…,v1=…` shape the webhook parses;
+//! - an `application/merge-patch+json` body documented with the resource's schema `X` is
+//!   documented as what [`patched`] accepts, a `XMergePatch` schema: every member optional
+//!   (left out, it keeps its value) and `null` allowed where removing the member leaves a
+//!   valid `X` (an optional member, back to its default) — RFC 7396.
 //!
 //! Responses an operation already documents are left as they are. Every added response is an
 //! `application/problem+json` [`Problem`], and the `Problem` schema is added to the components.
@@ -14,6 +18,7 @@
 //! [`ValidatedQuery`]: crate::extract::ValidatedQuery
 //! [`ValidatedJson`]: crate::extract::ValidatedJson
 //! [`IdempotencyKey`]: crate::extract::IdempotencyKey
+//! [`patched`]: crate::merge_patch::patched
 
 use utoipa::ToSchema;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
@@ -67,6 +72,151 @@ pub fn complete(doc: &mut OpenApi) {
             .get_or_insert_with(|| ComponentsBuilder::new().build());
         for (name, schema) in problem_schemas() {
             components.schemas.entry(name).or_insert(schema);
+        }
+    }
+    document_merge_patches(doc);
+}
+
+const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
+const SCHEMA_REF_PREFIX: &str = "#/components/schemas/";
+
+/// Points every merge-patch request body that refers to a component `X` at `XMergePatch` (see
+/// the module documentation), adding that component. Done on the JSON form: the document is
+/// small, this runs once per process, and the rewrite is about JSON Schema keywords.
+fn document_merge_patches(doc: &mut OpenApi) {
+    let Ok(mut value) = serde_json::to_value(&*doc) else {
+        return;
+    };
+    let mut patched: Vec<String> = Vec::new();
+    if let Some(paths) = value
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for operation in paths
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            for operation in operation.values_mut() {
+                let Some(schema) = operation.pointer_mut(&format!(
+                    "/requestBody/content/{}/schema",
+                    MERGE_PATCH_JSON.replace('/', "~1")
+                )) else {
+                    continue;
+                };
+                let Some(name) = schema
+                    .get("$ref")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|r| r.strip_prefix(SCHEMA_REF_PREFIX))
+                    // `…Patch` types are read directly (their own rules for `null`); only a
+                    // resource's schema read back through `patched` is rewritten.
+                    .filter(|name| !name.ends_with("Patch"))
+                    .map(str::to_owned)
+                else {
+                    continue;
+                };
+                *schema =
+                    serde_json::json!({"$ref": format!("{SCHEMA_REF_PREFIX}{name}MergePatch")});
+                patched.push(name);
+            }
+        }
+    }
+    if patched.is_empty() {
+        return;
+    }
+    let Some(schemas) = value
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    // A member that is itself an object is merged member by member too (RFC 7396 section 2),
+    // so its schema is that object's merge patch in turn.
+    let resources = schemas.clone();
+    while let Some(name) = patched.pop() {
+        let patch_name = format!("{name}MergePatch");
+        if schemas.contains_key(&patch_name) {
+            continue;
+        }
+        if let Some(resource) = resources.get(&name) {
+            let patch = merge_patch_schema(&name, resource, &resources, &mut patched);
+            schemas.insert(patch_name, patch);
+        }
+    }
+    if let Ok(completed) = serde_json::from_value(value) {
+        *doc = completed;
+    }
+}
+
+/// The merge patch of an object schema: no member required; an optional member may be `null`;
+/// a member that is an object component refers to that component's merge patch (added to
+/// `pending`).
+fn merge_patch_schema(
+    name: &str,
+    resource: &serde_json::Value,
+    resources: &serde_json::Map<String, serde_json::Value>,
+    pending: &mut Vec<String>,
+) -> serde_json::Value {
+    let mut patch = resource.clone();
+    let required: Vec<serde_json::Value> = patch
+        .as_object_mut()
+        .and_then(|o| o.remove("required"))
+        .and_then(|r| r.as_array().cloned())
+        .unwrap_or_default();
+    if let Some(properties) = patch
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for (member, schema) in properties.iter_mut() {
+            patch_nested_objects(schema, resources, pending);
+            if !required.iter().any(|r| r == member.as_str()) {
+                let description = schema.get("description").cloned();
+                let mut nullable = serde_json::json!({"anyOf": [schema.clone(), {"type": "null"}]});
+                if let Some(description) = description {
+                    nullable["description"] = description;
+                }
+                *schema = nullable;
+            }
+        }
+    }
+    patch["description"] = serde_json::Value::String(format!(
+        "A JSON merge patch (RFC 7396) of `{name}`: members left out keep their value; `null` \
+         removes an optional member (back to its default)."
+    ));
+    patch
+}
+
+/// Points references to object components (directly or among `oneOf`/`anyOf`/`allOf`
+/// alternatives) at their merge patches.
+fn patch_nested_objects(
+    schema: &mut serde_json::Value,
+    resources: &serde_json::Map<String, serde_json::Value>,
+    pending: &mut Vec<String>,
+) {
+    if let Some(target) = schema
+        .get("$ref")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|r| r.strip_prefix(SCHEMA_REF_PREFIX))
+        .filter(|name| !name.ends_with("Patch"))
+        .filter(|name| {
+            resources
+                .get(*name)
+                .is_some_and(|r| r.get("properties").is_some())
+        })
+        .map(str::to_owned)
+    {
+        schema["$ref"] =
+            serde_json::Value::String(format!("{SCHEMA_REF_PREFIX}{target}MergePatch"));
+        pending.push(target);
+        return;
+    }
+    for keyword in ["oneOf", "anyOf", "allOf"] {
+        if let Some(alternatives) = schema
+            .get_mut(keyword)
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for alternative in alternatives {
+                patch_nested_objects(alternative, resources, pending);
+            }
         }
     }
 }
@@ -308,6 +458,75 @@ mod tests {
         assert_eq!(schema["pattern"], IDEMPOTENCY_KEY_PATTERN);
         assert_eq!(schema["minLength"], 1);
         assert_eq!(schema["maxLength"], 255);
+    }
+
+    #[test]
+    fn merge_patch_bodies_get_a_schema_of_optional_members() {
+        let resource = ObjectBuilder::new()
+            .property("title", ObjectBuilder::new().schema_type(Type::String))
+            .required("title")
+            .property("note", ObjectBuilder::new().schema_type(Type::String))
+            .property("owner", Ref::from_schema_name("Owner"))
+            .required("owner")
+            .build();
+        let owner = ObjectBuilder::new()
+            .property("name", ObjectBuilder::new().schema_type(Type::String))
+            .required("name")
+            .build();
+        let body = RequestBodyBuilder::new()
+            .content(
+                MERGE_PATCH_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Thing")))
+                    .build(),
+            )
+            .build();
+        let operation = OperationBuilder::new()
+            .request_body(Some(body))
+            .response("200", ok())
+            .build();
+        let mut doc = OpenApiBuilder::new()
+            .paths(
+                PathsBuilder::new().path(
+                    "/things/{id}",
+                    PathItemBuilder::new()
+                        .operation(HttpMethod::Patch, operation)
+                        .build(),
+                ),
+            )
+            .components(Some(
+                ComponentsBuilder::new()
+                    .schema("Thing", resource)
+                    .schema("Owner", owner)
+                    .build(),
+            ))
+            .build();
+        complete(&mut doc);
+        let doc = serde_json::to_value(&doc).unwrap();
+        assert_eq!(
+            doc.pointer("/paths/~1things~1{id}/patch/requestBody/content/application~1merge-patch+json/schema/$ref"),
+            Some(&json!("#/components/schemas/ThingMergePatch"))
+        );
+        let patch = &doc["components"]["schemas"]["ThingMergePatch"];
+        assert!(patch.get("required").is_none(), "{patch}");
+        assert_eq!(patch["properties"]["title"], json!({"type": "string"}));
+        assert_eq!(
+            patch["properties"]["note"]["anyOf"],
+            json!([{"type": "string"}, {"type": "null"}])
+        );
+        // An object member is merged member by member: its own merge patch.
+        assert_eq!(
+            patch["properties"]["owner"],
+            json!({"$ref": "#/components/schemas/OwnerMergePatch"})
+        );
+        let owner = &doc["components"]["schemas"]["OwnerMergePatch"];
+        assert!(owner.get("required").is_none(), "{owner}");
+        assert_eq!(owner["properties"]["name"], json!({"type": "string"}));
+        // The resource keeps its own schema (responses still use it).
+        assert_eq!(
+            doc["components"]["schemas"]["Thing"]["required"],
+            json!(["title", "owner"])
+        );
     }
 
     #[test]
