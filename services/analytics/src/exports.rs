@@ -59,6 +59,7 @@ pub struct ExportParams {
     pub to: NaiveDate,
     /// Only this event name.
     #[validate(length(min = 1, max = 100))]
+    #[param(min_length = 1, max_length = 100)]
     pub event: Option<String>,
 }
 

@@ -31,23 +31,30 @@ const MAX_WINDOW_SECS: u32 = 90 * 24 * 3600;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
-    /// The event name.
+    /// The event name, 1–100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub event: String,
-    /// Properties the event must have (scalar values, compared exactly).
+    /// Properties the event must have (at most 10, scalar values, compared exactly).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub filters: Map<String, Value>,
     /// Seconds allowed since the previous step (default 7 days, at most 90; ignored on step 1).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 7776000)]
     pub within_secs: Option<u32>,
 }
 
 /// A funnel to create.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewFunnel {
-    /// Its name.
+    /// Its name, 1–200 characters, not blank.
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub name: String,
-    /// 2–10 steps in order.
+    /// 2–10 steps in order (a step may not repeat the one before it).
+    #[schema(min_items = 2, max_items = 10)]
     pub steps: Vec<Step>,
 }
 
@@ -108,14 +115,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 fn validate(new: &NewFunnel) -> Result<()> {
     let mut errors = Vec::new();
-    if new.name.trim().is_empty() || new.name.len() > 200 {
+    if new.name.trim().is_empty() || new.name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1-200 characters"));
     }
     if !(2..=10).contains(&new.steps.len()) {
         errors.push(FieldError::new("steps", "must hold 2 to 10 steps"));
     }
     for (i, step) in new.steps.iter().enumerate() {
-        if step.event.is_empty() || step.event.len() > 100 {
+        if step.event.is_empty() || step.event.chars().count() > 100 {
             errors.push(FieldError::new(
                 format!("steps[{i}].event"),
                 "must be 1-100 characters",

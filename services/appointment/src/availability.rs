@@ -37,6 +37,10 @@ pub struct AvailabilityQuery {
     #[param(rename = "type")]
     pub kind: AppointmentKind,
     /// The property's postcode (required for HOME_MEASUREMENT).
+    #[param(
+        max_length = 32,
+        pattern = r"^ *(?:[Gg] *[Ii] *[Rr] *0 *[Aa] *[Aa]|[Bb] *[Ff] *[Pp] *[Oo] *[1-9](?: *[0-9]){0,3}|[A-PR-UWYZa-pr-uwyz] *(?:[0-9](?: *[0-9])?|[A-HK-Ya-hk-y] *[0-9](?: *(?:[0-9]|[ABEHMNPRV-Yabehmnprv-y]))?|[0-9] *[A-HJKPSTUWa-hjkpstuw]) *[0-9] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z]) *$"
+    )]
     pub postcode: Option<String>,
     /// The showroom (required for SHOWROOM_VISIT).
     pub showroom_id: Option<Uuid>,

@@ -65,18 +65,30 @@ impl Interests {
 pub struct BrochureRequest {
     /// First name.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub first_name: String,
     /// Last name.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub last_name: String,
     /// Email address (the brochure goes there).
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Phone number.
+    #[schema(
+        max_length = 64,
+        pattern = r"^[ \t.-]*(?:(?:\+[ \t.-]*|0[ \t.-]*0[ \t.-]*)[1-9](?:[ \t.-]*[0-9]){7,14}|0[ \t.-]*[1-9](?:[ \t.-]*[0-9]){8,9})[ \t.-]*$"
+    )]
     pub phone: String,
     /// Postcode.
+    #[schema(
+        max_length = 32,
+        pattern = r"^ *(?:[Gg] *[Ii] *[Rr] *0 *[Aa] *[Aa]|[Bb] *[Ff] *[Pp] *[Oo] *[1-9](?: *[0-9]){0,3}|[A-PR-UWYZa-pr-uwyz] *(?:[0-9](?: *[0-9])?|[A-HK-Ya-hk-y] *[0-9](?: *(?:[0-9]|[ABEHMNPRV-Yabehmnprv-y]))?|[0-9] *[A-HJKPSTUWa-hjkpstuw]) *[0-9] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z]) *$"
+    )]
     pub postcode: String,
     /// Address.
     #[validate(length(min = 1, max = 500, message = "must be 1–500 characters"))]
+    #[schema(min_length = 1, max_length = 500)]
     pub address: String,
     /// Kitchen, bedroom or both.
     pub interests: Interests,

@@ -126,12 +126,15 @@ async fn list_types(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpeningHours {
     /// ISO weekday, Monday = 1 … Sunday = 7.
+    #[schema(minimum = 1, maximum = 7)]
     pub weekday: u8,
     /// Opening time, London, `HH:MM`.
     #[schema(value_type = String, example = "09:00")]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?)?$")]
     pub opens: NaiveTime,
     /// Closing time, London, `HH:MM`.
     #[schema(value_type = String, example = "17:30")]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?)?$")]
     pub closes: NaiveTime,
 }
 
@@ -206,8 +209,13 @@ impl From<ShowroomRow> for ShowroomView {
 pub struct ShowroomQuery {
     /// Part of the name, or the start of the postcode.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[param(min_length = 1, max_length = 100)]
     pub search: Option<String>,
     /// A postcode: showrooms in the same district come first, then the same area.
+    #[param(
+        max_length = 32,
+        pattern = r"^ *(?:[Gg] *[Ii] *[Rr] *0 *[Aa] *[Aa]|[Bb] *[Ff] *[Pp] *[Oo] *[1-9](?: *[0-9]){0,3}|[A-PR-UWYZa-pr-uwyz] *(?:[0-9](?: *[0-9])?|[A-HK-Ya-hk-y] *[0-9](?: *(?:[0-9]|[ABEHMNPRV-Yabehmnprv-y]))?|[0-9] *[A-HJKPSTUWa-hjkpstuw]) *[0-9] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z]) *$"
+    )]
     pub near: Option<String>,
 }
 
@@ -306,19 +314,31 @@ async fn find_showroom(state: &AppState, id: Uuid) -> AppointmentResult<Option<S
 pub struct ShowroomInput {
     /// Name (unique).
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// Street address.
     #[validate(length(min = 1, max = 500, message = "must be 1–500 characters"))]
+    #[schema(min_length = 1, max_length = 500)]
     pub address: String,
     /// UK postcode.
+    #[schema(
+        max_length = 32,
+        pattern = r"^ *(?:[Gg] *[Ii] *[Rr] *0 *[Aa] *[Aa]|[Bb] *[Ff] *[Pp] *[Oo] *[1-9](?: *[0-9]){0,3}|[A-PR-UWYZa-pr-uwyz] *(?:[0-9](?: *[0-9])?|[A-HK-Ya-hk-y] *[0-9](?: *(?:[0-9]|[ABEHMNPRV-Yabehmnprv-y]))?|[0-9] *[A-HJKPSTUWa-hjkpstuw]) *[0-9] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z]) *$"
+    )]
     pub postcode: String,
     /// Phone number (UK or international).
+    #[schema(
+        max_length = 64,
+        pattern = r"^[ \t.-]*(?:(?:\+[ \t.-]*|0[ \t.-]*0[ \t.-]*)[1-9](?:[ \t.-]*[0-9]){7,14}|0[ \t.-]*[1-9](?:[ \t.-]*[0-9]){8,9})[ \t.-]*$"
+    )]
     pub phone: String,
     /// Email address.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Picture URL.
     #[serde(default)]
     #[validate(url(message = "is not a valid URL"))]
+    #[schema(format = "uri")]
     pub image_url: Option<String>,
     /// Opening hours per weekday.
     #[serde(default)]
@@ -326,14 +346,17 @@ pub struct ShowroomInput {
     /// Map link.
     #[serde(default)]
     #[validate(url(message = "is not a valid URL"))]
+    #[schema(format = "uri")]
     pub map_url: Option<String>,
     /// Latitude.
     #[serde(default)]
     #[validate(range(min = -90.0, max = 90.0, message = "must be between -90 and 90"))]
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<f64>,
     /// Longitude.
     #[serde(default)]
     #[validate(range(min = -180.0, max = 180.0, message = "must be between -180 and 180"))]
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<f64>,
     /// Whether it takes visits (default true).
     #[serde(default = "yes")]
@@ -465,6 +488,7 @@ const CONSULTANT_PERSONAL: &[&str] = &["bio", "photoUrl"];
         (status = 200, description = "Updated", body = ShowroomView),
         (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such showroom", body = service_kit::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another showroom has this name", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -718,14 +742,17 @@ pub struct ConsultantInput {
     pub user_id: Uuid,
     /// Display name.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// Photo URL.
     #[serde(default)]
     #[validate(url(message = "is not a valid URL"))]
+    #[schema(format = "uri")]
     pub photo_url: Option<String>,
     /// Short biography.
     #[serde(default)]
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[schema(max_length = 2000)]
     pub bio: Option<String>,
     /// What they design.
     pub specialisation: Specialisation,
@@ -735,6 +762,7 @@ pub struct ConsultantInput {
     /// Postcode districts (`SW4`) or areas (`SW`) covered for home visits.
     #[serde(default)]
     #[validate(length(max = 200, message = "must have at most 200 entries"))]
+    #[schema(max_items = 200)]
     pub coverage: Vec<String>,
     /// Whether they take bookings (default true).
     #[serde(default = "yes")]

@@ -48,12 +48,15 @@ pub struct RuleView {
 pub struct RuleInput {
     /// ISO weekday, Monday = 1 … Sunday = 7.
     #[validate(range(min = 1, max = 7, message = "must be 1 (Monday) to 7 (Sunday)"))]
+    #[schema(minimum = 1, maximum = 7)]
     pub weekday: i16,
     /// From, London time (`HH:MM`).
     #[schema(value_type = String, example = "09:00")]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?)?$")]
     pub starts_at: NaiveTime,
     /// Until, London time (`HH:MM`).
     #[schema(value_type = String, example = "17:00")]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?)?$")]
     pub ends_at: NaiveTime,
     /// What is offered.
     pub appointment_type: AppointmentKind,
@@ -226,6 +229,7 @@ pub struct ExceptionInput {
     /// Why (holiday, training…).
     #[serde(default)]
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 

@@ -287,6 +287,7 @@ async fn me(
 pub struct DeleteAccountRequest {
     /// The current password, to confirm.
     #[validate(length(min = 1, message = "is required"))]
+    #[schema(min_length = 1)]
     pub password: String,
 }
 

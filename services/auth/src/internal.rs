@@ -21,6 +21,7 @@ use crate::{AppState, sessions};
 pub struct VerifyRequest {
     /// The access token (without `Bearer `).
     #[validate(length(min = 1, max = 8192, message = "is required"))]
+    #[schema(min_length = 1, max_length = 8192)]
     pub access_token: String,
 }
 

@@ -297,4 +297,34 @@ mod tests {
             ]
         );
     }
+
+    /// The document states the password policy's length from the policy itself (utoipa takes
+    /// literals only, so this pins them), and a first character repeated throughout is refused
+    /// there as by the policy.
+    #[test]
+    fn new_passwords_are_documented_with_the_policy_they_meet() {
+        let doc = serde_json::to_value(service_kit::service::openapi::<AuthService>())
+            .expect("the document serialises");
+        for (schema, field) in [
+            ("RegisterRequest", "password"),
+            ("ChangePasswordRequest", "newPassword"),
+            ("ResetPasswordRequest", "newPassword"),
+        ] {
+            let documented = &doc["components"]["schemas"][schema]["properties"][field];
+            assert_eq!(
+                documented["minLength"],
+                validation::PASSWORD_MIN_CHARS,
+                "{schema}"
+            );
+            assert_eq!(
+                documented["maxLength"],
+                validation::PASSWORD_MAX_CHARS,
+                "{schema}"
+            );
+            assert_eq!(documented["pattern"], "^([\\s\\S])(?!\\1*$)", "{schema}");
+        }
+        let context = validation::PasswordContext::default();
+        assert!(validation::check_password("aaaaaaaaaaaa", &context).is_err());
+        assert!(validation::check_password("Walnut-Shaker-Larder", &context).is_ok());
+    }
 }

@@ -27,10 +27,11 @@ use crate::{AppState, sessions, throttle, two_factor};
 pub struct LoginRequest {
     /// Email address (case is ignored).
     #[validate(length(min = 1, max = 320, message = "is required"))]
-    #[schema(example = "jane@example.com")]
+    #[schema(example = "jane@example.com", min_length = 1, max_length = 320)]
     pub email: String,
     /// Password.
     #[validate(length(min = 1, max = 1024, message = "is required"))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 

@@ -166,9 +166,11 @@ pub(crate) async fn verify(
 pub struct VerifyEmailRequest {
     /// The address the code was sent to.
     #[validate(custom(function = "validation::validate_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// The six-digit code.
     #[validate(length(min = 1, max = 16, message = "is required"))]
+    #[schema(min_length = 1, max_length = 16)]
     pub code: String,
 }
 
@@ -251,6 +253,7 @@ pub enum ResendPurpose {
 pub struct ResendOtpRequest {
     /// The account's address.
     #[validate(custom(function = "validation::validate_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Which code.
     pub purpose: ResendPurpose,

@@ -36,6 +36,7 @@ fn check_new_password(user_email: &str, name: &str, password: &str, field: &str)
 pub struct ForgotPasswordRequest {
     /// The account's address.
     #[validate(custom(function = "validation::validate_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
@@ -80,11 +81,14 @@ async fn forgot_password(
 pub struct ResetPasswordRequest {
     /// The account's address.
     #[validate(custom(function = "validation::validate_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// The six-digit code from the email.
     #[validate(length(min = 1, max = 16, message = "is required"))]
+    #[schema(min_length = 1, max_length = 16)]
     pub code: String,
     /// The new password (same policy as at registration).
+    #[schema(min_length = 12, max_length = 128, pattern = r"^([\s\S])(?!\1*$)")]
     pub new_password: String,
 }
 
@@ -161,8 +165,10 @@ async fn reset_password(
 pub struct ChangePasswordRequest {
     /// The current password.
     #[validate(length(min = 1, message = "is required"))]
+    #[schema(min_length = 1)]
     pub current_password: String,
     /// The new password (same policy as at registration).
+    #[schema(min_length = 12, max_length = 128, pattern = r"^([\s\S])(?!\1*$)")]
     pub new_password: String,
 }
 

@@ -33,16 +33,31 @@ const MAX_NAME_CHARS: usize = 100;
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     /// Email address (case is ignored).
-    #[schema(example = "jane@example.com")]
+    #[schema(example = "jane@example.com", format = Email, max_length = 254)]
     pub email: String,
-    /// 12–128 characters, not a common password, not containing the name or email.
+    /// 12–128 characters, not one character repeated, not a common password, not containing
+    /// the name or email.
+    #[schema(min_length = 12, max_length = 128, pattern = r"^([\s\S])(?!\1*$)")]
     pub password: String,
-    /// Given name.
+    /// Given name: up to 100 characters once trimmed, not blank, no control characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub first_name: String,
-    /// Family name.
+    /// Family name: up to 100 characters once trimmed, not blank, no control characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub last_name: String,
-    /// Phone number: international (`+44 7700 900123`) or UK national (`07700 900123`).
+    /// Phone number: international (`+44 7700 900123`) or UK national (`07700 900123`); blank
+    /// means none.
     #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[ \t.-]*(?:(?:\+[ \t.-]*|0[ \t.-]*0[ \t.-]*)[1-9](?:[ \t.-]*[0-9]){7,14}|0[ \t.-]*[1-9](?:[ \t.-]*[0-9]){8,9})[ \t.-]*)?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub phone: Option<String>,
 }
 

@@ -263,9 +263,10 @@ fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> AuthResult<Stri
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AuthError::InvalidRefreshToken);
     }
-    let request: RefreshRequest = service_kit::extract::parse_json(body)?;
+    // The documented body is optional (`RefreshRequest` or `null`): `null` presents no token.
+    let request: Option<RefreshRequest> = service_kit::extract::parse_json(body)?;
     request
-        .refresh_token
+        .and_then(|request| request.refresh_token)
         .filter(|token| !token.is_empty())
         .ok_or(AuthError::InvalidRefreshToken)
 }

@@ -303,7 +303,7 @@ async fn setup(
 pub struct CodeRequest {
     /// A current six-digit TOTP code (or, where accepted, a recovery code).
     #[validate(length(min = 1, max = 64, message = "is required"))]
-    #[schema(example = "123456")]
+    #[schema(example = "123456", min_length = 1, max_length = 64)]
     pub code: String,
 }
 
@@ -562,10 +562,11 @@ pub(crate) async fn begin_challenge(state: &AppState, user: &User) -> AuthResult
 pub struct VerifyRequest {
     /// From the login answer.
     #[validate(length(min = 1, max = 128, message = "is required"))]
+    #[schema(min_length = 1, max_length = 128)]
     pub challenge_id: String,
     /// A current six-digit TOTP code or an unused recovery code (`abcd-efgh-ijkl-mnop`).
     #[validate(length(min = 1, max = 64, message = "is required"))]
-    #[schema(example = "123456")]
+    #[schema(example = "123456", min_length = 1, max_length = 64)]
     pub code: String,
 }
 

@@ -35,20 +35,29 @@ use crate::{AppState, crypto, event, register, sessions};
 pub struct UsersQuery {
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[serde(rename = "pageSize")]
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
     /// Roles to include, comma-separated (`ADMIN,CONSULTANT`).
     #[serde(rename = "filter[role]")]
+    #[param(
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:SUPER_ADMIN|ADMIN|CONSULTANT|CUSTOMER)[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:(?:SUPER_ADMIN|ADMIN|CONSULTANT|CUSTOMER)[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?)*$"
+    )]
     pub role: Option<String>,
     /// Statuses to include, comma-separated (`ACTIVE,SUSPENDED`).
     #[serde(rename = "filter[status]")]
+    #[param(
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:ACTIVE|SUSPENDED|DELETED)[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:(?:ACTIVE|SUSPENDED|DELETED)[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?)*$"
+    )]
     pub status: Option<String>,
     /// Email prefix, case-insensitive (`jane.d`).
     #[serde(rename = "filter[email]")]
     #[validate(length(min = 1, max = 254, message = "must be 1–254 characters"))]
+    #[param(min_length = 1, max_length = 254)]
     pub email: Option<String>,
 }
 

@@ -148,19 +148,27 @@ pub enum ContactEnquiryType {
 pub struct ContactInput {
     /// Name, 1–120 characters.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// Email address.
     #[validate(custom(function = "validate_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Phone (E.164 or a UK number).
     #[serde(default)]
     #[validate(custom(function = "validate_phone"))]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[ \t.-]*(?:(?:\+[ \t.-]*|0[ \t.-]*0[ \t.-]*)[1-9](?:[ \t.-]*[0-9]){7,14}|0[ \t.-]*[1-9](?:[ \t.-]*[0-9]){8,9})[ \t.-]*$"
+    )]
     pub phone: Option<String>,
     /// Subject, 1–200 characters.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub subject: String,
     /// Message, 1–5000 characters.
     #[validate(length(min = 1, max = 5000, message = "must be 1–5000 characters"))]
+    #[schema(min_length = 1, max_length = 5000)]
     pub message: String,
     /// What it is about.
     pub enquiry_type: ContactEnquiryType,
@@ -259,21 +267,29 @@ impl From<BusinessType> for EnquiryType {
 pub struct BusinessEnquiryInput {
     /// The person to reply to, 1–120 characters.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// Their company, 1–160 characters.
     #[serde(default)]
     #[validate(length(min = 1, max = 160, message = "must be 1–160 characters"))]
+    #[schema(min_length = 1, max_length = 160)]
     pub company_name: Option<String>,
     /// Email address.
     #[validate(custom(function = "validate_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Phone (E.164 or a UK number).
     #[validate(custom(function = "validate_phone"))]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[ \t.-]*(?:(?:\+[ \t.-]*|0[ \t.-]*0[ \t.-]*)[1-9](?:[ \t.-]*[0-9]){7,14}|0[ \t.-]*[1-9](?:[ \t.-]*[0-9]){8,9})[ \t.-]*$"
+    )]
     pub phone: String,
     /// What kind of business it is.
     pub business_type: BusinessType,
     /// Message, 1–5000 characters.
     #[validate(length(min = 1, max = 5000, message = "must be 1–5000 characters"))]
+    #[schema(min_length = 1, max_length = 5000)]
     pub message: String,
 }
 
@@ -354,18 +370,22 @@ pub enum NewsletterTopic {
 pub struct NewsletterInput {
     /// Email address.
     #[validate(custom(function = "validate_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Name, 1–120 characters.
     #[serde(default)]
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: Option<String>,
     /// Topics (none = everything).
     #[serde(default)]
     #[validate(length(max = 10, message = "at most 10 preferences"))]
+    #[schema(max_items = 10)]
     pub preferences: Vec<NewsletterTopic>,
     /// Where the form was, e.g. `footer`.
     #[serde(default)]
     #[validate(length(min = 1, max = 40, message = "must be 1–40 characters"))]
+    #[schema(min_length = 1, max_length = 40)]
     pub source: Option<String>,
 }
 
@@ -625,9 +645,11 @@ pub struct Subscription {
 pub struct NewsletterQuery {
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
     /// Only subscriptions with this status.
     pub status: Option<SubscriptionStatus>,

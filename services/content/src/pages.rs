@@ -335,6 +335,7 @@ pub struct PageInput {
     pub page_type: PageType,
     /// Title, 1–200 characters.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     /// URL slug; derived from the title when absent.
     #[serde(default)]
@@ -1019,9 +1020,11 @@ async fn get_public(
 pub struct AdminPagesQuery {
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
     /// Only pages of this type.
     pub page_type: Option<PageType>,

@@ -30,26 +30,32 @@ pub struct SeoMeta {
     /// `<title>`, 1–120 characters (the page title when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub title: Option<String>,
     /// Meta description, at most 320 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(max = 320, message = "must be at most 320 characters"))]
+    #[schema(max_length = 320)]
     pub description: Option<String>,
     /// Canonical URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(url(message = "must be an absolute URL"))]
+    #[schema(format = "uri")]
     pub canonical_url: Option<String>,
     /// Open Graph title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub og_title: Option<String>,
     /// Open Graph description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(max = 320, message = "must be at most 320 characters"))]
+    #[schema(max_length = 320)]
     pub og_description: Option<String>,
     /// Open Graph image URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(url(message = "must be an absolute URL"))]
+    #[schema(format = "uri")]
     pub og_image_url: Option<String>,
     /// Ask search engines not to index it (and leave it out of the sitemap).
     #[serde(default)]

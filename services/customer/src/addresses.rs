@@ -131,28 +131,42 @@ pub struct AddressFields {
     /// Label, up to 50 characters.
     #[serde(default)]
     #[validate(length(min = 1, max = 50, message = "must be 1–50 characters"))]
+    #[schema(min_length = 1, max_length = 50)]
     pub label: Option<String>,
     /// Recipient, 1–100 characters.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub recipient_name: String,
     /// First line, 1–200 characters.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub line1: String,
     /// Second line.
     #[serde(default)]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
+    #[schema(max_length = 200)]
     pub line2: Option<String>,
     /// Town or city, 1–100 characters.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub city: String,
     /// County.
     #[serde(default)]
     #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    #[schema(max_length = 100)]
     pub county: Option<String>,
-    /// UK postcode, any spacing or case.
+    /// UK postcode, any spacing or case (not a BFPO number: the address is delivered to).
+    #[schema(
+        max_length = 32,
+        pattern = r"^ *(?:[Gg] *[Ii] *[Rr] *0 *[Aa] *[Aa]|[A-PR-UWYZa-pr-uwyz] *(?:[0-9](?: *[0-9])?|[A-HK-Ya-hk-y] *[0-9](?: *(?:[0-9]|[ABEHMNPRV-Yabehmnprv-y]))?|[0-9] *[A-HJKPSTUWa-hjkpstuw]) *[0-9] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z]) *$"
+    )]
     pub postcode: String,
     /// Contact phone (E.164 or UK national form).
     #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[ \t.-]*(?:(?:\+[ \t.-]*|0[ \t.-]*0[ \t.-]*)[1-9](?:[ \t.-]*[0-9]){7,14}|0[ \t.-]*[1-9](?:[ \t.-]*[0-9]){8,9})[ \t.-]*$"
+    )]
     pub phone: Option<String>,
 }
 
@@ -168,28 +182,42 @@ pub struct NewAddress {
     /// Label.
     #[serde(default)]
     #[validate(length(min = 1, max = 50, message = "must be 1–50 characters"))]
+    #[schema(min_length = 1, max_length = 50)]
     pub label: Option<String>,
     /// Recipient.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub recipient_name: String,
     /// First line.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub line1: String,
     /// Second line.
     #[serde(default)]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
+    #[schema(max_length = 200)]
     pub line2: Option<String>,
     /// Town or city.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub city: String,
     /// County.
     #[serde(default)]
     #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    #[schema(max_length = 100)]
     pub county: Option<String>,
-    /// UK postcode.
+    /// UK postcode (not a BFPO number: the address is delivered to).
+    #[schema(
+        max_length = 32,
+        pattern = r"^ *(?:[Gg] *[Ii] *[Rr] *0 *[Aa] *[Aa]|[A-PR-UWYZa-pr-uwyz] *(?:[0-9](?: *[0-9])?|[A-HK-Ya-hk-y] *[0-9](?: *(?:[0-9]|[ABEHMNPRV-Yabehmnprv-y]))?|[0-9] *[A-HJKPSTUWa-hjkpstuw]) *[0-9] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z] *[ABD-HJLNP-UW-Zabd-hjlnp-uw-z]) *$"
+    )]
     pub postcode: String,
     /// Contact phone.
     #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[ \t.-]*(?:(?:\+[ \t.-]*|0[ \t.-]*0[ \t.-]*)[1-9](?:[ \t.-]*[0-9]){7,14}|0[ \t.-]*[1-9](?:[ \t.-]*[0-9]){8,9})[ \t.-]*$"
+    )]
     pub phone: Option<String>,
 }
 

@@ -23,12 +23,15 @@ use crate::profiles::Profile;
 pub struct CustomerQuery {
     /// Part of a name or email, or a postcode (any spacing).
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[param(min_length = 1, max_length = 100)]
     pub q: Option<String>,
     /// Page from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100.
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 

@@ -310,6 +310,7 @@ async fn transactions(
 pub struct Redemption {
     /// 1–1,000,000 points.
     #[validate(range(min = 1, max = 1_000_000, message = "must be between 1 and 1000000"))]
+    #[schema(minimum = 1, maximum = 1000000)]
     pub points: i64,
     /// The order they pay towards.
     #[serde(default)]
@@ -367,9 +368,11 @@ async fn redeem(
 pub struct Adjustment {
     /// Points to add (negative to remove), not zero.
     #[validate(range(min = -1_000_000, max = 1_000_000, message = "must be between -1000000 and 1000000"))]
+    #[schema(minimum = -1000000, maximum = 1000000)]
     pub points: i64,
     /// Why, 1–500 characters.
     #[validate(length(min = 1, max = 500, message = "must be 1–500 characters"))]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

@@ -132,10 +132,12 @@ pub struct ProfileInput {
     /// First name, up to 100 characters.
     #[serde(default)]
     #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    #[schema(max_length = 100)]
     pub first_name: String,
     /// Last name, up to 100 characters.
     #[serde(default)]
     #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    #[schema(max_length = 100)]
     pub last_name: String,
     /// Phone in E.164 (UK numbers in national form are normalised).
     #[serde(default)]

@@ -120,16 +120,20 @@ const COLUMNS: &str = "id, product_id, user_id, rating, title, body, photos, aut
 pub struct ReviewInput {
     /// Stars, 1–5.
     #[validate(range(min = 1, max = 5, message = "must be between 1 and 5"))]
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: i16,
     /// Headline, 1–150 characters.
     #[validate(length(min = 1, max = 150, message = "must be 1–150 characters"))]
+    #[schema(min_length = 1, max_length = 150)]
     pub title: String,
     /// Text, 1–5000 characters.
     #[validate(length(min = 1, max = 5000, message = "must be 1–5000 characters"))]
+    #[schema(min_length = 1, max_length = 5000)]
     pub body: String,
     /// Up to 6 photo media ids.
     #[serde(default)]
     #[validate(length(max = 6, message = "must list at most 6 photos"))]
+    #[schema(max_items = 6)]
     pub photos: Vec<Uuid>,
 }
 
@@ -334,12 +338,13 @@ pub enum ReviewSort {
 #[into_params(parameter_in = Query)]
 pub struct ReviewListParams {
     /// `-createdAt` (default) or `-rating`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^-(createdAt|rating)$")]
     pub sort: Option<ReviewSort>,
     /// Opaque cursor.
     pub cursor: Option<String>,
     /// 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -482,13 +487,15 @@ async fn rating(
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct QueueParams {
     /// `PENDING` (default), `APPROVED` or `REJECTED`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(PENDING|APPROVED|REJECTED)$")]
     pub status: Option<ReviewStatus>,
     /// Page from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100.
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -545,12 +552,13 @@ async fn queue(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Moderation {
-    /// `APPROVED` or `REJECTED`.
-    #[schema(value_type = String)]
+    /// `APPROVED` or `REJECTED` (a rejection needs a `reason`).
+    #[schema(value_type = String, pattern = "^(APPROVED|REJECTED)$")]
     pub status: ReviewStatus,
     /// Why (required when rejecting), up to 500 characters.
     #[serde(default)]
     #[validate(length(min = 1, max = 500, message = "must be 1–500 characters"))]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: Option<String>,
 }
 

@@ -141,12 +141,14 @@ const COLUMNS: &str = "id, reference, user_id, subject, category, priority, stat
 pub struct NewTicket {
     /// Subject, 1–200 characters.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub subject: String,
     /// What it is about.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(ORDER|BOOKING|DELIVERY|INSTALLATION|PRODUCT|BILLING|OTHER)$")]
     pub category: TicketCategory,
     /// The first message, 1–10000 characters.
     #[validate(length(min = 1, max = 10000, message = "must be 1–10000 characters"))]
+    #[schema(min_length = 1, max_length = 10000)]
     pub message: String,
     /// Order concerned.
     #[serde(default)]
@@ -162,6 +164,7 @@ pub struct NewTicket {
 pub struct NewMessage {
     /// Text, 1–10000 characters.
     #[validate(length(min = 1, max = 10000, message = "must be 1–10000 characters"))]
+    #[schema(min_length = 1, max_length = 10000)]
     pub body: String,
     /// A staff-only note (staff only).
     #[serde(default)]
@@ -401,6 +404,7 @@ async fn get_one(
     request_body = NewMessage,
     responses(
         (status = 201, description = "The ticket with its thread", body = Ticket),
+        (status = 403, description = "An internal note from a customer (staff only)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The ticket is closed", body = Problem, content_type = "application/problem+json"),
     )
@@ -413,10 +417,9 @@ async fn reply(
 ) -> CustomerResult<(StatusCode, Json<Ticket>)> {
     let staff = caller.role.is_staff();
     if input.internal && !staff {
-        return Err(CustomerError::field(
-            "internal",
-            "only staff write internal notes",
-        ));
+        // A customer asking for a staff privilege is refused for who they are, not for what
+        // they sent: 403, as for any other staff-only action.
+        return Err(Problem::forbidden("Only staff write internal notes.").into());
     }
     let mut tx = state.db.begin().await?;
     visible(&mut tx, id, &caller).await?;
@@ -546,21 +549,23 @@ async fn reopen(
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct QueueParams {
     /// Status (default: every status but CLOSED).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(OPEN|IN_PROGRESS|AWAITING_CUSTOMER|RESOLVED|CLOSED)$")]
     pub status: Option<TicketStatus>,
     /// Category.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(ORDER|BOOKING|DELIVERY|INSTALLATION|PRODUCT|BILLING|OTHER)$")]
     pub category: Option<TicketCategory>,
     /// Priority.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(LOW|NORMAL|HIGH|URGENT)$")]
     pub priority: Option<TicketPriority>,
     /// Assigned staff member.
     pub assigned_to: Option<Uuid>,
     /// Page from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100.
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -627,11 +632,11 @@ async fn queue(
 pub struct TicketChange {
     /// New status.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^(OPEN|IN_PROGRESS|AWAITING_CUSTOMER|RESOLVED|CLOSED)$")]
     pub status: Option<TicketStatus>,
     /// New priority.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^(LOW|NORMAL|HIGH|URGENT)$")]
     pub priority: Option<TicketPriority>,
     /// Staff member to assign.
     #[serde(default)]

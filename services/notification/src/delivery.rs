@@ -724,18 +724,22 @@ impl Status {
 pub struct LogParams {
     /// Exact recipient (case-insensitive).
     #[validate(length(min = 1, max = 320))]
+    #[param(min_length = 1, max_length = 320)]
     pub recipient: Option<String>,
     /// Status.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(QUEUED|SENT|FAILED|SUPPRESSED)$")]
     pub status: Option<Status>,
     /// Template name.
     #[validate(length(min = 1, max = 100))]
+    #[param(min_length = 1, max_length = 100)]
     pub template: Option<String>,
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -884,6 +888,7 @@ pub struct OutboxMessage {
 pub struct OutboxParams {
     /// Exact recipient (case-insensitive).
     #[validate(length(min = 1, max = 320))]
+    #[param(min_length = 1, max_length = 320)]
     pub recipient: Option<String>,
 }
 

@@ -45,6 +45,7 @@ impl Platform {
 pub struct RegisterDevice {
     /// The FCM registration token.
     #[validate(length(min = 10, max = 4096, message = "must be 10 to 4096 characters"))]
+    #[schema(min_length = 10, max_length = 4096)]
     pub token: String,
     /// The platform.
     pub platform: Platform,
@@ -56,6 +57,7 @@ pub struct RegisterDevice {
 pub struct RemoveDevice {
     /// The FCM registration token.
     #[validate(length(min = 1, max = 4096, message = "must be 1 to 4096 characters"))]
+    #[schema(min_length = 1, max_length = 4096)]
     pub token: String,
 }
 

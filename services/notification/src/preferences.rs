@@ -140,7 +140,7 @@ pub fn verify_unsubscribe_token(secret: &str, token: &str) -> Option<(Channel, S
 }
 
 /// One preference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Preference {
     /// EMAIL, SMS or PUSH.
@@ -151,12 +151,86 @@ pub struct Preference {
     pub enabled: bool,
 }
 
+// Documented by hand: a TRANSACTIONAL preference is always enabled (codes, receipts and bookings
+// cannot be turned off), which the document says with one shape per topic instead of leaving it
+// to the description.
+impl utoipa::PartialSchema for Preference {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
+        };
+        use utoipa::openapi::{Ref, RefOr};
+        let shape = |topic: Category, enabled: Option<bool>, description: &str| {
+            let enabled_schema = ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(enabled.map(|e| [e]))
+                .description(Some("Whether such messages are sent."));
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(description))
+                .property(
+                    "channel",
+                    RefOr::Ref(Ref::from_schema_name(<Channel as ToSchema>::name())),
+                )
+                .property(
+                    "topic",
+                    AllOfBuilder::new()
+                        .item(RefOr::Ref(Ref::from_schema_name(
+                            <Category as ToSchema>::name(),
+                        )))
+                        .item(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .enum_values(Some([topic.as_str()])),
+                        ),
+                )
+                .property("enabled", enabled_schema)
+                .required("channel")
+                .required("topic")
+                .required("enabled")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .description(Some("One preference: a channel and topic, on or off."))
+                .item(shape(
+                    Category::Transactional,
+                    Some(true),
+                    "Transactional messages: always on.",
+                ))
+                .item(shape(Category::Marketing, None, "Marketing messages."))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for Preference {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            <Channel as ToSchema>::name().into_owned(),
+            <Channel as utoipa::PartialSchema>::schema(),
+        ));
+        <Channel as ToSchema>::schemas(schemas);
+        schemas.push((
+            <Category as ToSchema>::name().into_owned(),
+            <Category as utoipa::PartialSchema>::schema(),
+        ));
+        <Category as ToSchema>::schemas(schemas);
+    }
+}
+
 /// Every preference of a user.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Preferences {
-    /// One entry per channel and topic.
+    /// One entry per channel and topic (a channel and topic given twice is refused with 422).
     #[validate(length(min = 1, max = 6, message = "between 1 and 6 entries"))]
+    #[schema(min_items = 1, max_items = 6)]
     pub preferences: Vec<Preference>,
 }
 

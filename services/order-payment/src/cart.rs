@@ -87,6 +87,7 @@ pub struct ItemRequest {
     pub variant_id: Option<Uuid>,
     /// Units, 1–100.
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i32,
 }
 
@@ -583,6 +584,7 @@ async fn cart_for_change(conn: &mut PgConnection, shopper: &Shopper) -> OrderRes
 pub struct ItemPatch {
     /// Units, 1–100 (remove the line with `DELETE` instead of 0).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i32,
 }
 
@@ -720,6 +722,7 @@ async fn clear_cart(
 pub struct MergeRequest {
     /// The guest cart's token.
     #[validate(length(min = 1, max = 128, message = "must be 1–128 characters"))]
+    #[schema(min_length = 1, max_length = 128)]
     pub cart_token: String,
 }
 

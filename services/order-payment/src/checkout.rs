@@ -33,26 +33,33 @@ use crate::rates::{self, ShippingRate};
 pub struct Address {
     /// Recipient.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub full_name: String,
     /// First line.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub line1: String,
     /// Second line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
+    #[schema(max_length = 200)]
     pub line2: Option<String>,
     /// Town or city.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub city: String,
     /// County.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    #[schema(max_length = 100)]
     pub county: Option<String>,
     /// Postcode.
     #[validate(length(min = 1, max = 16, message = "must be 1–16 characters"))]
+    #[schema(min_length = 1, max_length = 16)]
     pub postcode: String,
     /// ISO 3166-1 alpha-2 country code (`GB`).
     #[validate(custom(function = "country"))]
+    #[schema(pattern = "^[A-Z]{2}$")]
     pub country: String,
 }
 
@@ -300,17 +307,21 @@ pub async fn quote(
 pub struct SummaryRequest {
     /// Lines to price; absent → the shopper's cart.
     #[validate(length(min = 1, max = 100, message = "must list 1–100 items"), nested)]
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Option<Vec<ItemRequest>>,
     /// Delivery method code (default `STANDARD`).
     #[serde(default = "standard")]
     #[validate(length(min = 1, max = 32, message = "must be 1–32 characters"))]
+    #[schema(min_length = 1, max_length = 32)]
     pub shipping_method: String,
     /// Destination country (default `GB`).
     #[serde(default = "gb")]
     #[validate(custom(function = "country"))]
+    #[schema(pattern = "^[A-Z]{2}$")]
     pub country: String,
     /// A coupon code.
     #[validate(length(min = 1, max = 64, message = "must be 1–64 characters"))]
+    #[schema(min_length = 1, max_length = 64)]
     pub coupon_code: Option<String>,
 }
 

@@ -264,6 +264,7 @@ pub async fn release(conn: &mut PgConnection, order: Uuid) -> OrderResult<()> {
 pub struct ValidateRequest {
     /// The code (any case).
     #[validate(length(min = 1, max = 64, message = "must be 1–64 characters"))]
+    #[schema(min_length = 1, max_length = 64)]
     pub code: String,
     /// The subtotal to price it on, in pence (absent: the minimum order is not checked).
     #[validate(range(
@@ -272,6 +273,7 @@ pub struct ValidateRequest {
         message = "must be between 0 and 100000000"
     ))]
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100000000)]
     pub subtotal: Option<i64>,
 }
 
@@ -350,27 +352,34 @@ async fn validate_coupon(
 pub struct NewCoupon {
     /// 3–32 letters, digits, `-` or `_` (stored upper case).
     #[validate(custom(function = "valid_code"))]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,32}$")]
     pub code: String,
     /// What it is for.
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// `PERCENTAGE` or `FIXED`.
     pub kind: CouponKind,
     /// Basis points (1–10000) or pence (> 0).
     #[validate(range(min = 1, max = 100_000_000, message = "must be positive"))]
+    #[schema(minimum = 1, maximum = 100000000)]
     pub value: i64,
     /// Smallest subtotal in pence (default 0).
     #[serde(default)]
     #[validate(range(min = 0, max = 100_000_000, message = "must not be negative"))]
+    #[schema(minimum = 0, maximum = 100000000)]
     pub min_order: i64,
     /// Largest discount in pence.
     #[validate(range(min = 1, max = 100_000_000, message = "must be positive"))]
+    #[schema(minimum = 1, maximum = 100000000)]
     pub max_discount: Option<i64>,
     /// Total uses allowed.
     #[validate(range(min = 1, message = "must be positive"))]
+    #[schema(minimum = 1)]
     pub usage_limit: Option<i32>,
     /// Uses allowed per customer.
     #[validate(range(min = 1, message = "must be positive"))]
+    #[schema(minimum = 1)]
     pub per_customer_limit: Option<i32>,
     /// Valid from.
     pub starts_at: Option<DateTime<Utc>>,
@@ -481,9 +490,11 @@ pub struct CouponFilter {
     pub active: Option<bool>,
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -562,21 +573,23 @@ pub struct CouponPatch {
     pub description: Option<Option<String>>,
     /// Basis points or pence.
     #[validate(range(min = 1, max = 100_000_000, message = "must be positive"))]
+    #[schema(minimum = 1, maximum = 100000000)]
     pub value: Option<i64>,
     /// Smallest subtotal in pence.
     #[validate(range(min = 0, max = 100_000_000, message = "must not be negative"))]
+    #[schema(minimum = 0, maximum = 100000000)]
     pub min_order: Option<i64>,
     /// Largest discount in pence.
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     pub max_discount: Option<Option<i64>>,
     /// Total uses allowed.
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 1)]
     pub usage_limit: Option<Option<i32>>,
     /// Uses allowed per customer.
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 1)]
     pub per_customer_limit: Option<Option<i32>>,
     /// Valid from.
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]

@@ -449,6 +449,7 @@ async fn order_invoice(
 pub struct VoidInvoice {
     /// Why (kept with the invoice).
     #[validate(length(min = 1, max = 500))]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

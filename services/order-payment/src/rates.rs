@@ -83,12 +83,15 @@ pub async fn vat_rate(conn: &mut PgConnection, country: &str) -> OrderResult<i32
 pub struct NewTaxRule {
     /// ISO country code, e.g. `GB` (one rule per country).
     #[validate(custom(function = "country_code"))]
+    #[schema(pattern = "^[A-Z]{2}$")]
     pub country: String,
     /// Name.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Rate in basis points, 0–10000.
     #[validate(range(min = 0, max = 10000, message = "must be between 0 and 10000"))]
+    #[schema(minimum = 0, maximum = 10000)]
     pub rate_bp: i32,
     /// Default true.
     #[serde(default = "yes")]
@@ -105,9 +108,11 @@ fn yes() -> bool {
 pub struct TaxRulePatch {
     /// Name.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// Rate in basis points, 0–10000.
     #[validate(range(min = 0, max = 10000, message = "must be between 0 and 10000"))]
+    #[schema(minimum = 0, maximum = 10000)]
     pub rate_bp: Option<i32>,
     /// Whether it applies.
     pub active: Option<bool>,
@@ -336,6 +341,7 @@ pub async fn shipping_rate(
 pub struct RateFilter {
     /// Only methods delivering to this country (default GB).
     #[validate(custom(function = "country_code"))]
+    #[param(pattern = "^[A-Z]{2}$")]
     pub country: Option<String>,
 }
 
@@ -392,30 +398,38 @@ async fn list_rates(
 pub struct NewShippingRate {
     /// Method code, e.g. `NEXT_DAY`.
     #[validate(custom(function = "method_code"))]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{1,31}$")]
     pub code: String,
     /// Name.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Description.
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Price in pence.
     #[validate(range(min = 0, max = 10_000_000, message = "must be between 0 and 10000000"))]
+    #[schema(minimum = 0, maximum = 10000000)]
     pub price: i64,
     /// Free from this much of goods, in pence.
     #[validate(range(min = 0, max = 100_000_000, message = "must not be negative"))]
+    #[schema(minimum = 0, maximum = 100000000)]
     pub free_over: Option<i64>,
     /// Countries (default `["GB"]`).
     #[serde(default = "gb")]
     #[validate(length(min = 1, max = 50, message = "must list 1–50 countries"))]
+    #[schema(min_items = 1, max_items = 50)]
     pub countries: Vec<String>,
     /// Fewest working days.
     #[serde(default = "one")]
     #[validate(range(min = 0, max = 60, message = "must be between 0 and 60"))]
+    #[schema(minimum = 0, maximum = 60)]
     pub min_days: i32,
     /// Most working days.
     #[serde(default = "five")]
     #[validate(range(min = 0, max = 60, message = "must be between 0 and 60"))]
+    #[schema(minimum = 0, maximum = 60)]
     pub max_days: i32,
     /// Default true.
     #[serde(default = "yes")]
@@ -503,6 +517,7 @@ async fn create_rate(
 pub struct ShippingRatePatch {
     /// Name.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// Description.
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
@@ -510,6 +525,7 @@ pub struct ShippingRatePatch {
     pub description: Option<Option<String>>,
     /// Price in pence.
     #[validate(range(min = 0, max = 10_000_000, message = "must be between 0 and 10000000"))]
+    #[schema(minimum = 0, maximum = 10000000)]
     pub price: Option<i64>,
     /// Free threshold in pence (`null` removes it).
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
@@ -517,12 +533,15 @@ pub struct ShippingRatePatch {
     pub free_over: Option<Option<i64>>,
     /// Countries.
     #[validate(length(min = 1, max = 50, message = "must list 1–50 countries"))]
+    #[schema(min_items = 1, max_items = 50)]
     pub countries: Option<Vec<String>>,
     /// Fewest working days.
     #[validate(range(min = 0, max = 60, message = "must be between 0 and 60"))]
+    #[schema(minimum = 0, maximum = 60)]
     pub min_days: Option<i32>,
     /// Most working days.
     #[validate(range(min = 0, max = 60, message = "must be between 0 and 60"))]
+    #[schema(minimum = 0, maximum = 60)]
     pub max_days: Option<i32>,
     /// Whether shoppers can choose it.
     pub active: Option<bool>,

@@ -48,9 +48,11 @@ pub struct NewRefund {
     pub payment_id: Uuid,
     /// Pence to refund; everything still refundable when absent.
     #[validate(range(min = 1, message = "must be at least 1 (pence)"))]
+    #[schema(minimum = 1)]
     pub amount: Option<i64>,
     /// Why (shown to staff, sent with `refund.issued`).
     #[validate(length(min = 1, max = 500, message = "must be 1-500 characters"))]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

@@ -140,7 +140,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     post,
     path = "/v1/webhooks/stripe",
     tag = "webhooks",
-    request_body(content = String, description = "A Stripe Event, signed", content_type = "application/json"),
+    request_body(content = EventHead, description = "A Stripe Event, signed (the `Stripe-Signature` covers these exact bytes)", content_type = "application/json"),
     params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hex hmac-sha256>")),
     responses(
         (status = 200, description = "Received (applied, ignored, stale or duplicate)", body = Received),
@@ -257,22 +257,38 @@ const HANDLED: [&str; 7] = [
 ];
 
 /// What every Stripe event has, read before (and whether or not) async-stripe reads the rest.
-#[derive(serde::Deserialize)]
+/// Documented as the request body: a type the service does not handle is acknowledged with
+/// `IGNORED`; a handled type's `data.object` is read as Stripe defines that type.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = StripeEvent)]
 struct EventHead {
+    /// Event id (`evt_…`).
+    #[schema(pattern = "^[^\\u0000]*$")]
     id: String,
+    /// Event type, e.g. `payment_intent.succeeded`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^[^\\u0000]*$")]
     event_type: String,
+    /// When the event happened (Unix seconds).
     created: i64,
+    /// The object the event is about.
     data: EventHeadData,
 }
 
-#[derive(serde::Deserialize)]
+/// The `data` of a Stripe event.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = StripeEventData)]
 struct EventHeadData {
+    /// The object the event is about.
     object: EventHeadObject,
 }
 
-#[derive(serde::Deserialize)]
+/// The object of a Stripe event, as far as every type has it.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = StripeEventObject)]
 struct EventHeadObject {
+    /// Its id (`pi_…`, `re_…`).
+    #[schema(pattern = "^[^\\u0000]*$")]
     id: Option<String>,
 }
 

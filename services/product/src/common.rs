@@ -13,8 +13,10 @@ use crate::error::{ProductError, ProductResult};
 #[serde(deny_unknown_fields)]
 pub struct Money {
     /// Minor units, e.g. `129900` for £1,299.00.
+    #[schema(minimum = 0)]
     pub amount: i64,
     /// ISO 4217 code; the catalogue is priced in `GBP`.
+    #[schema(pattern = "^GBP$")]
     pub currency: String,
 }
 

@@ -103,6 +103,7 @@ async fn product_snapshot(
 pub struct LookupRequest {
     /// 1–100 product ids.
     #[validate(length(min = 1, max = 100, message = "must list 1–100 ids"))]
+    #[schema(min_items = 1, max_items = 100)]
     pub ids: Vec<Uuid>,
 }
 

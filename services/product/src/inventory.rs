@@ -215,16 +215,19 @@ pub struct Adjustment {
     pub colour_id: Option<Uuid>,
     /// Units to add (negative to remove).
     #[validate(range(min = -100000, max = 100000, message = "must be between -100000 and 100000"))]
+    #[schema(minimum = -100000, maximum = 100000)]
     pub delta: i32,
     /// Why.
     pub reason: AdjustmentReason,
     /// A note for the ledger.
     #[serde(default)]
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub note: Option<String>,
     /// A new low-stock threshold.
     #[serde(default)]
     #[validate(range(min = 0, max = 100000, message = "must be between 0 and 100000"))]
+    #[schema(minimum = 0, maximum = 100000)]
     pub low_stock_threshold: Option<i32>,
 }
 
@@ -343,6 +346,7 @@ pub struct ReservationLine {
     pub variant_id: Option<Uuid>,
     /// Units.
     #[validate(range(min = 1, max = 10000, message = "must be between 1 and 10000"))]
+    #[schema(minimum = 1, maximum = 10000)]
     pub quantity: i32,
 }
 
@@ -354,10 +358,12 @@ pub struct ReservationRequest {
     pub order_id: Uuid,
     /// What to hold.
     #[validate(length(min = 1, max = 100, message = "must list 1–100 items"), nested)]
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ReservationLine>,
     /// How long to hold them (30 s – 24 h; default `RESERVATION_DEFAULT_TTL_SECS`).
     #[serde(default)]
     #[validate(range(min = 30, max = 86400, message = "must be between 30 and 86400"))]
+    #[schema(minimum = 30, maximum = 86400)]
     pub ttl_seconds: Option<u32>,
 }
 

@@ -51,18 +51,22 @@ pub struct Sale {
 pub struct SaleInput {
     /// Title.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     /// Description.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: String,
     /// Image URL.
     #[serde(default)]
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[schema(max_length = 2000)]
     pub image_url: Option<String>,
     /// Discount, 1–100 %.
     #[serde(default)]
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[schema(minimum = 1, maximum = 100)]
     pub discount_percent: Option<i32>,
     /// The families it applies to.
     #[serde(default)]
@@ -74,10 +78,12 @@ pub struct SaleInput {
     /// Terms and conditions.
     #[serde(default)]
     #[validate(length(max = 10000, message = "must be at most 10000 characters"))]
+    #[schema(max_length = 10000)]
     pub terms: Option<String>,
     /// Products it features.
     #[serde(default)]
     #[validate(length(max = 200, message = "at most 200 products"))]
+    #[schema(max_items = 200)]
     pub product_ids: Vec<Uuid>,
     /// Display order.
     #[serde(default)]
@@ -155,14 +161,17 @@ pub struct Package {
 pub struct PackageInput {
     /// Title.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     /// Description.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: String,
     /// Image URL.
     #[serde(default)]
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[schema(max_length = 2000)]
     pub image_url: Option<String>,
     /// Price (null = on consultation).
     #[serde(default)]
@@ -170,6 +179,7 @@ pub struct PackageInput {
     /// What is included.
     #[serde(default)]
     #[validate(length(max = 50, message = "at most 50 features"))]
+    #[schema(max_items = 50)]
     pub features: Vec<String>,
     /// Highlighted as the popular choice.
     #[serde(default)]

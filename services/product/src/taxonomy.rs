@@ -411,25 +411,31 @@ pub struct CategoryInput {
     pub parent_id: Option<Uuid>,
     /// Display name.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// URL slug; made from the name when absent.
     #[serde(default)]
+    #[schema(max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
     /// Description.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     /// Image URL.
     #[serde(default)]
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[schema(max_length = 2000)]
     pub image_url: Option<String>,
     /// SEO title.
     #[serde(default)]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
+    #[schema(max_length = 200)]
     pub seo_title: Option<String>,
     /// SEO description.
     #[serde(default)]
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub seo_description: Option<String>,
     /// Display order.
     #[serde(default)]
@@ -513,17 +519,21 @@ pub struct RangeInput {
     pub family: Option<Family>,
     /// Display name.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// URL slug; made from the name when absent.
     #[serde(default)]
+    #[schema(max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
     /// Description.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     /// Image URL.
     #[serde(default)]
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[schema(max_length = 2000)]
     pub image_url: Option<String>,
     /// Display order.
     #[serde(default)]
@@ -631,12 +641,15 @@ fn default_both() -> AppliesTo {
 pub struct ColourInput {
     /// Display name.
     #[validate(length(min = 1, max = 80, message = "must be 1–80 characters"))]
+    #[schema(min_length = 1, max_length = 80)]
     pub name: String,
     /// URL slug; made from the name when absent.
     #[serde(default)]
+    #[schema(max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
     /// `#RRGGBB`.
     #[validate(custom(function = "hex_code"))]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     pub hex_code: String,
     /// Which family it is offered for (default BOTH).
     #[serde(default = "default_both")]
@@ -735,16 +748,20 @@ fn screaming_snake(value: &str) -> Result<(), validator::ValidationError> {
 pub struct TermInput {
     /// Stable code, e.g. `SHAKER`.
     #[validate(custom(function = "screaming_snake"))]
+    #[schema(pattern = "^[A-Z][A-Z0-9_]{0,39}$")]
     pub code: String,
     /// Display name, e.g. `Shaker`.
     #[validate(length(min = 1, max = 80, message = "must be 1–80 characters"))]
+    #[schema(min_length = 1, max_length = 80)]
     pub name: String,
     /// URL slug; made from the name when absent.
     #[serde(default)]
+    #[schema(max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
     /// Description.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     /// Display order.
     #[serde(default)]
@@ -850,29 +867,36 @@ pub struct Size {
 pub struct SizeInput {
     /// Title.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub title: String,
     /// URL slug; made from the title when absent.
     #[serde(default)]
+    #[schema(max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
     /// Description.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     /// Image URL.
     #[serde(default)]
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[schema(max_length = 2000)]
     pub image_url: Option<String>,
     /// Width in millimetres.
     #[serde(default)]
     #[validate(range(min = 1, max = 100000, message = "must be 1–100000 mm"))]
+    #[schema(minimum = 1, maximum = 100000)]
     pub width_mm: Option<i32>,
     /// Height in millimetres.
     #[serde(default)]
     #[validate(range(min = 1, max = 100000, message = "must be 1–100000 mm"))]
+    #[schema(minimum = 1, maximum = 100000)]
     pub height_mm: Option<i32>,
     /// Depth in millimetres.
     #[serde(default)]
     #[validate(range(min = 1, max = 100000, message = "must be 1–100000 mm"))]
+    #[schema(minimum = 1, maximum = 100000)]
     pub depth_mm: Option<i32>,
     /// Display order.
     #[serde(default)]

@@ -270,6 +270,7 @@ async fn no_show(
 pub struct CancelRequest {
     /// The reason.
     #[validate(length(min = 1, max = 1000, message = "must be 1–1000 characters"))]
+    #[schema(min_length = 1, max_length = 1000)]
     pub reason: String,
 }
 
@@ -383,6 +384,7 @@ pub struct RescheduleRequest {
     /// Why (kept in the history).
     #[serde(default)]
     #[validate(length(max = 1000, message = "must be at most 1000 characters"))]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 

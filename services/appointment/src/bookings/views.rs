@@ -306,11 +306,16 @@ async fn diary(
 pub struct AdminQuery {
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
     /// Statuses, comma-separated (`PENDING,CONFIRMED`).
+    #[param(
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:PENDING|CONFIRMED|COMPLETED|NO_SHOW|CANCELLED)[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:(?:PENDING|CONFIRMED|COMPLETED|NO_SHOW|CANCELLED)[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?)*$"
+    )]
     pub status: Option<String>,
     /// Appointment type.
     #[serde(rename = "type")]
@@ -330,6 +335,7 @@ pub struct AdminQuery {
     pub for_bedroom: Option<bool>,
     /// A reference code (prefix) or an email address (prefix), case-insensitive.
     #[validate(length(min = 1, max = 254, message = "must be 1–254 characters"))]
+    #[param(min_length = 1, max_length = 254)]
     pub search: Option<String>,
 }
 

@@ -174,17 +174,21 @@ impl From<BlogPost> for BlogSummary {
 pub struct BlogInput {
     /// Title, 1–200 characters.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     /// URL slug (lower-case letters, digits, single hyphens); derived from the title when absent.
     #[serde(default)]
+    #[schema(max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
     /// Summary, at most 500 characters.
     #[serde(default)]
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub excerpt: String,
     /// Body in Markdown, at most 200 000 characters.
     #[serde(default)]
     #[validate(length(max = 200000, message = "must be at most 200000 characters"))]
+    #[schema(max_length = 200000)]
     pub content: String,
     /// Cover image media id.
     #[serde(default)]
@@ -192,18 +196,22 @@ pub struct BlogInput {
     /// Cover image URL (http or https).
     #[serde(default)]
     #[validate(url(message = "must be an absolute URL"))]
+    #[schema(format = "uri")]
     pub cover_image_url: Option<String>,
     /// Byline, 1–100 characters.
     #[serde(default)]
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub author_name: Option<String>,
     /// At most 20 tags, each made into a slug (`Kitchen Design` → `kitchen-design`).
     #[serde(default)]
     #[validate(length(max = 20, message = "at most 20 tags"))]
+    #[schema(max_items = 20)]
     pub tags: Vec<String>,
     /// Category, made into a slug.
     #[serde(default)]
     #[validate(length(min = 1, max = 60, message = "must be 1–60 characters"))]
+    #[schema(min_length = 1, max_length = 60)]
     pub category: Option<String>,
     /// Search and sharing metadata.
     #[serde(default)]
@@ -923,9 +931,11 @@ async fn delete_post(
 pub struct AdminListQuery {
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
     /// Only posts with this status.
     pub status: Option<PostStatus>,
@@ -1015,14 +1025,17 @@ async fn admin_get(
 pub struct BlogListQuery {
     /// Only posts with this tag (slug).
     #[validate(length(min = 1, max = 40, message = "must be 1–40 characters"))]
+    #[param(min_length = 1, max_length = 40)]
     pub tag: Option<String>,
     /// Only posts in this category (slug).
     #[validate(length(min = 1, max = 60, message = "must be 1–60 characters"))]
+    #[param(min_length = 1, max_length = 60)]
     pub category: Option<String>,
     /// Opaque cursor from a previous page's `nextCursor`.
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -1133,6 +1146,7 @@ async fn get_public(
 pub struct RelatedQuery {
     /// How many, 1–12 (default 3).
     #[validate(range(min = 1, max = 12, message = "must be between 1 and 12"))]
+    #[param(minimum = 1, maximum = 12)]
     pub limit: Option<u32>,
 }
 

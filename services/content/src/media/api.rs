@@ -179,15 +179,19 @@ async fn upload(
 pub struct MediaQuery {
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[serde(rename = "pageSize")]
-    #[param(rename = "pageSize")]
+    #[param(rename = "pageSize", minimum = 1, maximum = 100)]
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
     pub page_size: Option<u32>,
     /// Kinds to include, comma-separated: `IMAGE`, `VIDEO`.
     #[serde(rename = "filter[type]")]
     #[param(rename = "filter[type]")]
+    #[param(
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:IMAGE|VIDEO)[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:(?:IMAGE|VIDEO)[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?)*$"
+    )]
     pub kind: Option<String>,
 }
 

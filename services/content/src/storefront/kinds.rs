@@ -18,10 +18,12 @@ fn yes() -> bool {
 pub struct HeroSlideInput {
     /// Headline, 1–120 characters.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub title: String,
     /// Sub-text, at most 500 characters.
     #[serde(default)]
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub description: String,
     /// The picture or film behind it.
     #[validate(nested)]
@@ -29,10 +31,15 @@ pub struct HeroSlideInput {
     /// Button text, 1–40 characters.
     #[serde(default)]
     #[validate(length(min = 1, max = 40, message = "must be 1–40 characters"))]
+    #[schema(min_length = 1, max_length = 40)]
     pub button_text: Option<String>,
     /// Button link: a site path or an http(s) URL.
     #[serde(default)]
     #[validate(custom(function = "validate_link"))]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^(?:/(?:[^/\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?|https://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|http://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{2,})$"
+    )]
     pub button_link: Option<String>,
     /// Shown on the storefront (default true).
     #[serde(default = "yes")]
@@ -55,20 +62,24 @@ pub enum ProjectCategory {
 pub struct ProjectInput {
     /// Title, 1–120 characters.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub title: String,
     /// Description, at most 5000 characters.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: String,
     /// Pictures, in order (at most 30).
     #[serde(default)]
     #[validate(length(max = 30, message = "at most 30 images"), nested)]
+    #[schema(max_items = 30)]
     pub images: Vec<MediaRef>,
     /// Kitchen or bedroom.
     pub category: ProjectCategory,
     /// Where, e.g. `Harrow, London`.
     #[serde(default)]
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub location: Option<String>,
     /// When it was finished.
     #[serde(default)]
@@ -84,26 +95,35 @@ pub struct ProjectInput {
 pub struct FinanceInput {
     /// Title, 1–120 characters.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub title: String,
     /// Description, at most 5000 characters.
     #[serde(default)]
     #[validate(length(max = 5000, message = "must be at most 5000 characters"))]
+    #[schema(max_length = 5000)]
     pub description: String,
     /// APR in basis points (1990 = 19.9 %), 0–10000.
     #[serde(default)]
     #[validate(range(min = 0, max = 10000, message = "must be 0–10000 basis points"))]
+    #[schema(minimum = 0, maximum = 10000)]
     pub apr_bps: Option<i32>,
     /// Term in months, 1–240.
     #[serde(default)]
     #[validate(range(min = 1, max = 240, message = "must be 1–240 months"))]
+    #[schema(minimum = 1, maximum = 240)]
     pub term_months: Option<i32>,
     /// Minimum spend in pence (GBP).
     #[serde(default)]
     #[validate(range(min = 0, message = "must not be negative"))]
+    #[schema(minimum = 0)]
     pub min_spend_pence: Option<i64>,
     /// More information: a site path or an http(s) URL.
     #[serde(default)]
     #[validate(custom(function = "validate_link"))]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^(?:/(?:[^/\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?|https://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|http://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{2,})$"
+    )]
     pub link: Option<String>,
     /// Shown on the storefront (default true).
     #[serde(default = "yes")]
@@ -116,13 +136,16 @@ pub struct FinanceInput {
 pub struct FaqInput {
     /// The question, 1–300 characters.
     #[validate(length(min = 1, max = 300, message = "must be 1–300 characters"))]
+    #[schema(min_length = 1, max_length = 300)]
     pub question: String,
     /// The answer, 1–5000 characters.
     #[validate(length(min = 1, max = 5000, message = "must be 1–5000 characters"))]
+    #[schema(min_length = 1, max_length = 5000)]
     pub answer: String,
     /// Grouping, e.g. `Delivery`.
     #[serde(default)]
     #[validate(length(min = 1, max = 60, message = "must be 1–60 characters"))]
+    #[schema(min_length = 1, max_length = 60)]
     pub category: Option<String>,
     /// Shown on the storefront (default true).
     #[serde(default = "yes")]
@@ -145,12 +168,17 @@ pub enum LogoKind {
 pub struct AccreditationInput {
     /// Name, 1–120 characters (the logo's alt text).
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// Accreditation or partner.
     pub kind: LogoKind,
     /// Logo URL.
     #[serde(default)]
     #[validate(custom(function = "validate_http_url"))]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^(?:https://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|http://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{2,})$"
+    )]
     pub logo_url: Option<String>,
     /// Logo media asset id.
     #[serde(default)]
@@ -158,6 +186,10 @@ pub struct AccreditationInput {
     /// Their site: a site path or an http(s) URL.
     #[serde(default)]
     #[validate(custom(function = "validate_link"))]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^(?:/(?:[^/\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?|https://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|http://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{2,})$"
+    )]
     pub link: Option<String>,
     /// Shown on the storefront (default true).
     #[serde(default = "yes")]
@@ -170,17 +202,21 @@ pub struct AccreditationInput {
 pub struct TestimonialInput {
     /// The customer's name as shown, 1–120 characters.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     /// What they said, 1–2000 characters.
     #[validate(length(min = 1, max = 2000, message = "must be 1–2000 characters"))]
+    #[schema(min_length = 1, max_length = 2000)]
     pub text: String,
     /// Stars, 1–5.
     #[serde(default)]
     #[validate(range(min = 1, max = 5, message = "must be 1–5"))]
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: Option<i16>,
     /// Where they live, e.g. `Leeds`.
     #[serde(default)]
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub location: Option<String>,
     /// A picture or film of them or their room.
     #[serde(default)]

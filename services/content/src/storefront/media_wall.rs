@@ -25,14 +25,20 @@ use crate::error::{ContentError, ContentResult};
 pub struct MediaWallInput {
     /// Heading, 1–120 characters.
     #[validate(length(min = 1, max = 120, message = "must be 1–120 characters"))]
+    #[schema(min_length = 1, max_length = 120)]
     pub title: String,
     /// Text, at most 2000 characters.
     #[serde(default)]
     #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Background image URL.
     #[serde(default)]
     #[validate(custom(function = "validate_http_url"))]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^(?:https://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|http://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{2,})$"
+    )]
     pub background_image_url: Option<String>,
     /// Background image media id.
     #[serde(default)]
@@ -40,6 +46,7 @@ pub struct MediaWallInput {
     /// The wall's pictures and films, in order (at most 100).
     #[serde(default)]
     #[validate(length(max = 100, message = "at most 100 images"), nested)]
+    #[schema(max_items = 100)]
     pub images: Vec<MediaRef>,
 }
 

@@ -57,9 +57,14 @@ pub struct MediaRef {
     pub media_id: Option<Uuid>,
     /// URL (http or https); required without a `mediaId`.
     #[serde(default)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^(?:https://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|http://[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{2,})$"
+    )]
     pub url: Option<String>,
     /// Alternative text, at most 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub alt: Option<String>,
     /// Picture or film.
     #[serde(default)]
@@ -323,6 +328,7 @@ pub struct ListQuery {
 pub struct OrderRequest {
     /// Every undeleted item's id, once each, first to last.
     #[validate(length(max = 1000, message = "at most 1000 ids"))]
+    #[schema(max_items = 1000)]
     pub ids: Vec<Uuid>,
 }
 

@@ -55,7 +55,7 @@ async fn tickets_thread_hide_internal_notes_and_follow_their_transitions() {
         )
         .await
         .0,
-        422
+        403
     );
     let (_, mine) = api.get(&mallory, "/v1/tickets").await;
     assert_eq!(mine["data"].as_array().unwrap().len(), 0);

@@ -43,6 +43,7 @@ pub struct OrderFilter {
     pub user_id: Option<Uuid>,
     /// Order number (prefix) or email (substring), case-insensitive.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[param(min_length = 1, max_length = 100)]
     pub q: Option<String>,
     /// Placed at or after.
     pub from: Option<DateTime<Utc>>,
@@ -50,9 +51,11 @@ pub struct OrderFilter {
     pub to: Option<DateTime<Utc>>,
     /// Page number from 1 (list only).
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (list only; default 20).
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 
@@ -211,6 +214,7 @@ pub struct TransitionRequest {
     pub to: OrderStatus,
     /// Why (recorded in the history).
     #[validate(length(min = 1, max = 500, message = "must be 1–500 characters"))]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -284,9 +288,11 @@ async fn record_status(entry: Entry, conn: &mut PgConnection, id: Uuid) -> Order
 pub struct TrackingRequest {
     /// Tracking number.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub tracking_number: String,
     /// Carrier, e.g. "DPD".
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub carrier: String,
 }
 
@@ -346,6 +352,7 @@ async fn set_tracking(
 pub struct NoteRequest {
     /// Text, 1–2000 characters.
     #[validate(length(min = 1, max = 2000, message = "must be 1–2000 characters"))]
+    #[schema(min_length = 1, max_length = 2000)]
     pub body: String,
 }
 

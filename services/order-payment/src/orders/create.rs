@@ -49,9 +49,11 @@ const RESERVATION_MARGIN: std::time::Duration = std::time::Duration::from_secs(3
 pub struct CreateOrder {
     /// Lines to buy; absent → the customer's cart (which is emptied once the order is placed).
     #[validate(length(min = 1, max = 100, message = "must list 1–100 items"), nested)]
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Option<Vec<ItemRequest>>,
     /// Where order emails go.
     #[validate(custom(function = "validation::validate_email"))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Delivery address.
     #[validate(nested)]
@@ -62,9 +64,11 @@ pub struct CreateOrder {
     /// Delivery method code (default `STANDARD`).
     #[serde(default = "standard")]
     #[validate(length(min = 1, max = 32, message = "must be 1–32 characters"))]
+    #[schema(min_length = 1, max_length = 32)]
     pub shipping_method: String,
     /// A coupon code.
     #[validate(length(min = 1, max = 64, message = "must be 1–64 characters"))]
+    #[schema(min_length = 1, max_length = 64)]
     pub coupon_code: Option<String>,
 }
 

@@ -408,6 +408,7 @@ async fn get_order(
 pub struct CancelRequest {
     /// Free text.
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 

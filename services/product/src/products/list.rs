@@ -156,34 +156,55 @@ pub struct ListParams {
     category: Option<Family>,
     /// Colour slugs, comma-separated (OR).
     #[serde(rename = "filter[colour]")]
-    #[param(rename = "filter[colour]")]
+    #[param(
+        rename = "filter[colour]",
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*(?:,(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*){0,19}(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*$"
+    )]
     colour: Option<String>,
     /// Style slugs, comma-separated (OR).
     #[serde(rename = "filter[style]")]
-    #[param(rename = "filter[style]")]
+    #[param(
+        rename = "filter[style]",
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*(?:,(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*){0,19}(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*$"
+    )]
     style: Option<String>,
     /// Finish slugs, comma-separated (OR).
     #[serde(rename = "filter[finish]")]
-    #[param(rename = "filter[finish]")]
+    #[param(
+        rename = "filter[finish]",
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*(?:,(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*){0,19}(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*$"
+    )]
     finish: Option<String>,
     /// Range slugs, comma-separated (OR).
     #[serde(rename = "filter[range]")]
-    #[param(rename = "filter[range]")]
+    #[param(
+        rename = "filter[range]",
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*(?:,(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*){0,19}(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*$"
+    )]
     range: Option<String>,
     /// `true` or `false`.
     #[serde(rename = "filter[featured]")]
     #[param(rename = "filter[featured]")]
     featured: Option<bool>,
-    /// Pence, `min..max` (either side may be empty).
+    /// Pence, `min..max` (either side may be empty, not both); `min` must not exceed `max`.
     #[serde(rename = "filter[price]")]
-    #[param(rename = "filter[price]")]
+    #[param(
+        rename = "filter[price]",
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:\+?[0-9]{1,18}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\.\.[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:\+?[0-9]{1,18})?|\.\.[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+?[0-9]{1,18})[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     price: Option<String>,
-    /// Full-text search.
+    /// Full-text search, 1–200 characters once trimmed.
+    #[param(
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     q: Option<String>,
     /// `createdAt`, `price`, `title` or `popularity`, `-` for descending (default `-createdAt`,
     /// or relevance with `q`).
+    #[param(pattern = "^[-+]?(createdAt|price|title|popularity)$")]
     sort: Option<String>,
     /// 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
@@ -711,9 +732,11 @@ pub struct SuggestQuery {
     /// 1–20 (default 8).
     #[validate(range(min = 1, max = 20, message = "must be between 1 and 20"))]
     pub limit: Option<u32>,
+    #[param(min_length = 1, max_length = 100)]
 }
 
 /// A suggestion.
+    #[param(minimum = 1, maximum = 20)]
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Suggestion {

@@ -74,10 +74,12 @@ impl ProductStatus {
 pub struct Image {
     /// Image URL.
     #[validate(length(min = 1, max = 2000, message = "must be 1–2000 characters"))]
+    #[schema(min_length = 1, max_length = 2000)]
     pub url: String,
     /// Alternative text.
     #[serde(default)]
     #[validate(length(max = 300, message = "must be at most 300 characters"))]
+    #[schema(max_length = 300)]
     pub alt: String,
     /// Resized variants by name, e.g. `{"thumb": "…", "w800": "…"}`.
     #[serde(default)]
@@ -263,6 +265,7 @@ async fn load_one(conn: &mut PgConnection, id: Uuid) -> ProductResult<Option<Pro
 pub struct ProductInput {
     /// Title.
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     /// URL slug; made from the title when absent (or null in a patch).
     #[serde(default)]
@@ -273,6 +276,7 @@ pub struct ProductInput {
     /// Description.
     #[serde(default)]
     #[validate(length(max = 20000, message = "must be at most 20000 characters"))]
+    #[schema(max_length = 20000)]
     pub description: String,
     /// KITCHEN or BEDROOM.
     pub category: Family,
@@ -291,14 +295,17 @@ pub struct ProductInput {
     /// Colour ids.
     #[serde(default)]
     #[validate(length(max = 50, message = "at most 50 colours"))]
+    #[schema(max_items = 50)]
     pub colour_ids: Vec<Uuid>,
     /// Size ids.
     #[serde(default)]
     #[validate(length(max = 100, message = "at most 100 sizes"))]
+    #[schema(max_items = 100)]
     pub size_ids: Vec<Uuid>,
     /// Images in display order.
     #[serde(default)]
     #[validate(length(max = 30, message = "at most 30 images"), nested)]
+    #[schema(max_items = 30)]
     pub images: Vec<Image>,
     /// Price; null or absent = price on consultation.
     #[serde(default)]
@@ -312,10 +319,12 @@ pub struct ProductInput {
     /// SEO title.
     #[serde(default)]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
+    #[schema(max_length = 200)]
     pub seo_title: Option<String>,
     /// SEO description.
     #[serde(default)]
     #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    #[schema(max_length = 500)]
     pub seo_description: Option<String>,
 }
 
@@ -882,6 +891,7 @@ pub struct RelatedQuery {
     path = "/v1/products/{id}/related",
     tag = "products",
     params(("id" = Uuid, Path, description = "Product id"), RelatedQuery),
+    #[param(minimum = 1, maximum = 24)]
     responses(
         (status = 200, description = "Related products", body = Vec<Product>),
         (status = 404, description = "No such published product", body = service_kit::Problem, content_type = "application/problem+json"),
@@ -1013,13 +1023,18 @@ pub struct AdminListQuery {
     pub status: Option<String>,
 }
 
+    #[param(minimum = 1, maximum = 100000)]
 /// Every product of any status, newest first (ADMIN, offset-paged).
 #[utoipa::path(
     get,
     path = "/v1/products/admin",
+    #[param(minimum = 1, maximum = 100)]
     tag = "products",
     params(AdminListQuery),
     responses(
+    #[param(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd]|[Aa][Rr][Cc][Hh][Ii][Vv][Ee][Dd])[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd]|[Aa][Rr][Cc][Hh][Ii][Vv][Ee][Dd])[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*$"
+    )]
         (status = 200, description = "One page", body = OffsetPage<Product>),
         (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
