@@ -257,7 +257,9 @@ pub fn run(ports: Ports, options: &FuzzOptions) -> Result<ExitCode> {
         let mut passes = Vec::new();
         for identity in [&customer, &admin] {
             check_interrupted()?;
-            passes.push(run_pass(&st, &plan, &hook, identity, examples, seed)?);
+            passes.push(run_pass(
+                &st, &plan, &hook, identity, &secret, examples, seed,
+            )?);
         }
         Ok(report(operations, &passes, &plan))
     })();
@@ -824,6 +826,7 @@ fn run_pass(
     plan: &Plan,
     hook: &Path,
     identity: &Identity,
+    webhook_secret: &str,
     examples: u32,
     seed: u64,
 ) -> Result<Pass> {
@@ -862,6 +865,7 @@ fn run_pass(
         )
         .env("FUZZ_RECOVERY_CODES", identity.recovery_codes.join(","))
         .env("FUZZ_TOTP_LAST_STEP", identity.last_step.to_string())
+        .env("FUZZ_STRIPE_WEBHOOK_SECRET", webhook_secret)
         .current_dir(&dir);
     let finished = proc::run_bounded(
         &format!("st run ({role})"),

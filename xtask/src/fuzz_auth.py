@@ -8,13 +8,30 @@
 # challenge with a spare recovery code, then with the authenticator code of a time step not
 # used yet (codes are single use, so this may wait for the next 30 s step).
 #
+# Two request values are not data a schema can describe, so the generator is taught where they
+# come from (schemathesis's `before_call` hook; it re-validates the case after the edit):
+# - a list's `cursor` is a position the same list handed out as `nextCursor` (opaque, signed by
+#   nothing but its encoding; anything else is refused with 422 by design). A positive case's
+#   cursor becomes one this list (and, for products, this sort) has issued in this run, or is left
+#   out until the list has issued one.
+# - an `Idempotency-Key` names one request: the same key with a different body is refused with
+#   422 (draft-ietf-httpapi-idempotency-key-header). A positive case's key gets a suffix digesting
+#   the request, so a new request carries a new key and a replayed one its old key, as a client's.
+# - a Stripe event is signed by Stripe: a positive case's `Stripe-Signature` is the signature of
+#   its body with the run's webhook secret, as Stripe would send it.
+# - a range's end follows its start (`from`/`to`, `startsAt`/`endsAt`, `validFrom`/`validUntil`),
+#   a rule between two members no JSON Schema keyword states: a positive case with both given in
+#   the wrong order gets them swapped (and an empty range the end moved one step on).
+#
 # Configured by xtask through FUZZ_* environment variables; standard library only.
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
 import os
+import re
 import struct
 import threading
 import time
@@ -27,6 +44,7 @@ BASE = os.environ["FUZZ_BASE_URL"]
 EMAIL = os.environ["FUZZ_EMAIL"]
 PASSWORD = os.environ["FUZZ_PASSWORD"]
 SECRET = os.environ.get("FUZZ_TOTP_SECRET", "")
+WEBHOOK_SECRET = os.environ.get("FUZZ_STRIPE_WEBHOOK_SECRET", "")
 _lock = threading.Lock()
 _state = {
     "token": os.environ["FUZZ_TOKEN"],
@@ -103,3 +121,117 @@ class Session:
     def set(self, case, data, context):
         case.headers = case.headers or {}
         case.headers["Authorization"] = "Bearer " + data
+
+
+_cursors = {}
+# Enough variety per list; bounded so a long run keeps little.
+_CURSORS_PER_LIST = 16
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7E]{1,255}")
+
+
+def _positive(case):
+    meta = getattr(case, "meta", None)
+    return meta is not None and meta.generation.mode.is_positive
+
+
+def _list_key(case):
+    # Product cursors carry their sort, which is relevance when `q` is given and no `sort` is.
+    query = case.query if isinstance(case.query, dict) else {}
+    return (case.operation.label, str(query.get("sort")), "q" in query)
+
+
+def _digest(*parts):
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if response.status_code != 200 or "json" not in response.headers.get("content-type", [""])[0]:
+        return
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return
+    cursor = body.get("nextCursor") if isinstance(body, dict) else None
+    if isinstance(cursor, str) and cursor:
+        with _lock:
+            issued = _cursors.setdefault(_list_key(case), [])
+            if cursor not in issued:
+                issued.append(cursor)
+                del issued[:-_CURSORS_PER_LIST]
+
+
+_RANGES = (("from", "to"), ("startsAt", "endsAt"), ("validFrom", "validUntil"))
+
+
+def _instant(text):
+    """`(value, one step, formatter)` for an ISO date, date-time or time, else `None`."""
+    for kind, step in (
+        (datetime.date, datetime.timedelta(days=1)),
+        (datetime.datetime, datetime.timedelta(seconds=1)),
+        (datetime.time, None),
+    ):
+        try:
+            value = kind.fromisoformat(text)
+        except (TypeError, ValueError):
+            continue
+        if kind is datetime.date and len(text) != 10:
+            continue
+        return value, step, kind
+    return None
+
+
+def _order_ranges(members):
+    if not isinstance(members, dict):
+        return
+    for start, end in _RANGES:
+        a, b = members.get(start), members.get(end)
+        if not (isinstance(a, str) and isinstance(b, str)):
+            continue
+        first, last = _instant(a), _instant(b)
+        if first is None or last is None or first[2] is not last[2]:
+            continue
+        try:
+            if first[0] > last[0]:
+                members[start], members[end] = b, a
+            elif first[0] == last[0] and first[1] is not None:
+                members[end] = (last[0] + first[1]).isoformat().replace("+00:00", "Z")
+        except (TypeError, OverflowError):
+            continue
+
+
+def _sign_stripe_event(case):
+    # The bytes requests sends for a JSON body (`json.dumps` with its defaults).
+    body = case.body
+    payload = "" if not isinstance(body, (dict, list, str, int, float, bool)) else json.dumps(body, allow_nan=False)
+    timestamp = str(int(time.time()))
+    signature = hmac.new(WEBHOOK_SECRET.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    case.headers = case.headers or {}
+    for name in [n for n in case.headers if n.lower() == "stripe-signature"]:
+        del case.headers[name]
+    case.headers["Stripe-Signature"] = f"t={timestamp},v1={signature}"
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if not _positive(case):
+        return
+    if WEBHOOK_SECRET and case.path == "/v1/webhooks/stripe":
+        _sign_stripe_event(case)
+    _order_ranges(case.query)
+    _order_ranges(case.body)
+    query = case.query
+    if isinstance(query, dict) and "cursor" in query:
+        with _lock:
+            issued = list(_cursors.get(_list_key(case), ()))
+        if issued:
+            # Chosen from the generated value, so a seed replays the same choice.
+            query["cursor"] = issued[int(_digest(query["cursor"]), 16) % len(issued)]
+        else:
+            del query["cursor"]
+    headers = case.headers or {}
+    for name in list(headers):
+        key = headers[name]
+        if name.lower() == "idempotency-key" and isinstance(key, str) and _IDEMPOTENCY_KEY.fullmatch(key):
+            request = _digest(case.method, case.path, case.path_parameters, case.query, case.body)
+            headers[name] = key[:222] + "." + request[:32]
