@@ -8,13 +8,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
+use tower_http::body::Limited;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -24,6 +28,7 @@ use crate::problem::Problem;
 use crate::readiness::{self, ReadinessCheck};
 use crate::request_id;
 
+mod outer;
 mod unread;
 
 /// What the shared shell needs to wrap a service's own routes.
@@ -84,9 +89,9 @@ pub const SECURITY_HEADERS: [(&str, &str); 4] = [
 pub const COMMON_PATHS: [&str; 4] = ["/health", "/ready", "/metrics", "/openapi.json"];
 
 /// Adds `/health`, `/ready`, `/metrics` and `/openapi.json` to `routes`, then wraps everything in
-/// the shared layers (outermost first): request id → trace span → sensitive-header redaction →
-/// problem+json for bare errors → CORS → reading the rest of a refused body → compression →
-/// timeout → body limit → metrics.
+/// the shared layers (outermost first): request id, problem+json for bare errors and metrics →
+/// trace span → sensitive-header redaction → security headers → CORS → reading the rest of a
+/// refused body → compression → timeout → body limit → internal token.
 pub fn wrap(routes: Router, shell: Shell) -> Router {
     // Install the recorder before the first request is counted.
     let _ = kit_metrics::handle();
@@ -98,54 +103,57 @@ pub fn wrap(routes: Router, shell: Shell) -> Router {
         .route("/openapi.json", get(openapi_json))
         .with_state(shell.clone());
 
-    let mut router = routes.merge(common);
-    if let Some(keys) = &shell.internal_keys {
-        router = router.layer(middleware::from_fn_with_state(
-            keys.clone(),
-            crate::caller::require_internal_token,
-        ));
-    }
-    let mut router = router
-        .layer(middleware::from_fn(kit_metrics::track))
-        .layer(DefaultBodyLimit::max(shell.body_limit_bytes))
-        .layer(RequestBodyLimitLayer::new(shell.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            shell.request_timeout,
-        ))
-        .layer(CompressionLayer::new())
-        .layer(middleware::from_fn_with_state(
-            shell.body_limit_bytes,
-            unread::drain_refused_bodies,
-        ));
-    if let Some(cors) = cors_layer(&shell.cors_allowed_origins) {
-        router = router.layer(cors);
-    }
-    if shell.security_headers {
-        use tower_http::set_header::SetResponseHeaderLayer;
-        for (name, value) in SECURITY_HEADERS {
-            router = router.layer(SetResponseHeaderLayer::if_not_present(
-                header::HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            ));
-        }
-    }
+    // One stack, one `Router::layer` call: every `layer` call on a router boxes the service
+    // again, and each box is cloned and each future allocated on every request.
     let service = shell.service;
-    router
-        .layer(middleware::from_fn(problem_for_bare_errors))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-            header::SET_COOKIE,
-            header::HeaderName::from_static("x-internal-token"),
-        ]))
+    let stack = ServiceBuilder::new()
+        .layer(outer::OuterLayer)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(move |request: &Request| make_request_span(service, request))
                 .on_request(())
                 .on_failure(DefaultOnFailure::new().level(Level::WARN)),
         )
-        .layer(middleware::from_fn(request_id::middleware))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::SET_COOKIE,
+            header::HeaderName::from_static("x-internal-token"),
+        ]))
+        .option_layer(shell.security_headers.then(security_headers_layer))
+        .option_layer(cors_layer(&shell.cors_allowed_origins))
+        .layer(unread::DrainRefusedBodiesLayer {
+            limit: shell.body_limit_bytes,
+        })
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            shell.request_timeout,
+        ))
+        // The timeout's own answer needs a body type with a default.
+        .map_response(IntoResponse::into_response)
+        .layer(RequestBodyLimitLayer::new(shell.body_limit_bytes))
+        .map_request(|request: Request<Limited<Body>>| request.map(Body::new))
+        .layer(DefaultBodyLimit::max(shell.body_limit_bytes))
+        .option_layer(shell.internal_keys.clone().map(|keys| {
+            middleware::from_fn_with_state(keys, crate::caller::require_internal_token)
+        }));
+    routes.merge(common).layer(stack)
+}
+
+type SetHeader = SetResponseHeaderLayer<HeaderValue>;
+type SecurityHeaders =
+    Stack<SetHeader, Stack<SetHeader, Stack<SetHeader, Stack<SetHeader, Identity>>>>;
+
+/// [`SECURITY_HEADERS`], each set unless the response has it already.
+fn security_headers_layer() -> ServiceBuilder<SecurityHeaders> {
+    let [a, b, c, d] = SECURITY_HEADERS.map(|(name, value)| {
+        SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    });
+    ServiceBuilder::new().layer(a).layer(b).layer(c).layer(d)
 }
 
 /// The span of one request. It names the service, so that one trace's lines can be told apart
@@ -189,8 +197,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 /// Gives every error response a problem+json body, including the ones the framework and the
 /// tower layers make (unknown route 404, wrong method 405, 408/413/415 with no or plain-text
 /// bodies). Headers such as `Allow` and `Retry-After` are kept.
-async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

@@ -1,10 +1,13 @@
 //! Prometheus metrics: one process-wide recorder behind the `metrics` facade, rendered at
 //! `GET /metrics`, plus the request middleware that counts and times every request by route.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -26,10 +29,33 @@ pub fn handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
             // Fails only when another recorder is installed already: then ours stays unused.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                spawn_upkeep(handle.clone());
+            }
             handle
         })
         .clone()
+}
+
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Histogram samples are kept one by one until they are folded into buckets, which otherwise
+/// happens only at a scrape: without one (no Prometheus, or a long gap) every request's sample
+/// would stay in memory. This folds them regularly, as the exporter's own `install` does.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the metrics upkeep thread; samples fold at scrapes only");
+    }
 }
 
 /// Something that refreshes gauges just before a scrape (pool sizes, outbox lag).
@@ -59,17 +85,81 @@ pub fn pool_collector(service: &'static str, pool: sqlx::PgPool) -> Collector {
 /// the raw path, so ids don't explode the label set).
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    record(&method, route.as_ref(), response.status(), started);
     response
+}
+
+/// Counts one answered request and records its duration since `started` (what [`track`] does;
+/// the shared shell calls it from its outermost layer).
+pub fn record(method: &Method, route: Option<&MatchedPath>, status: StatusCode, started: Instant) {
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    let (requests, duration) = request_metrics(method, route, status.as_u16());
+    requests.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
+}
+
+/// The handles of one `(method, route, status)`.
+struct Tracked {
+    method: Method,
+    route: Box<str>,
+    status: u16,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Handles already registered, by a hash of their labels. Registering builds the label set
+/// (three `String`s) and looks it up in the recorder's registry; doing that once per label set
+/// rather than per request keeps the hot path free of allocation.
+type TrackedTable = RwLock<HashMap<u64, Vec<Tracked>>>;
+
+static TRACKED: LazyLock<(RandomState, TrackedTable)> = LazyLock::new(Default::default);
+
+fn request_metrics(
+    method: &Method,
+    route: &str,
+    status: u16,
+) -> (metrics::Counter, metrics::Histogram) {
+    let (hasher, table) = &*TRACKED;
+    let hash = hasher.hash_one((method.as_str(), route, status));
+    let found = |entries: &Vec<Tracked>| {
+        entries
+            .iter()
+            .find(|t| t.status == status && t.method == method && &*t.route == route)
+            .map(|t| (t.requests.clone(), t.duration.clone()))
+    };
+    if let Some(handles) = table
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&hash)
+        .and_then(found)
+    {
+        return handles;
+    }
+    let mut table = table.write().unwrap_or_else(PoisonError::into_inner);
+    let entries = table.entry(hash).or_default();
+    if let Some(handles) = found(entries) {
+        return handles;
+    }
+    let tracked = Tracked {
+        method: method.clone(),
+        route: route.into(),
+        status,
+        requests: metrics::counter!(
+            "http_requests_total",
+            "method" => method.as_str().to_owned(),
+            "route" => route.to_owned(),
+            "status" => status.to_string()
+        ),
+        duration: metrics::histogram!(
+            "http_request_duration_seconds",
+            "method" => method.as_str().to_owned(),
+            "route" => route.to_owned()
+        ),
+    };
+    let handles = (tracked.requests.clone(), tracked.duration.clone());
+    entries.push(tracked);
+    handles
 }

@@ -15,45 +15,84 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::Response;
+use futures::future::{BoxFuture, Either};
 use http_body_util::BodyExt;
+use tower::{Layer, Service};
 
 /// How long the rest of a refused body may take to arrive before the connection is closed.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Middleware: after an error answer, reads (and drops) what the handler left of the body, up to
-/// `limit` bytes. A body declared larger than `limit` is the body limit's to refuse.
-pub(super) async fn drain_refused_bodies(
-    State(limit): State<usize>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // Requests without a body (most reads) pay nothing.
-    let worth_it = match declared {
-        Some(length) => length > 0 && length <= limit as u64,
-        None => request.headers().contains_key(header::TRANSFER_ENCODING),
-    };
-    if !worth_it {
-        return next.run(request).await;
+/// After an error answer, reads (and drops) what the handler left of the body, up to `limit`
+/// bytes. A body declared larger than `limit` is the body limit's to refuse.
+#[derive(Clone, Copy)]
+pub(super) struct DrainRefusedBodiesLayer {
+    pub(super) limit: usize,
+}
+
+impl<S> Layer<S> for DrainRefusedBodiesLayer {
+    type Service = DrainRefusedBodies<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        DrainRefusedBodies {
+            inner,
+            limit: self.limit,
+        }
     }
-    let (parts, body) = request.into_parts();
-    let shared = SharedBody(Arc::new(Mutex::new(Some(body))));
-    let response = next
-        .run(Request::from_parts(parts, Body::new(shared.clone())))
-        .await;
-    // Only after an error: a success may have handed the body to work still reading it.
-    if response.status().is_client_error() || response.status().is_server_error() {
-        shared.drain(limit).await;
+}
+
+/// The service of [`DrainRefusedBodiesLayer`].
+#[derive(Clone)]
+pub(super) struct DrainRefusedBodies<S> {
+    inner: S,
+    limit: usize,
+}
+
+impl<S, B> Service<Request> for DrainRefusedBodies<S>
+where
+    S: Service<Request, Response = Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<B>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
-    response
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let limit = self.limit;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        // Requests without a body (most reads) pay nothing.
+        let worth_it = match declared {
+            Some(length) => length > 0 && length <= limit as u64,
+            None => request.headers().contains_key(header::TRANSFER_ENCODING),
+        };
+        if !worth_it {
+            return Either::Left(self.inner.call(request));
+        }
+        let (parts, body) = request.into_parts();
+        let shared = SharedBody(Arc::new(Mutex::new(Some(body))));
+        let answer = self
+            .inner
+            .call(Request::from_parts(parts, Body::new(shared.clone())));
+        Either::Right(Box::pin(async move {
+            let response = answer.await?;
+            // Only after an error: a success may have handed the body to work still reading it.
+            if response.status().is_client_error() || response.status().is_server_error() {
+                shared.drain(limit).await;
+            }
+            Ok(response)
+        }))
+    }
 }
 
 /// The request body, readable by the handler while the middleware keeps a way to finish it.
