@@ -54,6 +54,9 @@ pub struct UpstreamTarget {
     pub name: &'static str,
     scheme: Scheme,
     authority: Authority,
+    /// The `Host` a request to it carries (what hyper would write, made once rather than per
+    /// request).
+    host: HeaderValue,
     /// Path prefix of the base URL ("" normally).
     base_path: String,
 }
@@ -77,10 +80,16 @@ impl UpstreamTarget {
             .authority()
             .cloned()
             .ok_or_else(|| format!("`{url}` has no host"))?;
+        let host = match authority.port_u16() {
+            Some(port) if port != 80 => format!("{}:{port}", authority.host()),
+            _ => authority.host().to_owned(),
+        };
+        let host = HeaderValue::try_from(host).map_err(|e| format!("`{url}`: {e}"))?;
         Ok(Self {
             name,
             scheme,
             authority,
+            host,
             base_path: uri.path().trim_end_matches('/').to_owned(),
         })
     }
@@ -527,6 +536,7 @@ async fn forward(
     service_kit::telemetry::inject_current(headers);
 
     let upstream = &gateway.upstreams[route.upstream];
+    headers.insert(header::HOST, upstream.host.clone());
     let uri = upstream
         .uri_for(request.uri())
         .map_err(|_| upstream_problem(StatusCode::BAD_GATEWAY, upstream.name))?;
@@ -719,6 +729,8 @@ mod tests {
         let prefixed = UpstreamTarget::parse("product", "http://svc:80/base/").unwrap();
         let uri = prefixed.uri_for(&"/v1/x".parse().unwrap()).unwrap();
         assert_eq!(uri.to_string(), "http://svc:80/base/v1/x");
+        assert_eq!(target.host, "127.0.0.1:3002");
+        assert_eq!(prefixed.host, "svc");
         assert!(UpstreamTarget::parse("product", "https://x").is_err());
         assert!(UpstreamTarget::parse("product", "not a url").is_err());
     }
