@@ -20,7 +20,8 @@ pub struct BusConfig {
     /// The broker.
     pub backend: BackendKind,
     /// RabbitMQ URL, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`. A `heartbeat` of 10 s is
-    /// added unless the URL sets one, so a vanished broker is noticed quickly.
+    /// added unless the URL sets one, so a vanished broker is noticed quickly, and a `frame_max`
+    /// of 16 KiB, which keeps each connection's buffers at 1 MiB instead of 8.
     pub amqp_url: String,
     /// The durable topic exchange every event is published to (default `lomash.events`). Dead
     /// letters go through `<exchange>.dlx`.

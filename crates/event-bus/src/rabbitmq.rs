@@ -55,6 +55,11 @@ const ATTEMPTS_HEADER: &str = "x-lomash-attempts";
 const DEAD_AT_HEADER: &str = "x-lomash-dead-lettered-at";
 /// Heartbeat used unless the URL sets one: a silent broker is noticed within ~2 intervals.
 const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+/// Largest frame asked for unless the URL sets `frame_max`. lapin gives every connection a read
+/// and a write buffer of 32 frames, zero-filled at the handshake: at the broker's 128 KiB that
+/// was 8 MiB resident per connection (two per consuming service) before a single event. Events
+/// are a few KiB of JSON; a larger body is split over several frames.
+const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
 
 /// The RabbitMQ bus.
 pub(crate) struct RabbitBus {
@@ -204,6 +209,9 @@ impl RabbitBus {
             .map_err(|e| BusError::Config(format!("invalid AMQP URL: {e}")))?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
+        }
+        if uri.query.frame_max.is_none() {
+            uri.query.frame_max = Some(DEFAULT_FRAME_MAX);
         }
         short(&config.exchange)?;
         short(&config.dead_letter_exchange())?;
