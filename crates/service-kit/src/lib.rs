@@ -1,7 +1,7 @@
 //! What every Lomash Wood service does the same way.
 //!
 //! A service implements [`Service`] and its `main.rs` is one line:
-//! `fn main() -> std::process::ExitCode { service_kit::main::<MyService>() }`. This crate
+//! `service_kit::main!(my_service::MyService);` (the allocator and `fn main`). This crate
 //! supplies the rest: typed configuration from the environment ([`config`]), telemetry
 //! ([`telemetry`]), RFC 7807 errors ([`Problem`]), the extractors ([`extract`]), the common
 //! endpoints and middleware ([`http`]), Postgres and Redis ([`db`], [`redis`]) and graceful

@@ -1,3 +1,1 @@
-fn main() -> std::process::ExitCode {
-    service_kit::main::<analytics_service::AnalyticsService>()
-}
+service_kit::main!(analytics_service::AnalyticsService);

@@ -1,3 +1,1 @@
-fn main() -> std::process::ExitCode {
-    service_kit::main::<appointment_service::AppointmentService>()
-}
+service_kit::main!(appointment_service::AppointmentService);

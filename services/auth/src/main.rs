@@ -1,3 +1,1 @@
-fn main() -> std::process::ExitCode {
-    service_kit::main::<auth_service::AuthService>()
-}
+service_kit::main!(auth_service::AuthService);

@@ -1,3 +1,1 @@
-fn main() -> std::process::ExitCode {
-    service_kit::main::<content_service::ContentService>()
-}
+service_kit::main!(content_service::ContentService);

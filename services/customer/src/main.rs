@@ -1,3 +1,1 @@
-fn main() -> std::process::ExitCode {
-    service_kit::main::<customer_service::CustomerService>()
-}
+service_kit::main!(customer_service::CustomerService);

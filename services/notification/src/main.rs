@@ -1,3 +1,1 @@
-fn main() -> std::process::ExitCode {
-    service_kit::main::<notification_service::NotificationService>()
-}
+service_kit::main!(notification_service::NotificationService);

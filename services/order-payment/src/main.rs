@@ -1,3 +1,1 @@
-fn main() -> std::process::ExitCode {
-    service_kit::main::<order_payment_service::OrderPaymentService>()
-}
+service_kit::main!(order_payment_service::OrderPaymentService);

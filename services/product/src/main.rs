@@ -1,3 +1,1 @@
-fn main() -> std::process::ExitCode {
-    service_kit::main::<product_service::ProductService>()
-}
+service_kit::main!(product_service::ProductService);
