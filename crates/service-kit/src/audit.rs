@@ -556,7 +556,7 @@ pub async fn list(db: &PgPool, filters: &AuditQuery) -> ApiResult<AuditPage> {
         .build_query_as()
         .fetch_all(db)
         .await
-        .map_err(|e| Problem::internal(&e))?;
+        .map_err(|e| Problem::from_database(&e))?;
     let page = CursorPage::from_rows(rows, limit, |r| Position(r.occurred_at, r.id));
     Ok(AuditPage {
         data: page.data,

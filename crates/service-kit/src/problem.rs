@@ -2,7 +2,8 @@
 //!
 //! Services keep their own `thiserror` enum and turn each variant into a [`Problem`]; unexpected
 //! errors become an opaque 500 via [`Problem::internal`], which logs the full cause chain and
-//! sends none of it.
+//! sends none of it. Database errors go through [`Problem::from_database`], which tells an
+//! exhausted connection pool (503, retry) from a real failure.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -196,6 +197,21 @@ impl Problem {
         Self::internal_opaque()
     }
 
+    /// The problem for a database error a service has no more specific answer for. Waiting for
+    /// a pooled connection longer than `DATABASE_ACQUIRE_TIMEOUT_MS` (or a pool closed by a
+    /// shutdown) is a transient overload, not a bug: 503 with `Retry-After`, logged as a warning.
+    /// Anything else is [`Problem::internal`].
+    pub fn from_database(error: &sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                tracing::warn!(%error, "no database connection available");
+                Self::unavailable("The service is busy; retry shortly.")
+                    .with_retry_after(DATABASE_RETRY_AFTER_SECS)
+            }
+            _ => Self::internal(error),
+        }
+    }
+
     /// 500 with no cause to log (it has been logged already).
     pub fn internal_opaque() -> Self {
         Self::new(
@@ -277,6 +293,10 @@ impl IntoResponse for Problem {
     }
 }
 
+/// The `Retry-After` of a 503 for an exhausted database pool: a connection is usually free again
+/// within a second (requests hold one for milliseconds).
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 1;
+
 /// Errors raised by sqlx that carry a named constraint: lets services map unique and foreign-key
 /// violations to 409/422 by constraint name.
 pub fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
@@ -311,5 +331,56 @@ mod tests {
         let json = serde_json::to_string(&problem).expect("serialises");
         assert!(!json.contains("password"), "{json}");
         assert_eq!(problem.status, 500);
+    }
+
+    /// A real `PoolTimedOut`: the only connection of a one-connection pool is held while a
+    /// request waits for another, with a tiny acquire timeout.
+    #[tokio::test]
+    async fn an_exhausted_pool_is_503_with_retry_after() {
+        let url = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let pool =
+            crate::db::connect_with_timeout(&url, 1, std::time::Duration::from_millis(50), None)
+                .await
+                .expect("Postgres answers");
+        let held = pool.acquire().await.expect("the one connection");
+        let error = sqlx::query("SELECT 1")
+            .execute(&pool)
+            .await
+            .expect_err("no connection is free");
+        assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error:?}");
+
+        let response = Problem::from_database(&error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            DATABASE_RETRY_AFTER_SECS.to_string().as_str()
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        let problem: Problem = serde_json::from_slice(&body).expect("a problem document");
+        assert_eq!(problem.status, 503);
+        assert_eq!(problem.code(), "service-unavailable");
+
+        // With the connection back, the same pool serves; a real failure of a query is still
+        // a 500 that tells nothing.
+        drop(held);
+        let failed = sqlx::query("SELECT * FROM no_such_table_here")
+            .execute(&pool)
+            .await
+            .expect_err("no such table");
+        let problem = Problem::from_database(&failed);
+        assert_eq!(problem.status, 500);
+        assert!(!problem.to_string().contains("no_such_table"), "{problem}");
+
+        // A pool closed by a shutdown is not a bug either.
+        pool.close().await;
+        let closed = sqlx::query("SELECT 1")
+            .execute(&pool)
+            .await
+            .expect_err("the pool is closed");
+        assert_eq!(Problem::from_database(&closed).status, 503);
     }
 }

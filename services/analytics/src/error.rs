@@ -31,7 +31,7 @@ impl AnalyticsError {
         match self {
             Self::Validation(errors) => Problem::validation(errors.clone()),
             Self::NotFound(what) => Problem::not_found(format!("No such {what}.")),
-            Self::Database(error) => Problem::internal(error),
+            Self::Database(error) => Problem::from_database(error),
             Self::Problem(problem) => problem.clone(),
         }
     }

@@ -129,7 +129,7 @@ impl AppointmentError {
                         "The consultant has bookings; deactivate them instead.",
                     )
                 }
-                _ => Problem::internal(error),
+                _ => Problem::from_database(error),
             },
             Self::Outbox(error) => Problem::internal(error),
             Self::Problem(problem) => problem.clone(),

@@ -119,7 +119,7 @@ impl AuthError {
                 }
                 Some("users_role_check") => Problem::invalid_field("role", "is not a role"),
                 Some("users_status_check") => Problem::invalid_field("status", "is not a status"),
-                _ => Problem::internal(error),
+                _ => Problem::from_database(error),
             },
             Self::Outbox(error) => Problem::internal(error),
             Self::Crypto(error) => Problem::internal(error),

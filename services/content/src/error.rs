@@ -70,7 +70,7 @@ impl ContentError {
 /// Part B adds its own media constraints here.
 fn constraint_problem(error: &sqlx::Error) -> Problem {
     let Some(constraint) = service_kit::problem::violated_constraint(error) else {
-        return Problem::internal(error);
+        return Problem::from_database(error);
     };
     match constraint {
         "blog_posts_slug_key" | "blog_posts_slug_live_key" => {
@@ -83,7 +83,7 @@ fn constraint_problem(error: &sqlx::Error) -> Problem {
             "media-wall-exists",
             "The media wall already exists; update it instead.",
         ),
-        _ => Problem::internal(error),
+        _ => Problem::from_database(error),
     }
 }
 

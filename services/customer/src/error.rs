@@ -52,7 +52,7 @@ impl CustomerError {
 /// Named constraints → 409 (uniqueness, invariants) or 422 (a value the schema refuses).
 fn constraint_problem(error: &sqlx::Error) -> Problem {
     let Some(constraint) = service_kit::problem::violated_constraint(error) else {
-        return Problem::internal(error);
+        return Problem::from_database(error);
     };
     match constraint {
         "reviews_one_per_customer" => Problem::conflict(
@@ -69,7 +69,7 @@ fn constraint_problem(error: &sqlx::Error) -> Problem {
         ),
         "profiles_phone_check" => Problem::invalid_field("phone", "must be E.164"),
         "addresses_postcode_check" => Problem::invalid_field("postcode", "is not a UK postcode"),
-        _ => Problem::internal(error),
+        _ => Problem::from_database(error),
     }
 }
 

@@ -58,14 +58,14 @@ impl NotificationError {
 /// Named constraints → 409 (uniqueness) or 422 (a value the schema refuses).
 fn constraint_problem(error: &sqlx::Error) -> Problem {
     let Some(constraint) = service_kit::problem::violated_constraint(error) else {
-        return Problem::internal(error);
+        return Problem::from_database(error);
     };
     match constraint {
         "device_tokens_token_key" => Problem::conflict(
             "device-registered",
             "This device token is registered to another account.",
         ),
-        _ => Problem::internal(error),
+        _ => Problem::from_database(error),
     }
 }
 

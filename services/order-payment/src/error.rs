@@ -92,7 +92,7 @@ fn peer_problem(error: &PeerError) -> Problem {
 /// Named constraints → 409 (uniqueness, invariants) or 422 (a value the schema refuses).
 fn constraint_problem(error: &sqlx::Error) -> Problem {
     let Some(constraint) = service_kit::problem::violated_constraint(error) else {
-        return Problem::internal(error);
+        return Problem::from_database(error);
     };
     match constraint {
         "coupons_code_key" => {
@@ -116,7 +116,7 @@ fn constraint_problem(error: &sqlx::Error) -> Problem {
         "shipping_rates_days_check" => {
             Problem::invalid_field("maxDays", "must be at least minDays")
         }
-        _ => Problem::internal(error),
+        _ => Problem::from_database(error),
     }
 }
 

@@ -61,7 +61,7 @@ impl ProductError {
 /// an opaque 500.
 fn constraint_problem(error: &sqlx::Error) -> Problem {
     let Some(constraint) = service_kit::problem::violated_constraint(error) else {
-        return Problem::internal(error);
+        return Problem::from_database(error);
     };
     if let Some(table) = constraint.strip_suffix("_slug_key") {
         return Problem::conflict(
@@ -96,7 +96,7 @@ fn constraint_problem(error: &sqlx::Error) -> Problem {
             "cannot fall below zero or below the reserved quantity",
         ),
         c if c.ends_with("_fkey") => ("id", "refers to something that does not exist"),
-        _ => return Problem::internal(error),
+        _ => return Problem::from_database(error),
     };
     Problem::invalid_field(field, message)
 }
