@@ -20,13 +20,29 @@
 //! the old version at most that long after the bump** (the remembered version is dated from when
 //! it was requested from Redis). The ordering argument above still holds: a reader only files an
 //! entry under a version it saw in Redis, and it saw it before reading Postgres.
+//!
+//! **Entries may be held in-process too** ([`ResponseCache::with_local_entries`], off unless a
+//! service asks): an entry read from Redis or rendered here is kept in memory with the version it
+//! was filed under, and served without any Redis round trip only while that version is the one
+//! remembered *and still trusted* as above — so it is exactly what a Redis read under the
+//! remembered version would give, and a write makes it unreachable as fast as it makes the Redis
+//! entry unreachable (at once here, within the version bound elsewhere). A held entry is dropped
+//! [`LOCAL_ENTRY_LIFE`] after it was read or rendered (or at its kind's TTL, if sooner), so a
+//! failed version bump cannot extend an entry's life by more than that; and Redis remains the
+//! authority on the version across replicas. Services that delete single Redis entries by key
+//! (rather than bumping the version) must not hold entries in-process.
+//!
+//! Bodies are [`Bytes`]: a hit hands the body to the response by reference count, never by copy.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::redis::Redis;
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
@@ -42,70 +58,77 @@ pub const PUBLIC_CACHE_CONTROL: &str = "public, max-age=0, must-revalidate";
 /// how long other replicas serve entries a write has made stale.
 pub const DEFAULT_LOCAL_VERSION_TTL: Duration = Duration::from_secs(1);
 
+/// The longest an entry is held in-process after it was read from Redis or rendered: short, so
+/// that holding entries never stretches an entry's life by more than this past its Redis TTL,
+/// yet long enough that a hot entry costs one Redis read every few seconds.
+pub const LOCAL_ENTRY_LIFE: Duration = Duration::from_secs(5);
+
 /// A response body with its ETag.
 #[derive(Debug, Clone)]
 pub struct Cached {
-    /// Strong ETag, quoted.
-    pub etag: String,
-    /// The JSON body.
-    pub body: Vec<u8>,
+    /// Strong ETag, quoted, ready to send.
+    pub etag: HeaderValue,
+    /// The body (cloning it shares the buffer).
+    pub body: Bytes,
 }
 
 impl Cached {
     /// Wraps a freshly rendered body.
-    pub fn new(body: Vec<u8>) -> Self {
+    pub fn new(body: impl Into<Bytes>) -> Self {
+        let body = body.into();
         let digest = Sha256::digest(&body);
+        let etag = format!("\"{}\"", hex::encode(&digest[..12]));
         Self {
-            etag: format!("\"{}\"", hex::encode(&digest[..12])),
+            // Quotes and hex digits are always valid header bytes.
+            etag: HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
             body,
         }
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.etag.len() + 1 + self.body.len());
-        out.extend_from_slice(self.etag.as_bytes());
+        let etag = self.etag.as_bytes();
+        let mut out = Vec::with_capacity(etag.len() + 1 + self.body.len());
+        out.extend_from_slice(etag);
         out.push(b'\n');
         out.extend_from_slice(&self.body);
         out
     }
 
-    fn decode(mut bytes: Vec<u8>) -> Option<Self> {
+    fn decode(bytes: Vec<u8>) -> Option<Self> {
         let split = bytes.iter().position(|b| *b == b'\n')?;
-        // The body stays in the buffer Redis filled; only the short ETag is copied out.
-        let mut etag: Vec<u8> = bytes.drain(..=split).collect();
-        etag.pop();
-        Some(Self {
-            etag: String::from_utf8(etag).ok()?,
-            body: bytes,
+        let etag = HeaderValue::from_bytes(&bytes[..split]).ok()?;
+        // The body stays in the buffer Redis filled.
+        let body = Bytes::from(bytes).slice(split + 1..);
+        Some(Self { etag, body })
+    }
+
+    /// Whether `If-None-Match` in `request_headers` names this ETag (or `*`).
+    fn matches(&self, request_headers: &HeaderMap) -> bool {
+        let Some(value) = request_headers.get(header::IF_NONE_MATCH) else {
+            return false;
+        };
+        let ours = self.etag.as_bytes();
+        value.as_bytes().split(|b| *b == b',').any(|tag| {
+            let tag = tag.trim_ascii();
+            let tag = tag.strip_prefix(b"W/").unwrap_or(tag);
+            tag == ours || tag == b"*"
         })
     }
 
     /// 200 with the body, or 304 when `If-None-Match` names this ETag.
     pub fn respond(&self, request_headers: &HeaderMap, cache_hit: bool) -> Response {
-        let matches = request_headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .map(|tag| tag.trim().trim_start_matches("W/"))
-                    .any(|tag| tag == self.etag || tag == "*")
-            });
-        let mut response = if matches {
+        let mut response = if self.matches(request_headers) {
             StatusCode::NOT_MODIFIED.into_response()
         } else {
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                self.body.clone(),
-            )
-                .into_response()
+            let mut response = Response::new(Body::from(self.body.clone()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
         };
         let headers = response.headers_mut();
-        if let Ok(etag) = HeaderValue::from_str(&self.etag) {
-            headers.insert(header::ETAG, etag);
-        }
+        headers.insert(header::ETAG, self.etag.clone());
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static(PUBLIC_CACHE_CONTROL),
@@ -127,7 +150,61 @@ pub enum Ttl {
     Detail,
 }
 
-/// The version as this replica last saw it.
+/// An entry held in-process.
+#[derive(Debug)]
+struct Held {
+    /// The version it is filed under.
+    version: u64,
+    /// When it stops being served from memory.
+    until: Instant,
+    entry: Cached,
+}
+
+/// The entries held in-process, by kind then normalised request (two levels, so a lookup needs
+/// no key built for it).
+#[derive(Debug, Default)]
+struct HeldEntries {
+    by_kind: HashMap<Box<str>, HashMap<Box<str>, Held>>,
+    /// Sum of the held bodies' lengths.
+    bytes: usize,
+    count: usize,
+}
+
+impl HeldEntries {
+    fn get(&self, version: u64, kind: &str, normalised: &str, now: Instant) -> Option<&Cached> {
+        self.by_kind
+            .get(kind)?
+            .get(normalised)
+            .filter(|held| held.version == version && now < held.until)
+            .map(|held| &held.entry)
+    }
+
+    /// Keeps only what may still be served: `version`'s entries, not past their life.
+    fn retain(&mut self, version: Option<u64>, now: Instant) {
+        let (mut bytes, mut count) = (0, 0);
+        for entries in self.by_kind.values_mut() {
+            entries.retain(|_, held| Some(held.version) == version && now < held.until);
+            count += entries.len();
+            bytes += entries.values().map(|h| h.entry.body.len()).sum::<usize>();
+        }
+        self.by_kind.retain(|_, entries| !entries.is_empty());
+        self.bytes = bytes;
+        self.count = count;
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// How much a replica holds in-process.
+#[derive(Debug, Clone, Copy)]
+struct LocalLimits {
+    max_bytes: usize,
+    max_entries: usize,
+}
+
+/// The version as this replica last saw it, and the entries held under it.
 #[derive(Debug, Default)]
 struct LocalVersion {
     /// The version and when it was requested from Redis (`None`: not yet, or not trusted).
@@ -135,6 +212,16 @@ struct LocalVersion {
     /// Bumps made by this replica: a read of Redis that started before one is not remembered,
     /// since it may return the version the bump replaced.
     bumps: u64,
+    held: HeldEntries,
+}
+
+impl LocalVersion {
+    /// The remembered version while it is trusted.
+    fn trusted(&self, ttl: Duration) -> Option<u64> {
+        self.seen
+            .filter(|(_, seen)| seen.elapsed() < ttl)
+            .map(|(version, _)| version)
+    }
 }
 
 /// The response cache.
@@ -146,6 +233,7 @@ pub struct ResponseCache {
     detail_ttl: Duration,
     timeout: Duration,
     local_version_ttl: Duration,
+    local_limits: Option<LocalLimits>,
     local: Arc<Mutex<LocalVersion>>,
 }
 
@@ -159,6 +247,7 @@ impl ResponseCache {
             detail_ttl,
             timeout,
             local_version_ttl: DEFAULT_LOCAL_VERSION_TTL,
+            local_limits: None,
             local: Arc::default(),
         }
     }
@@ -167,6 +256,17 @@ impl ResponseCache {
     /// how stale other replicas can be after a write); zero reads it on every request.
     pub fn with_local_version_ttl(mut self, ttl: Duration) -> Self {
         self.local_version_ttl = ttl;
+        self
+    }
+
+    /// Also holds entries in-process (at most `max_bytes` of bodies in `max_entries` entries),
+    /// served while their version is the trusted remembered one: a hit then costs no Redis
+    /// round trip. Only for services that invalidate by version alone (see the module docs).
+    pub fn with_local_entries(mut self, max_bytes: usize, max_entries: usize) -> Self {
+        self.local_limits = Some(LocalLimits {
+            max_bytes,
+            max_entries,
+        });
         self
     }
 
@@ -185,14 +285,19 @@ impl ResponseCache {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn ttl(&self, ttl: Ttl) -> Duration {
+        match ttl {
+            Ttl::List => self.list_ttl,
+            Ttl::Detail => self.detail_ttl,
+        }
+    }
+
     /// The version to read and file entries under: the remembered one while it is trusted,
     /// otherwise Redis's (then remembered); `None` when Redis does not answer in time.
     async fn current_version(&self) -> Option<u64> {
         let bumps = {
             let local = self.local();
-            if let Some((version, seen)) = local.seen
-                && seen.elapsed() < self.local_version_ttl
-            {
+            if let Some(version) = local.trusted(self.local_version_ttl) {
                 return Some(version);
             }
             local.bumps
@@ -201,9 +306,65 @@ impl ResponseCache {
         let version = self.version().await?;
         let mut local = self.local();
         if local.bumps == bumps {
+            if local.seen.map(|(seen, _)| seen) != Some(version) {
+                local.held.retain(Some(version), Instant::now());
+            }
             local.seen = Some((version, asked));
         }
         Some(version)
+    }
+
+    /// The entry held in-process for (`kind`, `normalised`), if its version is the trusted one.
+    fn held(&self, kind: &str, normalised: &str) -> Option<Cached> {
+        self.local_limits?;
+        let local = self.local();
+        let version = local.trusted(self.local_version_ttl)?;
+        local
+            .held
+            .get(version, kind, normalised, Instant::now())
+            .cloned()
+    }
+
+    /// Holds `entry`, filed under `version`, in-process — only while `version` is still the
+    /// remembered one (a bump made meanwhile makes it unreachable anyway).
+    fn hold(&self, version: u64, kind: &str, normalised: &str, entry: &Cached, ttl: Ttl) {
+        let Some(limits) = self.local_limits else {
+            return;
+        };
+        let size = entry.body.len();
+        if size > limits.max_bytes / 8 {
+            return;
+        }
+        let mut local = self.local();
+        if local.seen.map(|(seen, _)| seen) != Some(version) {
+            return;
+        }
+        let now = Instant::now();
+        let held = &mut local.held;
+        if held.bytes + size > limits.max_bytes || held.count >= limits.max_entries {
+            held.retain(Some(version), now);
+            if held.bytes + size > limits.max_bytes || held.count >= limits.max_entries {
+                held.clear();
+            }
+        }
+        let until = now + self.ttl(ttl).min(LOCAL_ENTRY_LIFE);
+        let entries = match held.by_kind.get_mut(kind) {
+            Some(entries) => entries,
+            None => held.by_kind.entry(kind.into()).or_default(),
+        };
+        let previous = entries.insert(
+            normalised.into(),
+            Held {
+                version,
+                until,
+                entry: entry.clone(),
+            },
+        );
+        match previous {
+            Some(previous) => held.bytes -= previous.entry.body.len(),
+            None => held.count += 1,
+        }
+        held.bytes += size;
     }
 
     /// The current version in Redis (0 when unset); `None` when Redis does not answer in time.
@@ -257,11 +418,7 @@ impl ResponseCache {
 
     /// Stores `entry` at `key` for the TTL of its kind (failures are logged and ignored).
     pub async fn put(&self, key: &str, entry: &Cached, ttl: Ttl) {
-        let seconds = match ttl {
-            Ttl::List => self.list_ttl,
-            Ttl::Detail => self.detail_ttl,
-        }
-        .as_secs();
+        let seconds = self.ttl(ttl).as_secs();
         let mut conn = self.redis.conn();
         let key = key.to_owned();
         let bytes = entry.encode();
@@ -284,6 +441,7 @@ impl ResponseCache {
             let mut local = self.local();
             local.bumps += 1;
             local.seen = None;
+            local.held.clear();
         }
         let asked = Instant::now();
         let result = tokio::time::timeout(self.timeout, async move {
@@ -315,7 +473,7 @@ impl ResponseCache {
 
     /// The cached entry for (`kind`, `normalised`), or a fresh one rendered by `render` and
     /// stored; with whether it was a hit.
-    pub async fn fetch<F, Fut, E>(
+    pub async fn fetch<F, Fut, B, E>(
         &self,
         kind: &str,
         normalised: &str,
@@ -324,25 +482,31 @@ impl ResponseCache {
     ) -> Result<(Cached, bool), E>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<u8>, E>>,
+        Fut: std::future::Future<Output = Result<B, E>>,
+        B: Into<Bytes>,
     {
+        if let Some(hit) = self.held(kind, normalised) {
+            return Ok((hit, true));
+        }
         let version = self.current_version().await;
         let key = version.map(|v| self.key(v, kind, normalised));
-        if let Some(key) = &key
+        if let (Some(version), Some(key)) = (version, &key)
             && let Some(hit) = self.get(key).await
         {
+            self.hold(version, kind, normalised, &hit, ttl);
             return Ok((hit, true));
         }
         let entry = Cached::new(render().await?);
-        if let Some(key) = &key {
+        if let (Some(version), Some(key)) = (version, &key) {
             self.put(key, &entry, ttl).await;
+            self.hold(version, kind, normalised, &entry, ttl);
         }
         Ok((entry, false))
     }
 
     /// Serves the cached response for (`kind`, `normalised`) or renders, stores and serves a
     /// fresh one with `render`.
-    pub async fn serve<F, Fut, E>(
+    pub async fn serve<F, Fut, B, E>(
         &self,
         headers: &HeaderMap,
         kind: &str,
@@ -352,7 +516,8 @@ impl ResponseCache {
     ) -> Result<Response, E>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<u8>, E>>,
+        Fut: std::future::Future<Output = Result<B, E>>,
+        B: Into<Bytes>,
     {
         let (entry, hit) = self.fetch(kind, normalised, ttl, render).await?;
         Ok(entry.respond(headers, hit))
@@ -364,20 +529,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// Two replicas of one service: the same Redis prefix, each with its own memory.
-    async fn replicas(local_ttl: Duration) -> (ResponseCache, ResponseCache, Redis) {
+    /// Two replicas of one service: the same Redis prefix, each with its own memory (holding
+    /// entries in-process too when `hold`).
+    async fn replicas_holding(
+        local_ttl: Duration,
+        hold: bool,
+    ) -> (ResponseCache, ResponseCache, Redis) {
         let prefix = format!("test-cache-{}", uuid::Uuid::now_v7());
         let redis = Redis::connect("redis://127.0.0.1:6379", &prefix)
             .await
             .unwrap();
         let replica = || {
-            ResponseCache::new(
+            let cache = ResponseCache::new(
                 redis.clone(),
                 Duration::from_secs(60),
                 Duration::from_secs(60),
                 Duration::from_secs(2),
             )
-            .with_local_version_ttl(local_ttl)
+            .with_local_version_ttl(local_ttl);
+            if hold {
+                cache.with_local_entries(1 << 20, 64)
+            } else {
+                cache
+            }
         };
         (replica(), replica(), redis)
     }
@@ -402,13 +576,19 @@ mod tests {
             })
             .await
             .unwrap();
-        (String::from_utf8(entry.body).unwrap(), hit)
+        (String::from_utf8(entry.body.to_vec()).unwrap(), hit)
     }
 
     #[tokio::test]
     async fn a_write_is_seen_at_once_by_its_replica_and_within_the_bound_by_others() {
+        for hold in [false, true] {
+            write_seen_at_once_here_and_within_the_bound_elsewhere(hold).await;
+        }
+    }
+
+    async fn write_seen_at_once_here_and_within_the_bound_elsewhere(hold: bool) {
         let bound = Duration::from_millis(300);
-        let (writer, other, redis) = replicas(bound).await;
+        let (writer, other, redis) = replicas_holding(bound, hold).await;
         assert_eq!(read(&writer, "old").await, ("old".to_owned(), false));
         assert_eq!(read(&writer, "new").await, ("old".to_owned(), true));
         assert_eq!(read(&other, "new").await, ("old".to_owned(), true));
@@ -425,7 +605,13 @@ mod tests {
 
     #[tokio::test]
     async fn without_local_memory_every_replica_sees_a_write_at_once() {
-        let (writer, other, redis) = replicas(Duration::ZERO).await;
+        for hold in [false, true] {
+            every_replica_sees_a_write_at_once_without_memory(hold).await;
+        }
+    }
+
+    async fn every_replica_sees_a_write_at_once_without_memory(hold: bool) {
+        let (writer, other, redis) = replicas_holding(Duration::ZERO, hold).await;
         assert_eq!(read(&other, "old").await, ("old".to_owned(), false));
         assert_eq!(read(&other, "new").await, ("old".to_owned(), true));
         writer.invalidate().await;
@@ -435,7 +621,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_hit_reads_redis_once_while_the_version_is_remembered() {
-        let (cache, _, redis) = replicas(Duration::from_secs(60)).await;
+        for hold in [false, true] {
+            hits_file_under_the_remembered_version(hold).await;
+        }
+    }
+
+    async fn hits_file_under_the_remembered_version(hold: bool) {
+        let (cache, _, redis) = replicas_holding(Duration::from_secs(60), hold).await;
         assert_eq!(read(&cache, "v0").await, ("v0".to_owned(), false));
         // Another process bumps the version behind this replica's back; it keeps filing under
         // the version it remembers until the bound, as documented.
@@ -446,6 +638,58 @@ mod tests {
         cache.invalidate().await;
         assert_eq!(cache.version().await, Some(2));
         assert_eq!(read(&cache, "v2").await, ("v2".to_owned(), false));
+        drop_keys(&redis).await;
+    }
+
+    #[tokio::test]
+    async fn held_entries_skip_redis_only_while_their_version_is_trusted() {
+        let bound = Duration::from_millis(300);
+        let (holder, writer, redis) = replicas_holding(bound, true).await;
+        assert_eq!(read(&holder, "old").await, ("old".to_owned(), false));
+        // The Redis entry vanishes behind the holder's back: it answers from memory.
+        drop_keys(&redis).await;
+        assert_eq!(read(&holder, "new").await, ("old".to_owned(), true));
+        // Another replica's write: once the bound has passed, the held entry is not served.
+        writer.invalidate().await;
+        tokio::time::sleep(bound + Duration::from_millis(50)).await;
+        assert_eq!(read(&holder, "new").await, ("new".to_owned(), false));
+        assert_eq!(read(&holder, "newer").await, ("new".to_owned(), true));
+        // Its own write: at once.
+        holder.invalidate().await;
+        assert_eq!(read(&holder, "newest").await, ("newest".to_owned(), false));
+        drop_keys(&redis).await;
+    }
+
+    #[tokio::test]
+    async fn held_entries_are_bounded() {
+        let (cache, _, redis) = replicas_holding(Duration::from_secs(60), true).await;
+        let cache = cache.with_local_entries(4096, 8);
+        for i in 0..40 {
+            let body = vec![b'x'; 100 + i];
+            let (_, hit) = cache
+                .fetch("list", &format!("q={i}"), Ttl::List, || async {
+                    Ok::<_, std::convert::Infallible>(body)
+                })
+                .await
+                .unwrap();
+            assert!(!hit);
+            let local = cache.local();
+            assert!(local.held.count <= 8, "{} entries", local.held.count);
+            assert!(local.held.bytes <= 4096, "{} bytes", local.held.bytes);
+        }
+        // A body over an eighth of the budget is never held: read twice, Redis answers.
+        cache.local().held.clear();
+        let large = vec![b'y'; 600];
+        for expected_hit in [false, true] {
+            let (entry, hit) = cache
+                .fetch("list", "large", Ttl::List, || async {
+                    Ok::<_, std::convert::Infallible>(large.clone())
+                })
+                .await
+                .unwrap();
+            assert_eq!((entry.body.len(), hit), (600, expected_hit));
+        }
+        assert_eq!(cache.local().held.count, 0);
         drop_keys(&redis).await;
     }
 
@@ -460,7 +704,8 @@ mod tests {
         assert_eq!(entry.respond(&headers, false).status(), StatusCode::OK);
         headers.insert(
             header::IF_NONE_MATCH,
-            HeaderValue::from_str(&format!("\"other\", W/{}", entry.etag)).expect("header"),
+            HeaderValue::from_str(&format!("\"other\", W/{}", entry.etag.to_str().unwrap()))
+                .expect("header"),
         );
         assert_eq!(
             entry.respond(&headers, true).status(),

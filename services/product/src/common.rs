@@ -76,10 +76,12 @@ impl Family {
 
     /// Parses the wire spelling (case-insensitive, as it arrives in query strings).
     pub fn parse(value: &str) -> Option<Self> {
-        match value.to_ascii_uppercase().as_str() {
-            "KITCHEN" => Some(Self::Kitchen),
-            "BEDROOM" => Some(Self::Bedroom),
-            _ => None,
+        if value.eq_ignore_ascii_case("KITCHEN") {
+            Some(Self::Kitchen)
+        } else if value.eq_ignore_ascii_case("BEDROOM") {
+            Some(Self::Bedroom)
+        } else {
+            None
         }
     }
 

@@ -66,6 +66,11 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use config::{Config, ProductSettings};
 
+/// Bodies of cached responses held in memory per replica, at most (a 20-item list is ~20 kB).
+const LOCAL_CACHE_BYTES: usize = 16 << 20;
+/// Cached responses held in memory per replica, at most.
+const LOCAL_CACHE_ENTRIES: usize = 4096;
+
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/product");
 
 /// What its handlers share.
@@ -144,7 +149,10 @@ impl Service for ProductService {
             settings.cache_list_ttl,
             settings.cache_detail_ttl,
             settings.cache_timeout,
-        );
+        )
+        // Product invalidates by version only, so hot lists and details can be answered from
+        // memory while the version is known current (no Redis round trip on such a hit).
+        .with_local_entries(LOCAL_CACHE_BYTES, LOCAL_CACHE_ENTRIES);
         let views = popularity::ViewCounter::default();
         let consumer = infra
             .consumer()?

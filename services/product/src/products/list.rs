@@ -24,7 +24,7 @@
 //!   typo ("handlless") still finds "Handleless". Trigrams are used only there: type-ahead is
 //!   where typos happen, and ranking full searches by similarity would cost a scan.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -259,18 +259,22 @@ fn price_range(raw: &str) -> ProductResult<(Option<i64>, Option<i64>)> {
 impl ListQuery {
     /// Parses the raw query string; anything unknown or malformed is a 422 naming it.
     pub fn parse(raw: Option<&str>) -> ProductResult<Self> {
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            if seen.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(ProductError::field(&key, "is given more than once"));
-            }
+        // Borrowed from the raw query unless percent-decoding changed them; sorted by name, so
+        // a repeat is found next to its first occurrence and the first bad one is named as
+        // before, whatever the order of the query.
+        let mut seen: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+            form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).collect();
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = seen.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(ProductError::field(&pair[0].0, "is given more than once"));
         }
         let mut query = Self {
             limit: 20,
             ..Self::default()
         };
         for (key, value) in &seen {
-            match key.as_str() {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            match key {
                 "category" => {
                     query.category =
                         Some(Family::parse(value).ok_or_else(|| {
@@ -282,7 +286,7 @@ impl ListQuery {
                 "filter[finish]" => query.finishes = Some(slugs(key, value)?),
                 "filter[range]" => query.ranges = Some(slugs(key, value)?),
                 "filter[featured]" => {
-                    query.featured = Some(match value.as_str() {
+                    query.featured = Some(match value {
                         "true" => true,
                         "false" => false,
                         _ => return Err(ProductError::field(key, "must be true or false")),
@@ -311,7 +315,7 @@ impl ListQuery {
                         .filter(|l| (1..=100).contains(l))
                         .ok_or_else(|| ProductError::field(key, "must be between 1 and 100"))?;
                 }
-                "cursor" => query.cursor = Some(value.clone()),
+                "cursor" => query.cursor = Some(value.to_owned()),
                 other if other.starts_with("filter[") => {
                     return Err(ProductError::field(
                         other,

@@ -817,19 +817,29 @@ async fn serve_product(
             Ok::<_, ProductError>(serde_json::to_vec(&product).map_err(anyhow::Error::from)?)
         })
         .await?;
-    #[derive(Deserialize)]
-    struct IdOnly {
-        id: Uuid,
-    }
-    match id {
+    match id.or_else(|| leading_id(&entry.body)) {
         Some(id) => state.views.record(id),
         None => {
+            #[derive(Deserialize)]
+            struct IdOnly {
+                id: Uuid,
+            }
             if let Ok(IdOnly { id }) = serde_json::from_slice(&entry.body) {
                 state.views.record(id);
             }
         }
     }
     Ok(entry.respond(headers, hit))
+}
+
+/// The id of a product document that starts with it, as `Product` serialises (its first field),
+/// so a cached hit by slug is not parsed whole just to count the view.
+fn leading_id(body: &[u8]) -> Option<Uuid> {
+    let rest = body.strip_prefix(br#"{"id":""#)?;
+    let (id, rest) = rest.split_at_checked(36)?;
+    rest.starts_with(b"\"")
+        .then(|| Uuid::try_parse_ascii(id).ok())
+        .flatten()
 }
 
 /// A published product by id, with its colours, sizes and images (`ETag`, 304 on a match).
@@ -1105,6 +1115,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_leading_id_of_a_product_document_is_read_without_parsing_it() {
+        let id = Uuid::now_v7();
+        let body =
+            serde_json::to_vec(&serde_json::json!({"id": id, "title": "Oak"})).expect("serialises");
+        assert_eq!(leading_id(&body), Some(id));
+        // Anything else is left to the full parse.
+        for other in [
+            format!(r#"{{"title":"Oak","id":"{id}"}}"#),
+            format!(r#"{{"id":"{id}x"}}"#),
+            r#"{"id":"not-a-uuid-but-thirty-six-characters"}"#.to_owned(),
+            r#"{"id":"short"}"#.to_owned(),
+        ] {
+            assert_eq!(leading_id(other.as_bytes()), None, "{other}");
+        }
+    }
 
     #[test]
     fn generated_skus_are_valid() {
