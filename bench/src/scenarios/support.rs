@@ -565,12 +565,42 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json:
 
 /// The resident set of `pid` (VmRSS from `/proc/<pid>/status`), in KiB.
 pub fn rss_kib(pid: i32) -> Option<u64> {
+    memory(pid).map(|m| m.rss_kib)
+}
+
+/// What `/proc/<pid>/status` says of a process's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// VmRSS: all of it, KiB.
+    pub rss_kib: u64,
+    /// RssAnon: heap, stacks and other private memory, KiB.
+    pub anon_kib: u64,
+    /// RssFile: mapped file pages (mostly the binary's own code and constants), KiB.
+    pub file_kib: u64,
+    /// Threads.
+    pub threads: u64,
+}
+
+/// The memory figures of `pid`; `None` once it has exited.
+pub fn memory(pid: i32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
+    parse_status(&status)
+}
+
+fn parse_status(status: &str) -> Option<Memory> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    Some(Memory {
+        rss_kib: field("VmRSS")?,
+        anon_kib: field("RssAnon").unwrap_or(0),
+        file_kib: field("RssFile").unwrap_or(0),
+        threads: field("Threads").unwrap_or(0),
+    })
 }
 
 /// One table row of an HTTP run.
@@ -632,6 +662,26 @@ mod tests {
         let pid = i32::try_from(std::process::id()).expect("a pid");
         assert!(rss_kib(pid).is_some_and(|kib| kib > 0));
         assert!(rss_kib(i32::MAX).is_none());
+        let ours = memory(pid).expect("our own status");
+        assert!(ours.threads >= 1);
+        assert!(ours.anon_kib + ours.file_kib <= ours.rss_kib);
+    }
+
+    #[test]
+    fn the_memory_lines_of_a_status_file_are_read() {
+        let status = "Name:\tproduct-service\nVmHWM:\t   41000 kB\nVmRSS:\t   21664 kB\n\
+                      RssAnon:\t    4200 kB\nRssFile:\t   17464 kB\nRssShmem:\t       0 kB\n\
+                      Threads:\t7\n";
+        assert_eq!(
+            parse_status(status),
+            Some(Memory {
+                rss_kib: 21_664,
+                anon_kib: 4_200,
+                file_kib: 17_464,
+                threads: 7,
+            })
+        );
+        assert_eq!(parse_status("Name:\tzombie\n"), None);
     }
 
     #[test]
