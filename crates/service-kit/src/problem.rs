@@ -200,13 +200,28 @@ impl Problem {
     /// The problem for a database error a service has no more specific answer for. Waiting for
     /// a pooled connection longer than `DATABASE_ACQUIRE_TIMEOUT_MS` (or a pool closed by a
     /// shutdown) is a transient overload, not a bug: 503 with `Retry-After`, logged as a warning.
-    /// Anything else is [`Problem::internal`].
+    /// Text Postgres cannot store — U+0000 in a string, which JSON allows as `\u0000` — is the
+    /// client's input, not a bug: 422. Anything else is [`Problem::internal`].
     pub fn from_database(error: &sqlx::Error) -> Self {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
                 tracing::warn!(%error, "no database connection available");
                 Self::unavailable("The service is busy; retry shortly.")
                     .with_retry_after(DATABASE_RETRY_AFTER_SECS)
+            }
+            // 22021 character_not_in_repertoire (NUL in text), 22P05 untranslatable_character
+            // (`\u0000` inside jsonb).
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unstorable-text",
+                    "Validation failed",
+                )
+                .with_detail(
+                    "A text value contains the NUL character (U+0000), which cannot be stored.",
+                )
             }
             _ => Self::internal(error),
         }
@@ -374,6 +389,21 @@ mod tests {
         let problem = Problem::from_database(&failed);
         assert_eq!(problem.status, 500);
         assert!(!problem.to_string().contains("no_such_table"), "{problem}");
+
+        // NUL in text or in jsonb is the client's input: 422, not 500.
+        for (sql, value) in [
+            ("SELECT $1::text", "a\u{0}b"),
+            ("SELECT $1::jsonb", "\"a\\u0000b\""),
+        ] {
+            let unstorable = sqlx::query(sql)
+                .bind(value)
+                .execute(&pool)
+                .await
+                .expect_err("Postgres refuses NUL");
+            let problem = Problem::from_database(&unstorable);
+            assert_eq!(problem.status, 422, "{sql}: {unstorable:?}");
+            assert_eq!(problem.code(), "unstorable-text");
+        }
 
         // A pool closed by a shutdown is not a bug either.
         pool.close().await;
