@@ -732,15 +732,15 @@ pub async fn facets(
 pub struct SuggestQuery {
     /// What has been typed so far.
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
+    #[param(min_length = 1, max_length = 100)]
     pub q: String,
     /// 1–20 (default 8).
     #[validate(range(min = 1, max = 20, message = "must be between 1 and 20"))]
+    #[param(minimum = 1, maximum = 20)]
     pub limit: Option<u32>,
-    #[param(min_length = 1, max_length = 100)]
 }
 
 /// A suggestion.
-    #[param(minimum = 1, maximum = 20)]
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Suggestion {

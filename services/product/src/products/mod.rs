@@ -891,6 +891,7 @@ async fn get_product_by_slug(
 pub struct RelatedQuery {
     /// 1–24 (default 8).
     #[validate(range(min = 1, max = 24, message = "must be between 1 and 24"))]
+    #[param(minimum = 1, maximum = 24)]
     pub limit: Option<u32>,
 }
 
@@ -901,7 +902,6 @@ pub struct RelatedQuery {
     path = "/v1/products/{id}/related",
     tag = "products",
     params(("id" = Uuid, Path, description = "Product id"), RelatedQuery),
-    #[param(minimum = 1, maximum = 24)]
     responses(
         (status = 200, description = "Related products", body = Vec<Product>),
         (status = 404, description = "No such published product", body = service_kit::Problem, content_type = "application/problem+json"),
@@ -1023,28 +1023,28 @@ async fn price_history(
 pub struct AdminListQuery {
     /// Page number from 1.
     #[validate(range(min = 1, max = 100000, message = "must be at least 1"))]
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// Rows a page, 1–100 (default 20).
     #[serde(rename = "pageSize")]
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
     /// Statuses to include, comma-separated (`DRAFT,ARCHIVED`).
     #[serde(rename = "filter[status]")]
+    #[param(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd]|[Aa][Rr][Cc][Hh][Ii][Vv][Ee][Dd])[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd]|[Aa][Rr][Cc][Hh][Ii][Vv][Ee][Dd])[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*$"
+    )]
     pub status: Option<String>,
 }
 
-    #[param(minimum = 1, maximum = 100000)]
 /// Every product of any status, newest first (ADMIN, offset-paged).
 #[utoipa::path(
     get,
     path = "/v1/products/admin",
-    #[param(minimum = 1, maximum = 100)]
     tag = "products",
     params(AdminListQuery),
     responses(
-    #[param(
-        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd]|[Aa][Rr][Cc][Hh][Ii][Vv][Ee][Dd])[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd]|[Aa][Rr][Cc][Hh][Ii][Vv][Ee][Dd])[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*$"
-    )]
         (status = 200, description = "One page", body = OffsetPage<Product>),
         (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
