@@ -220,6 +220,54 @@ impl TestApp {
             .await
     }
 
+    /// Publishes `event` to this test's exchange until the service's consumer has recorded it in
+    /// `processed_events`, for up to 30 s. Publishing again is harmless (the event id makes a
+    /// repeat a no-op) and needed: the consumer declares its queue when it starts, so a first
+    /// copy may find none; and a publish the shared broker is slow to confirm is tried again
+    /// rather than failing a test that is not about the broker.
+    pub async fn deliver<P: service_kit::shared_types::EventPayload>(
+        &self,
+        event: &service_kit::shared_types::DomainEvent<P>,
+    ) {
+        use std::time::{Duration, Instant};
+
+        let bus = service_kit::event_bus::connect(self.bus_config.clone())
+            .await
+            .expect("connect to the broker");
+        let pool = self.pool().await;
+        let message = service_kit::event_bus::OutgoingMessage {
+            event_id: event.id,
+            topic: event.topic.clone(),
+            body: serde_json::to_vec(event).expect("serialise the event"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let outcome = bus.publish_batch(std::slice::from_ref(&message)).await;
+            if outcome.error.is_none() {
+                for _ in 0..20 {
+                    let done: Option<i32> =
+                        sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
+                            .bind(event.id)
+                            .fetch_optional(&pool)
+                            .await
+                            .expect("read processed_events");
+                    if done.is_some() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the consumer never processed {} (last publish error: {:?})",
+                event.topic,
+                outcome.error
+            );
+        }
+    }
+
     /// Stops the service gracefully, as SIGTERM would.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {

@@ -239,30 +239,7 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
 /// Publishes `event` on `app`'s broker exchange until its consumer has recorded it (the queue
 /// may not exist yet at the first attempt); the event id makes repeats harmless.
 async fn deliver<P: EventPayload>(app: &TestApp, event: &DomainEvent<P>) {
-    let bus = event_bus::connect(app.bus_config.clone()).await.unwrap();
-    let pool = app.pool().await;
-    let message = OutgoingMessage {
-        event_id: event.id,
-        topic: event.topic.clone(),
-        body: serde_json::to_vec(event).unwrap(),
-    };
-    for _attempt in 0..30 {
-        let outcome = bus.publish_batch(std::slice::from_ref(&message)).await;
-        assert!(outcome.error.is_none(), "{:?}", outcome.error);
-        for _ in 0..20 {
-            let done: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
-                    .bind(event.id)
-                    .fetch_optional(&pool)
-                    .await
-                    .unwrap();
-            if done.is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    panic!("the consumer never processed {}", event.topic);
+    app.deliver(event).await;
 }
 
 fn booking_confirmed(user_id: Option<Uuid>) -> DomainEvent<BookingConfirmed> {

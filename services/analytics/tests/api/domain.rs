@@ -1,7 +1,6 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use service_kit::event_bus::{self, OutgoingMessage};
 use service_kit::shared_types::appointment::{AppointmentType, BookingCreated};
 use service_kit::shared_types::auth::{UserCreated, UserErasureRequested, UserRole};
 use service_kit::shared_types::content::BlogPublished;
@@ -13,32 +12,7 @@ use crate::helpers::Api;
 
 /// Publishes `event` to the test's exchange until the consumer has recorded it.
 async fn deliver<P: EventPayload>(api: &Api, event: &DomainEvent<P>) {
-    let bus = event_bus::connect(api.app.bus_config.clone())
-        .await
-        .unwrap();
-    let message = OutgoingMessage {
-        event_id: event.id,
-        topic: event.topic.clone(),
-        body: serde_json::to_vec(event).unwrap(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let outcome = bus.publish_batch(std::slice::from_ref(&message)).await;
-        assert!(outcome.error.is_none(), "{:?}", outcome.error);
-        for _ in 0..20 {
-            let done: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
-                    .bind(event.id)
-                    .fetch_optional(&api.pool)
-                    .await
-                    .unwrap();
-            if done.is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(Instant::now() < deadline, "never processed {}", event.topic);
-    }
+    api.app.deliver(event).await;
 }
 
 #[tokio::test]

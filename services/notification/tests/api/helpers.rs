@@ -9,7 +9,6 @@ use notification_service::NotificationService;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use service_kit::Role;
-use service_kit::event_bus::{self, OutgoingMessage};
 use service_kit::shared_types::{DomainEvent, EventPayload};
 use sqlx::PgPool;
 use test_support::{TestApp, TestUser};
@@ -99,36 +98,7 @@ impl Api {
 
     /// Publishes `event` to the test's exchange until the consumer has recorded it.
     pub async fn deliver<P: EventPayload>(&self, event: &DomainEvent<P>) {
-        let bus = event_bus::connect(self.app.bus_config.clone())
-            .await
-            .unwrap();
-        let message = OutgoingMessage {
-            event_id: event.id,
-            topic: event.topic.clone(),
-            body: serde_json::to_vec(event).unwrap(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let outcome = bus.publish_batch(std::slice::from_ref(&message)).await;
-            assert!(outcome.error.is_none(), "{:?}", outcome.error);
-            for _ in 0..20 {
-                let done: Option<i32> =
-                    sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
-                        .bind(event.id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .unwrap();
-                if done.is_some() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the consumer never processed {}",
-                event.topic
-            );
-        }
+        self.app.deliver(event).await;
     }
 
     /// The delivery-log rows caused by event `id`, by template then recipient.

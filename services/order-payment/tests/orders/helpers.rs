@@ -1,14 +1,11 @@
 //! The order-payment service wired to a real product service (both on fresh databases and one
 //! shared event exchange), and helpers that read as a shopper's and an admin's steps.
 
-use std::time::{Duration, Instant};
-
 use order_payment_service::OrderPaymentService;
 use product_service::ProductService;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use service_kit::Role;
-use service_kit::event_bus::{self, OutgoingMessage};
 use service_kit::shared_types::{DomainEvent, EventPayload};
 use sqlx::PgPool;
 use test_support::{TestApp, TestUser, unique_suffix};
@@ -250,35 +247,6 @@ impl Shop {
     /// Publishes `event` to the shared exchange until order-payment's consumer has recorded it
     /// (its queue may not be declared yet when the first copy is sent).
     pub async fn deliver<P: EventPayload>(&self, event: &DomainEvent<P>) {
-        let bus = event_bus::connect(self.app.bus_config.clone())
-            .await
-            .expect("connect to the broker");
-        let message = OutgoingMessage {
-            event_id: event.id,
-            topic: event.topic.clone(),
-            body: serde_json::to_vec(event).expect("serialise the event"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let outcome = bus.publish_batch(std::slice::from_ref(&message)).await;
-            assert!(outcome.error.is_none(), "{:?}", outcome.error);
-            for _ in 0..20 {
-                let done: Option<i32> =
-                    sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
-                        .bind(event.id)
-                        .fetch_optional(&self.db)
-                        .await
-                        .expect("processed_events");
-                if done.is_some() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the consumer never processed {}",
-                event.topic
-            );
-        }
+        self.app.deliver(event).await;
     }
 }

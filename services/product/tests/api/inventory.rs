@@ -1,11 +1,8 @@
 //! Stock levels, adjustments, reservations (the race for the last unit), commit/release by HTTP
 //! and by events, and the expiry sweep.
 
-use std::time::{Duration, Instant};
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use service_kit::event_bus::{self, OutgoingMessage};
 use service_kit::shared_types::DomainEvent;
 use service_kit::shared_types::order_payment::{CancelledBy, OrderCancelled, PaymentSucceeded};
 use uuid::Uuid;
@@ -249,36 +246,7 @@ async fn expired_reservations_are_released_by_the_sweep() {
 /// Publishes `event` to the test's exchange until the consumer has recorded it (the consumer
 /// declares its queue when it starts, so the first publish may find no queue yet).
 async fn deliver<P: service_kit::shared_types::EventPayload>(api: &Api, event: &DomainEvent<P>) {
-    let bus = event_bus::connect(api.app.bus_config.clone())
-        .await
-        .unwrap();
-    let message = OutgoingMessage {
-        event_id: event.id,
-        topic: event.topic.clone(),
-        body: serde_json::to_vec(event).unwrap(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let outcome = bus.publish_batch(std::slice::from_ref(&message)).await;
-        assert!(outcome.error.is_none(), "{:?}", outcome.error);
-        for _ in 0..20 {
-            let done: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
-                    .bind(event.id)
-                    .fetch_optional(&api.pool)
-                    .await
-                    .unwrap();
-            if done.is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the consumer never processed {}",
-            event.topic
-        );
-    }
+    api.app.deliver(event).await;
 }
 
 #[tokio::test]
