@@ -7,9 +7,10 @@ use std::time::Duration;
 use crate::{BusConfig, BusError};
 
 /// The [`BusConfig::queue_expiry`] for throwaway topologies (tests, benchmarks): long enough that
-/// no test leaves its queue unconsumed that long, short enough that a test run's leftovers are
-/// gone minutes after it ends.
-pub const THROWAWAY_QUEUE_EXPIRY: Duration = Duration::from_secs(300);
+/// no test leaves its queue unconsumed that long, short enough that few idle quorum queues are
+/// alive at once (with 5 min, ~300 were, and the shared broker stalled publishes and queue
+/// declarations for over 5 s at a time during a full test run).
+pub const THROWAWAY_QUEUE_EXPIRY: Duration = Duration::from_secs(60);
 
 /// Deletes the queues (and dead-letter queues) of `services` and the bus's exchanges. Queues or
 /// exchanges that do not exist are skipped. RabbitMQ only; other backends are left alone.

@@ -130,6 +130,9 @@ fn rabbit_config() -> BusConfig {
         exchange: format!("dlqaudit-{id}"),
         queue_prefix: format!("dlqaudit-{id}-"),
         queue_expiry: Some(event_bus::topology::THROWAWAY_QUEUE_EXPIRY),
+        // Patient with a shared broker that is busy with every other test's queues.
+        connect_timeout: std::time::Duration::from_secs(30),
+        publish_timeout: std::time::Duration::from_secs(30),
         ..BusConfig::default()
     }
 }
