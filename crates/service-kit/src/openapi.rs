@@ -22,7 +22,9 @@
 
 use utoipa::ToSchema;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
-use utoipa::openapi::schema::{Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AllOf, AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::{ComponentsBuilder, ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
 use crate::problem::{PROBLEM_JSON, Problem};
@@ -75,6 +77,74 @@ pub fn complete(doc: &mut OpenApi) {
         }
     }
     document_merge_patches(doc);
+}
+
+/// Makes component `component` of `doc` require at least one of `alternatives`, each a set of
+/// members that must all be present: what a handler's "give an `a` or a `b`" rule is, stated in
+/// the schema. `require_any_of(doc, "MediaRef", &[&["mediaId"], &["url"]])` turns `MediaRef`
+/// into `allOf: [<its object schema>, {anyOf: [{type: object, required: [mediaId]},
+/// {type: object, required: [url]}]}]`.
+///
+/// The rule goes into an `allOf` because utoipa's typed object schema has no place for an
+/// `anyOf` beside its `properties` (it would be dropped when the document is read back), and
+/// each alternative names its `type` because utoipa cannot read a schema without one back. In a
+/// merge patch of such a component the rule is left out (see [`complete`]): a patch names only
+/// what changes, and the patched whole is what the handler checks. A component `doc` does not
+/// have is left alone.
+pub fn require_any_of(doc: &mut OpenApi, component: &str, alternatives: &[&[&str]]) {
+    let any_of = alternatives.iter().map(|members| {
+        members
+            .iter()
+            .fold(ObjectBuilder::new().schema_type(Type::Object), |o, m| {
+                o.required(*m)
+            })
+            .build()
+    });
+    constrain(doc, component, any_of);
+}
+
+/// Makes component `component` of `doc` require at least one of the boolean `members` to be
+/// present and `true` (a member left out reads as `false`): "choose a kitchen, a bedroom or
+/// both". Stated like [`require_any_of`], each alternative
+/// `{type: object, required: [m], properties: {m: {type: boolean, enum: [true]}}}` (`enum`
+/// rather than `const`, which utoipa's typed schema does not keep).
+pub fn require_any_true(doc: &mut OpenApi, component: &str, members: &[&str]) {
+    let any_of = members.iter().map(|member| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .required(*member)
+            .property(
+                *member,
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([true])),
+            )
+            .build()
+    });
+    constrain(doc, component, any_of);
+}
+
+/// Wraps component `component` as `allOf: [<it>, {anyOf: any_of}]`.
+fn constrain(doc: &mut OpenApi, component: &str, any_of: impl Iterator<Item = Object>) {
+    let Some(schema) = doc
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut(component))
+    else {
+        return;
+    };
+    let rule = any_of
+        .fold(AnyOfBuilder::new(), |rule, alternative| {
+            rule.item(alternative)
+        })
+        .build();
+    let current = std::mem::replace(schema, RefOr::T(Schema::AllOf(AllOf::new())));
+    let mut all_of = match current {
+        RefOr::T(Schema::AllOf(all_of)) => all_of,
+        other => AllOfBuilder::new().item(other).build(),
+    };
+    all_of.items.push(RefOr::T(Schema::AnyOf(rule)));
+    *schema = RefOr::T(Schema::AllOf(all_of));
 }
 
 const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
@@ -156,7 +226,8 @@ fn merge_patch_schema(
     resources: &serde_json::Map<String, serde_json::Value>,
     pending: &mut Vec<String>,
 ) -> serde_json::Value {
-    let mut patch = resource.clone();
+    // A presence rule (`require_any_of`) does not bind a patch: it names only what changes.
+    let mut patch = object_part(resource).unwrap_or(resource).clone();
     let required: Vec<serde_json::Value> = patch
         .as_object_mut()
         .and_then(|o| o.remove("required"))
@@ -185,6 +256,20 @@ fn merge_patch_schema(
     patch
 }
 
+/// The object schema of a component: the component itself, or the object a presence rule wraps
+/// (`allOf: [<object>, {anyOf: …}, …]`, see [`require_any_of`]). `None` for anything else.
+fn object_part(schema: &serde_json::Value) -> Option<&serde_json::Value> {
+    if schema.get("properties").is_some() {
+        return Some(schema);
+    }
+    let (object, rules) = schema.get("allOf")?.as_array()?.split_first()?;
+    let only_rules = rules.iter().all(|rule| {
+        rule.as_object()
+            .is_some_and(|rule| rule.len() == 1 && rule.contains_key("anyOf"))
+    });
+    (only_rules && !rules.is_empty() && object.get("properties").is_some()).then_some(object)
+}
+
 /// Points references to object components (directly or among `oneOf`/`anyOf`/`allOf`
 /// alternatives) at their merge patches.
 fn patch_nested_objects(
@@ -200,7 +285,7 @@ fn patch_nested_objects(
         .filter(|name| {
             resources
                 .get(*name)
-                .is_some_and(|r| r.get("properties").is_some())
+                .is_some_and(|r| object_part(r).is_some())
         })
         .map(str::to_owned)
     {
@@ -527,6 +612,117 @@ mod tests {
             doc["components"]["schemas"]["Thing"]["required"],
             json!(["title", "owner"])
         );
+    }
+
+    /// A `Thing` with a `media` member referring to a `Media` object that needs a `mediaId` or
+    /// a `url`, patched at `PATCH /things/{id}`.
+    fn document_with_a_presence_rule() -> OpenApi {
+        let thing = ObjectBuilder::new()
+            .property("media", Ref::from_schema_name("Media"))
+            .required("media")
+            .build();
+        let media = ObjectBuilder::new()
+            .property("mediaId", ObjectBuilder::new().schema_type(Type::String))
+            .property("url", ObjectBuilder::new().schema_type(Type::String))
+            .build();
+        let body = RequestBodyBuilder::new()
+            .content(
+                MERGE_PATCH_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Thing")))
+                    .build(),
+            )
+            .build();
+        let operation = OperationBuilder::new()
+            .request_body(Some(body))
+            .response("200", ok())
+            .build();
+        let mut doc = OpenApiBuilder::new()
+            .paths(
+                PathsBuilder::new().path(
+                    "/things/{id}",
+                    PathItemBuilder::new()
+                        .operation(HttpMethod::Patch, operation)
+                        .build(),
+                ),
+            )
+            .components(Some(
+                ComponentsBuilder::new()
+                    .schema("Thing", thing)
+                    .schema("Media", media)
+                    .build(),
+            ))
+            .build();
+        require_any_of(&mut doc, "Media", &[&["mediaId"], &["url"]]);
+        doc
+    }
+
+    #[test]
+    fn a_presence_rule_wraps_the_component_and_survives_completion() {
+        let mut doc = document_with_a_presence_rule();
+        complete(&mut doc);
+        let doc = serde_json::to_value(&doc).unwrap();
+        let media = &doc["components"]["schemas"]["Media"];
+        assert_eq!(
+            media["allOf"][1],
+            json!({"anyOf": [
+                {"type": "object", "required": ["mediaId"]},
+                {"type": "object", "required": ["url"]},
+            ]}),
+            "{media}"
+        );
+        assert_eq!(
+            media["allOf"][0]["properties"]["url"],
+            json!({"type": "string"})
+        );
+    }
+
+    #[test]
+    fn a_merge_patch_of_a_member_under_a_presence_rule_is_free_of_it() {
+        let mut doc = document_with_a_presence_rule();
+        complete(&mut doc);
+        let doc = serde_json::to_value(&doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        // `media: {}` merges nothing into the stored media: a valid patch.
+        assert_eq!(
+            schemas["ThingMergePatch"]["properties"]["media"],
+            json!({"$ref": "#/components/schemas/MediaMergePatch"})
+        );
+        let media = &schemas["MediaMergePatch"];
+        assert!(media.get("allOf").is_none(), "{media}");
+        assert!(media.get("anyOf").is_none(), "{media}");
+        assert_eq!(
+            media["properties"]["url"]["anyOf"],
+            json!([{"type": "string"}, {"type": "null"}])
+        );
+    }
+
+    #[test]
+    fn a_flag_rule_requires_one_member_present_and_true() {
+        let request = ObjectBuilder::new()
+            .property("a", ObjectBuilder::new().schema_type(Type::Boolean))
+            .property("b", ObjectBuilder::new().schema_type(Type::Boolean))
+            .build();
+        let mut doc = OpenApiBuilder::new()
+            .components(Some(
+                ComponentsBuilder::new().schema("Request", request).build(),
+            ))
+            .build();
+        require_any_true(&mut doc, "Request", &["a", "b"]);
+        require_any_true(&mut doc, "Missing", &["a"]);
+        complete(&mut doc);
+        let doc = serde_json::to_value(&doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["Request"]["allOf"][1],
+            json!({"anyOf": [
+                {"type": "object", "required": ["a"],
+                 "properties": {"a": {"type": "boolean", "enum": [true]}}},
+                {"type": "object", "required": ["b"],
+                 "properties": {"b": {"type": "boolean", "enum": [true]}}},
+            ]})
+        );
+        assert!(schemas.get("Missing").is_none());
     }
 
     #[test]
