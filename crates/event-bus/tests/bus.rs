@@ -127,33 +127,11 @@ impl Setup {
             let queue = self.config.queue_name(&self.service);
             eventually("the consumer to subscribe", || {
                 let queue = queue.clone();
-                // Bounded, so that a stalled broker makes the probe try again rather than hang.
-                let probe = async move {
-                    let connection = lapin::Connection::connect(
-                        &direct_amqp_url(),
-                        lapin::ConnectionProperties::default(),
-                    )
-                    .await
-                    .ok()?;
-                    let channel = connection.create_channel().await.ok()?;
-                    let declared = channel
-                        .queue_declare(
-                            queue.as_str().into(),
-                            QueueDeclareOptions {
-                                passive: true,
-                                ..QueueDeclareOptions::default()
-                            },
-                            Default::default(),
-                        )
-                        .await;
-                    let _ = connection.close(200, "bye".into()).await;
-                    declared.ok().filter(|q| q.consumer_count() > 0).map(|_| ())
-                };
                 async move {
-                    tokio::time::timeout(Duration::from_secs(5), probe)
-                        .await
-                        .ok()
-                        .flatten()
+                    match probe_rabbit_queue(&queue).await {
+                        QueueProbe::Consumers(n) if n > 0 => Some(()),
+                        _ => None,
+                    }
                 }
             })
             .await;
@@ -958,25 +936,46 @@ async fn rabbitmq_an_event_published_before_its_consumer_first_starts_waits_for_
 // ---------------------------------------------------------------------------------------------
 // Throwaway queues
 
-/// Whether `queue` exists on the broker, asked with a passive declare (which creates nothing).
-async fn rabbit_queue_exists(queue: &str) -> bool {
-    let connection =
-        lapin::Connection::connect(&direct_amqp_url(), lapin::ConnectionProperties::default())
-            .await
-            .expect("RabbitMQ is reachable");
-    let channel = connection.create_channel().await.unwrap();
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            Default::default(),
-        )
-        .await;
-    let _ = connection.close(200, "bye".into()).await;
-    declared.is_ok()
+/// What a passive declare (which creates nothing) says of a queue.
+#[derive(Debug, PartialEq, Eq)]
+enum QueueProbe {
+    /// The broker refused the declare: no such queue.
+    Missing,
+    /// The queue exists with this many consumers.
+    Consumers(u32),
+    /// No answer within 5 s (bounded, so that a stalled broker makes a polling caller try
+    /// again rather than hang, and is never taken for a missing queue).
+    NoAnswer,
+}
+
+async fn probe_rabbit_queue(queue: &str) -> QueueProbe {
+    let probe = async {
+        let connection =
+            lapin::Connection::connect(&direct_amqp_url(), lapin::ConnectionProperties::default())
+                .await
+                .ok()?;
+        let channel = connection.create_channel().await.ok()?;
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                Default::default(),
+            )
+            .await;
+        let _ = connection.close(200, "bye".into()).await;
+        Some(match declared {
+            Ok(q) => QueueProbe::Consumers(q.consumer_count()),
+            Err(_) => QueueProbe::Missing,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(5), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(QueueProbe::NoAnswer)
 }
 
 /// With a queue expiry set (as tests set it), a consumed queue outlives the expiry, and the
@@ -997,7 +996,7 @@ async fn rabbitmq_a_throwaway_queue_lives_while_consumed_and_expires_after() {
     tokio::time::sleep(expiry * 2).await;
     let queue = s.config.queue_name(&s.service);
     assert!(
-        rabbit_queue_exists(&queue).await,
+        matches!(probe_rabbit_queue(&queue).await, QueueProbe::Consumers(_)),
         "a consumed queue must not expire"
     );
     s.db.commit(Ping { seq: 1 }).await;
@@ -1009,7 +1008,7 @@ async fn rabbitmq_a_throwaway_queue_lives_while_consumed_and_expires_after() {
 
     running.stop().await;
     eventually("the unused queue to expire", || async {
-        (!rabbit_queue_exists(&queue).await).then_some(())
+        (probe_rabbit_queue(&queue).await == QueueProbe::Missing).then_some(())
     })
     .await;
 }
