@@ -12,9 +12,11 @@
 //! schemathesis (PyPI, pinned, installed into `target/fuzz/venv`) then runs every phase
 //! (examples, coverage, fuzzing, stateful) with every check, once as the customer and once as the
 //! administrator. The gateway's rate limits are raised by configuration so the run reaches the
-//! handlers instead of stopping at 429; nothing is excluded. The summary counts operations, test
-//! cases and failures by check; any failure exits non-zero, with the reports (JUnit, and a
-//! pytest file reproducing each failure) in `target/fuzz/<role>/`.
+//! handlers instead of stopping at 429; nothing is excluded (`fuzz_expectations.toml` names the
+//! few operations where a schema-valid request may rightly get 422, and why: a secret, a row
+//! that must exist, stored state). The summary counts operations, test cases and failures by
+//! check; any failure exits non-zero, with the reports (JUnit, and a pytest file reproducing
+//! each failure) in `target/fuzz/<role>/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -83,6 +85,9 @@ struct Identity {
 
 /// The schemathesis hook that keeps the run's session alive (see the file).
 const AUTH_HOOK: &str = include_str!("fuzz_auth.py");
+/// The operations where a schema-valid request may rightly be refused with 422, and why (see
+/// the file).
+const EXPECTATIONS: &str = include_str!("fuzz_expectations.toml");
 
 /// Where one run's processes listen and what they share.
 struct Plan {
@@ -254,11 +259,22 @@ pub fn run(ports: Ports, options: &FuzzOptions) -> Result<ExitCode> {
         ));
         let hook = plan.dir.join("auth_hook.py");
         fs::write(&hook, AUTH_HOOK)?;
+        let expectations = plan.dir.join("expectations.toml");
+        fs::write(&expectations, EXPECTATIONS)?;
         let mut passes = Vec::new();
         for identity in [&customer, &admin] {
             check_interrupted()?;
             passes.push(run_pass(
-                &st, &plan, &hook, identity, &secret, examples, seed,
+                &st,
+                &plan,
+                &Hooks {
+                    auth: &hook,
+                    expectations: &expectations,
+                },
+                identity,
+                &secret,
+                examples,
+                seed,
             )?);
         }
         Ok(report(operations, &passes, &plan))
@@ -821,10 +837,18 @@ struct Pass {
     dir: PathBuf,
 }
 
+/// The files a schemathesis run is configured with.
+struct Hooks<'a> {
+    /// `fuzz_auth.py`.
+    auth: &'a Path,
+    /// `fuzz_expectations.toml`.
+    expectations: &'a Path,
+}
+
 fn run_pass(
     st: &Path,
     plan: &Plan,
-    hook: &Path,
+    hooks: &Hooks<'_>,
     identity: &Identity,
     webhook_secret: &str,
     examples: u32,
@@ -840,6 +864,8 @@ fn run_pass(
     let log = dir.join("schemathesis.log");
     let mut command = Command::new(st);
     command
+        .arg("--config-file")
+        .arg(hooks.expectations)
         .arg("run")
         .arg(format!("{}/docs/openapi.json", plan.url(GATEWAY)))
         .args(["--url", &plan.url(GATEWAY)])
@@ -854,7 +880,7 @@ fn run_pass(
         .arg("--report-dir")
         .arg(&dir)
         .args(["--no-color", "--output-truncate", "false"])
-        .env("SCHEMATHESIS_HOOKS", hook)
+        .env("SCHEMATHESIS_HOOKS", hooks.auth)
         .env("FUZZ_BASE_URL", plan.url(GATEWAY))
         .env("FUZZ_EMAIL", identity.email)
         .env("FUZZ_PASSWORD", PASSWORD)

@@ -21,7 +21,13 @@
 #   its body with the run's webhook secret, as Stripe would send it.
 # - a range's end follows its start (`from`/`to`, `startsAt`/`endsAt`, `validFrom`/`validUntil`),
 #   a rule between two members no JSON Schema keyword states: a positive case with both given in
-#   the wrong order gets them swapped (and an empty range the end moved one step on).
+#   the wrong order gets them swapped (and an empty range the end moved one step on: a day, a
+#   second, or for a time of day a minute).
+# - an analytics date range spans at most 366 days (DateRange, documented on its parameters): a
+#   longer one in a positive case ends 366 days after its start.
+# - a blog post is scheduled for a time to come ("must be in the future", documented on
+#   `publishAt`): a positive case's past `publishAt` moves to a day from now. A schema has no
+#   notion of now.
 #
 # Configured by xtask through FUZZ_* environment variables; standard library only.
 
@@ -169,7 +175,7 @@ def _instant(text):
     for kind, step in (
         (datetime.date, datetime.timedelta(days=1)),
         (datetime.datetime, datetime.timedelta(seconds=1)),
-        (datetime.time, None),
+        (datetime.time, datetime.timedelta(minutes=1)),
     ):
         try:
             value = kind.fromisoformat(text)
@@ -194,10 +200,55 @@ def _order_ranges(members):
         try:
             if first[0] > last[0]:
                 members[start], members[end] = b, a
-            elif first[0] == last[0] and first[1] is not None:
-                members[end] = (last[0] + first[1]).isoformat().replace("+00:00", "Z")
+            elif first[0] == last[0]:
+                _separate(members, start, end, first[0], first[1])
         except (TypeError, OverflowError):
             continue
+
+
+def _separate(members, start, end, value, step):
+    """An empty range made one `step` long: the end moved on, or (at the last time of a day)
+    the start moved back."""
+    if isinstance(value, datetime.time):
+        day = datetime.date(2000, 1, 1)
+        moment = datetime.datetime.combine(day, value)
+        if (moment + step).date() == day:
+            members[end] = (moment + step).time().isoformat()
+        else:
+            members[start] = (moment - step).time().isoformat()
+        return
+    members[end] = (value + step).isoformat().replace("+00:00", "Z")
+
+
+_MAX_ANALYTICS_DAYS = 366
+
+
+def _cap_analytics_range(case):
+    query = case.query
+    if not (isinstance(query, dict) and case.path.startswith("/v1/analytics/")):
+        return
+    first, last = _instant(query.get("from")), _instant(query.get("to"))
+    if first is None or last is None or first[2] is not datetime.date or last[2] is not datetime.date:
+        return
+    try:
+        if (last[0] - first[0]).days > _MAX_ANALYTICS_DAYS:
+            query["to"] = (first[0] + datetime.timedelta(days=_MAX_ANALYTICS_DAYS)).isoformat()
+    except (TypeError, OverflowError):
+        return
+
+
+def _schedule_ahead(case):
+    body = case.body
+    if not (isinstance(body, dict) and case.path.endswith("/schedule")):
+        return
+    when = body.get("publishAt")
+    parsed = _instant(when) if isinstance(when, str) else None
+    if parsed is None or parsed[2] is not datetime.datetime:
+        return
+    now = datetime.datetime.now(datetime.timezone.utc)
+    value = parsed[0] if parsed[0].tzinfo else parsed[0].replace(tzinfo=datetime.timezone.utc)
+    if value <= now:
+        body["publishAt"] = (now + datetime.timedelta(days=1)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _sign_stripe_event(case):
@@ -220,6 +271,8 @@ def before_call(context, case, kwargs):
         _sign_stripe_event(case)
     _order_ranges(case.query)
     _order_ranges(case.body)
+    _cap_analytics_range(case)
+    _schedule_ahead(case)
     query = case.query
     if isinstance(query, dict) and "cursor" in query:
         with _lock:
