@@ -136,7 +136,7 @@ impl Service for ContentService {
     }
 
     fn routes() -> OpenApiRouter<AppState> {
-        OpenApiRouter::new()
+        let mut routes = OpenApiRouter::new()
             .merge(blog::router())
             .merge(pages::router())
             .merge(seo::router())
@@ -145,7 +145,9 @@ impl Service for ContentService {
             .merge(media::api::router())
             .merge(media::serve::router())
             .merge(internal::router())
-            .nest("/v1/pages", service_kit::audit::router())
+            .nest("/v1/pages", service_kit::audit::router());
+        storefront::document(routes.get_openapi_mut());
+        routes
     }
 
     async fn start(config: Config, infra: Infra) -> anyhow::Result<Started<AppState>> {
@@ -217,6 +219,26 @@ pub(crate) fn enum_from_db<T: serde::de::DeserializeOwned>(value: &str) -> anyho
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A media reference needs a `mediaId` or a `url` (its validator's rule), and the document
+    /// says so; in a merge patch the nested media is merged member by member, so there `{}` is
+    /// a valid (no-op) patch and the rule is not stated.
+    #[test]
+    fn the_openapi_document_states_that_a_media_reference_needs_a_source() {
+        let doc = serde_json::to_value(service_kit::service::openapi::<ContentService>())
+            .expect("the document serialises");
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["MediaRef"]["allOf"][1],
+            serde_json::json!({"anyOf": [
+                {"type": "object", "required": ["mediaId"]},
+                {"type": "object", "required": ["url"]},
+            ]})
+        );
+        let patch = &schemas["MediaRefMergePatch"];
+        assert!(patch["properties"]["url"].is_object(), "{patch}");
+        assert!(patch.get("allOf").is_none(), "{patch}");
+    }
 
     /// The publishing routes this service serves (part A); a change here is an API change, and
     /// the gateway's route table must follow.

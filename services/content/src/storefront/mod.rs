@@ -48,7 +48,8 @@ pub enum MediaKind {
     Video,
 }
 
-/// A picture or film: a media asset id or a URL (at least one), with alt text.
+/// A picture or film: a media asset id or a URL (at least one, which the document states with
+/// [`document`]), with alt text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MediaRef {
@@ -105,6 +106,12 @@ impl Validate for MediaRef {
             Err(errors)
         }
     }
+}
+
+/// States in `doc` the rules of the storefront's types its derived schemas cannot: a
+/// [`MediaRef`] needs a `mediaId` or a `url`.
+pub fn document(doc: &mut utoipa::openapi::OpenApi) {
+    service_kit::openapi::require_any_of(doc, "MediaRef", &[&["mediaId"], &["url"]]);
 }
 
 /// An absolute http(s) URL without spaces, at most 2000 characters.
