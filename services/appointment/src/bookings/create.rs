@@ -35,7 +35,7 @@ pub struct BookingRequest {
     /// The kind of appointment.
     #[serde(rename = "type")]
     pub kind: AppointmentKind,
-    /// About a kitchen (at least one of `forKitchen`, `forBedroom`).
+    /// About a kitchen (at least one of `forKitchen`, `forBedroom` is `true`; left out, `false`).
     #[serde(default)]
     pub for_kitchen: bool,
     /// About a bedroom.
@@ -364,8 +364,17 @@ async fn try_create(
 }
 
 /// The routes of this module.
+///
+/// The document states what [`BookingRequest`]'s derived schema cannot: at least one of
+/// `forKitchen`, `forBedroom` is `true` (left out, each is `false`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_booking))
+    let mut router = OpenApiRouter::new().routes(routes!(create_booking));
+    service_kit::openapi::require_any_true(
+        router.get_openapi_mut(),
+        "BookingRequest",
+        &["forKitchen", "forBedroom"],
+    );
+    router
 }
 
 #[cfg(test)]
@@ -379,5 +388,29 @@ mod tests {
             assert_eq!(suffix.len(), 4);
             assert!(!suffix.contains(['0', 'O', '1', 'I']), "{suffix}");
         }
+    }
+
+    /// `clean` refuses a booking for neither a kitchen nor a bedroom; the document says so, so a
+    /// request valid by the schema is never refused for it.
+    #[test]
+    fn the_openapi_document_states_that_a_booking_is_for_a_kitchen_or_a_bedroom() {
+        let doc =
+            serde_json::to_value(service_kit::service::openapi::<crate::AppointmentService>())
+                .expect("the document serialises");
+        let request = &doc["components"]["schemas"]["BookingRequest"];
+        assert_eq!(
+            request["allOf"][1],
+            serde_json::json!({"anyOf": [
+                {"type": "object", "required": ["forKitchen"],
+                 "properties": {"forKitchen": {"type": "boolean", "enum": [true]}}},
+                {"type": "object", "required": ["forBedroom"],
+                 "properties": {"forBedroom": {"type": "boolean", "enum": [true]}}},
+            ]}),
+            "{request}"
+        );
+        assert_eq!(
+            request["allOf"][0]["properties"]["forKitchen"]["type"],
+            "boolean"
+        );
     }
 }
