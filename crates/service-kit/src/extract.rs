@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::problem::{FieldError, Problem};
+use crate::strict_json::Strict;
 
 /// A JSON body that was well-formed, of the right shape, and passed its `validator` rules.
 ///
@@ -77,13 +78,16 @@ fn with_integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option
     if !rewrite(&mut value) {
         return None;
     }
-    serde_json::from_value(value).ok()
+    T::deserialize(Strict(value)).ok()
 }
 
 /// Deserialises JSON, telling syntax errors (400) from shape errors (422 naming the field).
+///
+/// Only an object is taken where a struct is expected ([`Strict`]): serde alone would also fill
+/// a struct from an array of its fields in order, which no OpenAPI document of ours allows.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+    match serde_path_to_error::deserialize::<_, T>(Strict(&mut deserializer)) {
         Ok(value) => {
             deserializer
                 .end()

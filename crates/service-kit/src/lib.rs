@@ -26,6 +26,7 @@ pub mod readiness;
 pub mod redis;
 pub mod request_id;
 pub mod service;
+pub mod strict_json;
 pub mod telemetry;
 
 pub use auth_client::{InternalClaims, InternalKeys, Role};
