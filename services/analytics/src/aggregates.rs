@@ -140,9 +140,11 @@ pub async fn run(db: PgPool, interval: Duration, retention_days: u32, token: Can
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DateRange {
-    /// First day (UTC), `YYYY-MM-DD`.
+    /// First day (UTC), `YYYY-MM-DD`. The range spans at most 366 days: `to` is `from` to
+    /// `from` + 366 days (otherwise 422).
     pub from: NaiveDate,
-    /// Last day (UTC), inclusive.
+    /// Last day (UTC), inclusive: not before `from` and at most 366 days after it (otherwise
+    /// 422).
     pub to: NaiveDate,
 }
 

@@ -36,12 +36,33 @@ pub struct Step {
     pub event: String,
     /// Properties the event must have (at most 10, scalar values, compared exactly).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = filters_schema)]
     pub filters: Map<String, Value>,
     /// Seconds allowed since the previous step (default 7 days, at most 90; ignored on step 1).
     #[serde(default)]
     #[schema(minimum = 1, maximum = 7776000)]
     pub within_secs: Option<u32>,
+}
+
+/// A step's filters: an object of at most 10 scalar (string, number or boolean) members.
+fn filters_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(10))
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Array(vec![
+                    Type::String,
+                    Type::Number,
+                    Type::Boolean,
+                ]))
+                .into(),
+        )))
+        .description(Some(
+            "Properties the event must have (at most 10, scalar values, compared exactly).",
+        ))
+        .build()
 }
 
 /// A funnel to create.
@@ -53,7 +74,9 @@ pub struct NewFunnel {
         pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
     )]
     pub name: String,
-    /// 2–10 steps in order (a step may not repeat the one before it).
+    /// 2–10 steps in order. A step may not have the same `event` and `filters` as the step
+    /// before it (422): the report lets one event reach consecutive steps (a step is reached by
+    /// an event at or after the previous step's), so such a step would count nothing new.
     #[schema(min_items = 2, max_items = 10)]
     pub steps: Vec<Step>,
 }

@@ -80,15 +80,18 @@ pub const SERVER_EVENTS: &[&str] = &[
 #[serde(rename_all = "camelCase")]
 pub struct TrackEvent {
     /// A known event name, or `custom.<name>`.
+    #[schema(schema_with = event_name_schema)]
     pub event: String,
     /// Free-form properties (an object, at most 8 KiB as JSON).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub properties: Option<Value>,
-    /// The browser session.
+    /// The browser session (1–128 visible ASCII characters).
+    #[schema(pattern = r"^[\x21-\x7E]{1,128}$")]
     pub session_id: String,
-    /// The browser's long-lived anonymous id.
+    /// The browser's long-lived anonymous id (1–128 visible ASCII characters).
     #[serde(default)]
+    #[schema(pattern = r"^[\x21-\x7E]{1,128}$")]
     pub anonymous_id: Option<String>,
     /// The page (absolute http(s) URL).
     pub page_url: String,
@@ -98,8 +101,9 @@ pub struct TrackEvent {
     /// When it happened (defaults to now; at most 5 minutes ahead, 30 days back).
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
-    /// Unique id for de-duplication (generated when absent).
+    /// Unique id for de-duplication (generated when absent; 1–128 visible ASCII characters).
     #[serde(default)]
+    #[schema(pattern = r"^[\x21-\x7E]{1,128}$")]
     pub message_id: Option<String>,
 }
 
@@ -107,6 +111,7 @@ pub struct TrackEvent {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TrackBatch {
     /// 1–100 events.
+    #[schema(min_items = 1, max_items = 100)]
     pub batch: Vec<TrackEvent>,
 }
 
@@ -115,19 +120,89 @@ pub struct TrackBatch {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GtmPush {
-    /// The browser session.
+    /// The browser session (1–128 visible ASCII characters).
+    #[schema(pattern = r"^[\x21-\x7E]{1,128}$")]
     pub session_id: String,
-    /// The browser's anonymous id.
+    /// The browser's anonymous id (1–128 visible ASCII characters).
     #[serde(default)]
+    #[schema(pattern = r"^[\x21-\x7E]{1,128}$")]
     pub anonymous_id: Option<String>,
     /// The page.
     pub page_url: String,
     /// The referrer.
     #[serde(default)]
     pub referrer: Option<String>,
-    /// The dataLayer entries (at most 100).
-    #[schema(value_type = Vec<Object>)]
+    /// The dataLayer entries: 1–100 events.
+    #[schema(schema_with = data_layer_schema)]
     pub data_layer: Vec<Map<String, Value>>,
+}
+
+/// The pattern of a `custom.` event name ([`check_event_name`]: at most 64 characters in all).
+const CUSTOM_EVENT_PATTERN: &str = r"^custom\.[a-z0-9_.-]{1,57}$";
+
+/// What [`check_event_name`] accepts: a [`CLIENT_EVENTS`] name or a `custom.` one.
+fn event_name_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+    Schema::AnyOf(
+        AnyOfBuilder::new()
+            .description(Some(
+                "A known event name, or `custom.` followed by 1–57 of a-z 0-9 _ . -",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(CLIENT_EVENTS.iter().copied())),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(CUSTOM_EVENT_PATTERN)),
+            )
+            .build(),
+    )
+}
+
+/// The dataLayer as documented: 1–100 entries, each an event. (The service itself skips entries
+/// without an `event` and `gtm.*` events, and answers 422 when none is left: JSON Schema could
+/// say "at least one entry is an event" with `contains`, which utoipa's typed document cannot
+/// carry, so the document asks the stricter "every entry is an event".)
+fn data_layer_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let entry = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "One dataLayer entry: its `event`, optionally `messageId` and `timestamp`; its other \
+             keys (except `gtm.*` ones) become the event's properties (at most 8 KiB as JSON).",
+        ))
+        .property("event", event_name_schema())
+        .property(
+            "messageId",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[\x21-\x7E]{1,128}$"))
+                .description(Some(
+                    "Unique id for de-duplication (generated when absent).",
+                )),
+        )
+        .property(
+            "timestamp",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .description(Some(
+                    "When it happened (defaults to now; at most 5 minutes ahead, 30 days back).",
+                )),
+        )
+        .required("event");
+    ArrayBuilder::new()
+        .items(entry)
+        .min_items(Some(1))
+        .max_items(Some(MAX_BATCH))
+        .description(Some(
+            "The dataLayer entries: 1–100, each an event (entries without an `event` and \
+             `gtm.*` events are skipped, and a push with no event left is refused).",
+        ))
+        .build()
 }
 
 /// The accepted body shapes (documentation only; the handler dispatches on the keys).
@@ -577,6 +652,27 @@ mod tests {
                 .unwrap_or_default();
             assert_eq!(seconds * 1000 + u64::from(nanos) / 1_000_000, millis);
         }
+    }
+
+    /// The document states what `parse_body` refuses: an empty dataLayer (or one without an
+    /// event) and a name `check_event_name` refuses.
+    #[test]
+    fn the_documented_data_layer_holds_one_to_100_events_with_accepted_names() {
+        let schema = serde_json::to_value(data_layer_schema()).unwrap_or_default();
+        assert_eq!(schema["minItems"], 1, "{schema}");
+        assert_eq!(schema["maxItems"], 100, "{schema}");
+        assert_eq!(schema["items"]["required"], serde_json::json!(["event"]));
+        let names = &schema["items"]["properties"]["event"]["anyOf"];
+        let known: Vec<&str> = names[0]["enum"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(known, CLIENT_EVENTS);
+        assert!(known.iter().all(|name| check_event_name(name).is_ok()));
+        assert_eq!(names[1]["pattern"], CUSTOM_EVENT_PATTERN);
+        let longest = format!("custom.{}", "a".repeat(57));
+        assert!(check_event_name(&longest).is_ok());
+        assert!(check_event_name(&format!("{longest}a")).is_err());
     }
 
     #[test]
