@@ -206,7 +206,7 @@ pub struct BlogInput {
     /// At most 20 tags, each made into a slug (`Kitchen Design` → `kitchen-design`).
     #[serde(default)]
     #[validate(length(max = 20, message = "at most 20 tags"))]
-    #[schema(max_items = 20)]
+    #[schema(schema_with = tags_schema)]
     pub tags: Vec<String>,
     /// Category, made into a slug.
     #[serde(default)]
@@ -217,6 +217,30 @@ pub struct BlogInput {
     #[serde(default)]
     #[validate(nested)]
     pub seo: SeoMeta,
+}
+
+/// What a tag may be, as the document states it: 1–40 ASCII letters, digits, spaces or hyphens
+/// with at least one letter or digit. Every such tag makes a slug of 1–40 characters, which is
+/// what [`prepare`] requires. (`prepare` also transliterates other letters, `Crème` → `creme`,
+/// which no portable pattern can state; the document promises only the ASCII form.)
+pub const TAG_PATTERN: &str = "^[ -]*[A-Za-z0-9][A-Za-z0-9 -]*$";
+
+fn tags_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(40))
+                .pattern(Some(TAG_PATTERN)),
+        )
+        .max_items(Some(20))
+        .description(Some(
+            "At most 20 tags, each 1–40 letters, digits, spaces or hyphens, made into a slug \
+             (`Kitchen Design` → `kitchen-design`).",
+        ))
+        .build()
 }
 
 impl From<&BlogPost> for BlogInput {
@@ -1241,5 +1265,42 @@ mod tests {
         let long = "a".repeat(validation::MAX_SLUG_LEN);
         let suffixed = first_free(&long, &taken(&[long.as_str()]));
         assert!(suffixed.ends_with("-2") && suffixed.len() <= validation::MAX_SLUG_LEN);
+    }
+
+    fn input_with_tags(tags: &[&str]) -> BlogInput {
+        serde_json::from_value(serde_json::json!({"title": "Oak", "tags": tags}))
+            .expect("a blog input")
+    }
+
+    /// Tags of the documented form ([`TAG_PATTERN`], 1–40 characters) are all accepted.
+    #[test]
+    fn every_tag_of_the_documented_form_is_accepted() {
+        let longest = format!("{}-{}", "a".repeat(20), "B".repeat(19));
+        let tags = [
+            "a",
+            "Kitchen Design",
+            "-oak-",
+            " 2024 ",
+            "a - b",
+            longest.as_str(),
+        ];
+        let prepared = prepare(input_with_tags(&tags)).expect("documented tags are accepted");
+        assert!(prepared.tags.iter().all(|t| (1..=40).contains(&t.len())));
+    }
+
+    #[test]
+    fn a_tag_without_a_letter_or_digit_is_refused() {
+        for tag in ["", " ", "--", "!?"] {
+            assert!(prepare(input_with_tags(&[tag])).is_err(), "{tag:?}");
+        }
+    }
+
+    #[test]
+    fn the_document_states_the_tag_rule_on_each_tag() {
+        let schema = serde_json::to_value(tags_schema()).expect("serialises");
+        assert_eq!(schema["items"]["pattern"], TAG_PATTERN);
+        assert_eq!(schema["items"]["minLength"], 1);
+        assert_eq!(schema["items"]["maxLength"], 40);
+        assert_eq!(schema["maxItems"], 20);
     }
 }
