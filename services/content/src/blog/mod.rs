@@ -864,7 +864,8 @@ async fn set_status(
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScheduleRequest {
-    /// A future time (ISO 8601).
+    /// When the post goes live (RFC 3339 date-time); must be in the future (a time not after
+    /// the server's clock is refused with 422).
     pub publish_at: DateTime<Utc>,
 }
 
