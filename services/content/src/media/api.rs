@@ -34,15 +34,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, patch, delete))
 }
 
-/// The multipart form of an upload (for the OpenAPI document).
+/// The multipart form of an upload (for the OpenAPI document): its parts are named as
+/// [`upload`] reads them (`file`, `altText`).
 #[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
 #[allow(dead_code)]
 struct UploadForm {
     /// The file: JPEG, PNG or WebP image, or MP4 video; at most 10 MB.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// Alternative text, at most 500 characters.
-    #[schema(nullable = false)]
+    /// Alternative text, at most 500 characters, no control characters.
+    #[schema(
+        nullable = false,
+        max_length = 500,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     alt_text: Option<String>,
 }
 
@@ -300,9 +306,9 @@ async fn get_one(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MediaPatch {
-    /// Alternative text (at most 500 characters); `null` removes it.
+    /// Alternative text (at most 500 characters, no control characters); `null` removes it.
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub alt_text: Option<Option<String>>,
 }
 
@@ -440,4 +446,27 @@ async fn delete(
     // In the background: the CDN API must not hold up (or fail) a delete that has committed.
     state.cdn.invalidate_in_background(row.keys());
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ContentService;
+
+    /// The upload's documented form names its parts as [`super::upload`] reads them (it
+    /// answers 422 "is not a field of an upload" to any other name).
+    #[test]
+    fn the_documented_upload_form_names_the_parts_the_handler_reads() {
+        let doc = serde_json::to_value(service_kit::service::openapi::<ContentService>())
+            .expect("the document serialises");
+        let form = &doc["components"]["schemas"]["UploadForm"];
+        let mut parts: Vec<&str> = form["properties"]
+            .as_object()
+            .expect("the form has properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        parts.sort_unstable();
+        assert_eq!(parts, ["altText", "file"]);
+        assert_eq!(form["properties"]["altText"]["maxLength"], 500);
+    }
 }
