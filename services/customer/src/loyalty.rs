@@ -368,12 +368,35 @@ async fn redeem(
 pub struct Adjustment {
     /// Points to add (negative to remove), not zero.
     #[validate(range(min = -1_000_000, max = 1_000_000, message = "must be between -1000000 and 1000000"))]
-    #[schema(minimum = -1000000, maximum = 1000000)]
+    #[schema(schema_with = adjustment_points_schema)]
     pub points: i64,
     /// Why, 1–500 characters.
     #[validate(length(min = 1, max = 500, message = "must be 1–500 characters"))]
     #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
+}
+
+/// An adjustment's points: -1000000 to 1000000 but not zero, as two ranges (`not` would say it
+/// shorter, but utoipa's typed document has no `not` and the shared OpenAPI completion reads the
+/// document back into it).
+fn adjustment_points_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let range = |min: i64, max: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    utoipa::openapi::schema::Schema::OneOf(
+        OneOfBuilder::new()
+            .description(Some(
+                "Points to add (1 to 1000000) or remove (-1 to -1000000); not zero.",
+            ))
+            .item(range(1, 1_000_000))
+            .item(range(-1_000_000, -1))
+            .build(),
+    )
 }
 
 /// Adds or removes points with a reason (ADMIN; 409 when it would overdraw).

@@ -139,8 +139,13 @@ pub struct ProfileInput {
     #[validate(length(max = 100, message = "must be at most 100 characters"))]
     #[schema(max_length = 100)]
     pub last_name: String,
-    /// Phone in E.164 (UK numbers in national form are normalised).
+    /// Phone in E.164 (UK numbers in national form are normalised); spaces, `-` and `.` may
+    /// separate the digits. `null` removes it (an empty string is not a phone number).
     #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[ \t.-]*(?:(?:\+[ \t.-]*|0[ \t.-]*0[ \t.-]*)[1-9](?:[ \t.-]*[0-9]){7,14}|0[ \t.-]*[1-9](?:[ \t.-]*[0-9]){8,9})[ \t.-]*$"
+    )]
     pub phone: Option<String>,
     /// Date of birth (in the past).
     #[serde(default)]

@@ -123,6 +123,22 @@ async fn racing_redemptions_never_overdraw_and_admins_adjust_with_a_reason() {
         .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem_code(&problem), "insufficient-points");
+    // Zero adjusts nothing: refused, as the document says (points is one of two ranges).
+    let (status, problem) = api
+        .post(
+            &api.admin,
+            &path,
+            &json!({"points": 0, "reason": "Nothing"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let doc = serde_json::to_value(service_kit::service::openapi::<
+        customer_service::CustomerService,
+    >())
+    .unwrap_or_default();
+    let points = &doc["components"]["schemas"]["LoyaltyAdjustment"]["properties"]["points"];
+    assert_eq!(points["oneOf"][0]["minimum"], 1, "{points}");
+    assert_eq!(points["oneOf"][1]["maximum"], -1, "{points}");
 
     let attempts = (0..10).map(|_| {
         let request = api

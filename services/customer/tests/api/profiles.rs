@@ -63,6 +63,26 @@ async fn profiles_come_from_user_created_once_and_are_merge_patched_by_their_own
     assert_eq!(status, 422);
     assert_eq!(fields(&problem), ["phone"]);
 
+    // The forms the document's phone pattern allows are all accepted (normalised to E.164);
+    // an empty string, which it does not allow, is refused (`null` clears).
+    for (phone, stored) in [
+        ("+44 7700 900123", "+447700900123"),
+        ("07700-900123", "+447700900123"),
+        ("0044 20 7946 0958", "+442079460958"),
+        (" +1 202.555.0143 ", "+12025550143"),
+        ("+12345678", "+12345678"),
+        ("+123456789012345", "+123456789012345"),
+    ] {
+        let (status, profile) = api
+            .patch(&jane, "/v1/profile", &json!({ "phone": phone }))
+            .await;
+        assert_eq!(status, 200, "{phone:?}: {profile}");
+        assert_eq!(profile["phone"], stored, "{phone:?}");
+    }
+    let (status, problem) = api.patch(&jane, "/v1/profile", &json!({"phone": ""})).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(fields(&problem), ["phone"]);
+
     // A customer with no user.created yet gets an empty profile on first read.
     let (status, fresh) = api.get(&customer(), "/v1/profile").await;
     assert_eq!(status, 200);
