@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Api, customer, fields};
+use common::{Api, customer, fields, problem_code};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -48,12 +48,33 @@ async fn hero_slides_are_read_in_order_and_can_be_reordered() {
         "inactive slides are not shown"
     );
 
-    // Reordering must name every item (the hidden one too) once.
+    // Reordering must name every item (the hidden one too) once: other items than the list's
+    // mean it changed since the client read it (409, reload), a repeated id is malformed (422).
     let (_, table) = api.admin_get("/v1/admin/hero-slides").await;
     assert_eq!(table["total"], 4);
     let hidden = table["data"][3]["id"].clone();
     let (status, problem) = api
         .admin_put("/v1/hero-slides/order", &json!({"ids": [c["id"], a["id"]]}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem_code(&problem), "order-stale");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("reload"),
+        "{problem}"
+    );
+    let unknown = uuid::Uuid::now_v7();
+    let (status, problem) = api
+        .admin_put(
+            "/v1/hero-slides/order",
+            &json!({"ids": [c["id"], hidden, a["id"], unknown]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (status, problem) = api
+        .admin_put(
+            "/v1/hero-slides/order",
+            &json!({"ids": [c["id"], hidden, a["id"], b["id"], a["id"]]}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(fields(&problem), ["ids"]);

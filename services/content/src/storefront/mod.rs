@@ -335,8 +335,38 @@ pub struct ListQuery {
 pub struct OrderRequest {
     /// Every undeleted item's id, once each, first to last.
     #[validate(length(max = 1000, message = "at most 1000 ids"))]
-    #[schema(max_items = 1000)]
+    #[validate(custom(function = "validate_no_repeats"))]
+    #[schema(schema_with = order_ids_schema)]
     pub ids: Vec<Uuid>,
+}
+
+/// An order names each item once: a repeated id is a malformed request (422), whatever the list
+/// holds.
+fn validate_no_repeats(ids: &[Uuid]) -> Result<(), ValidationError> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    if ids.iter().all(|id| seen.insert(id)) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("unique").with_message("must not repeat an id".into()))
+    }
+}
+
+/// `ids`: at most 1000 distinct uuids (`uniqueItems`, which the derive cannot state for a `Vec`).
+fn order_ids_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        )
+        .max_items(Some(1000))
+        .unique_items(true)
+        .description(Some(
+            "Every undeleted item's id, once each, first to last. A set of ids other than the \
+             list's current items is a 409: the list changed; reload it.",
+        ))
+        .build()
 }
 
 /// The ids of a list, in order.
@@ -554,9 +584,15 @@ pub async fn reorder(
     current.sort_unstable();
     asked.sort_unstable();
     if current != asked {
-        return Err(ContentError::field(
-            "ids",
-            "must list every item of the list exactly once",
+        // The ids are distinct (the request was validated), so they are simply not the list's
+        // items: an item was added or deleted since the client read the list.
+        return Err(ContentError::Conflict(
+            "order-stale",
+            format!(
+                "The ids are not the {} list's current items (it changed since it was read); \
+                 reload the list and send every item's id once.",
+                sql.name
+            ),
         ));
     }
     for (position, id) in request.ids.iter().enumerate() {
@@ -766,7 +802,8 @@ macro_rules! collection {
                     (status = 200, description = "The new order", body = OrderResponse),
                     (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
-                    (status = 422, description = "Not every item exactly once", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 409, description = "The ids are not the list's current items (it changed since it was read): reload it", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "An id is repeated, or too many ids", body = service_kit::Problem, content_type = "application/problem+json"),
                 )
             )]
             async fn reorder(
@@ -833,6 +870,17 @@ mod tests {
         assert_eq!(to_snake("minSpendPence"), "min_spend_pence");
         assert_eq!(to_camel("logo_media_id"), "logoMediaId");
         assert_eq!(to_camel(&to_snake("completedAt")), "completedAt");
+    }
+
+    #[test]
+    fn an_order_names_each_id_once_and_the_document_says_so() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert!(OrderRequest { ids: vec![a, b] }.validate().is_ok());
+        assert!(OrderRequest { ids: vec![a, b, a] }.validate().is_err());
+        let schema = serde_json::to_value(order_ids_schema()).unwrap_or_default();
+        assert_eq!(schema["uniqueItems"], true);
+        assert_eq!(schema["maxItems"], 1000);
+        assert_eq!(schema["items"]["format"], "uuid");
     }
 
     #[test]
