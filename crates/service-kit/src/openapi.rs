@@ -100,7 +100,7 @@ pub fn require_any_of(doc: &mut OpenApi, component: &str, alternatives: &[&[&str
             })
             .build()
     });
-    constrain(doc, component, any_of);
+    constrain(doc, component, any_of, false);
 }
 
 /// Makes component `component` of `doc` require at least one of the boolean `members` to be
@@ -121,11 +121,42 @@ pub fn require_any_true(doc: &mut OpenApi, component: &str, members: &[&str]) {
             )
             .build()
     });
-    constrain(doc, component, any_of);
+    constrain(doc, component, any_of, false);
 }
 
+/// Makes component `component` of `doc` match at least one of `alternatives` (object schemas
+/// with a `type`), in the form [`require_any_of`] describes: for rules between members' values
+/// that the derived schema cannot state ("only a LANDING page has a validity window").
+///
+/// `also_in_merge_patches`: whether the rule is kept in the component's merge patch too. Say so
+/// only for a rule that holds for every patch whose patched whole is valid: alternatives that
+/// require no member and accept `null` wherever a patch may send it (a member a patch leaves out
+/// is unconstrained, so the patch stays valid whatever it leaves to the stored value). The kept
+/// rule is marked `x-merge-patch: true`.
+pub fn require_any(
+    doc: &mut OpenApi,
+    component: &str,
+    alternatives: impl IntoIterator<Item = Object>,
+    also_in_merge_patches: bool,
+) {
+    constrain(
+        doc,
+        component,
+        alternatives.into_iter(),
+        also_in_merge_patches,
+    );
+}
+
+/// The mark of a rule a merge patch keeps (see [`require_any`]).
+const IN_MERGE_PATCH: &str = "x-merge-patch";
+
 /// Wraps component `component` as `allOf: [<it>, {anyOf: any_of}]`.
-fn constrain(doc: &mut OpenApi, component: &str, any_of: impl Iterator<Item = Object>) {
+fn constrain(
+    doc: &mut OpenApi,
+    component: &str,
+    any_of: impl Iterator<Item = Object>,
+    in_merge_patches: bool,
+) {
     let Some(schema) = doc
         .components
         .as_mut()
@@ -133,11 +164,18 @@ fn constrain(doc: &mut OpenApi, component: &str, any_of: impl Iterator<Item = Ob
     else {
         return;
     };
-    let rule = any_of
+    let mut rule = any_of
         .fold(AnyOfBuilder::new(), |rule, alternative| {
             rule.item(alternative)
         })
         .build();
+    if in_merge_patches {
+        rule.extensions = Some(
+            utoipa::openapi::extensions::ExtensionsBuilder::new()
+                .add(IN_MERGE_PATCH, true)
+                .build(),
+        );
+    }
     let current = std::mem::replace(schema, RefOr::T(Schema::AllOf(AllOf::new())));
     let mut all_of = match current {
         RefOr::T(Schema::AllOf(all_of)) => all_of,
@@ -227,6 +265,11 @@ fn merge_patch_schema(
     pending: &mut Vec<String>,
 ) -> serde_json::Value {
     // A presence rule (`require_any_of`) does not bind a patch: it names only what changes.
+    // A rule marked for merge patches (`require_any`) does, beside the patch's object.
+    let kept_rules: Vec<serde_json::Value> = rules(resource)
+        .filter(|rule| rule.get(IN_MERGE_PATCH) == Some(&serde_json::Value::Bool(true)))
+        .cloned()
+        .collect();
     let mut patch = object_part(resource).unwrap_or(resource).clone();
     let required: Vec<serde_json::Value> = patch
         .as_object_mut()
@@ -249,11 +292,17 @@ fn merge_patch_schema(
             }
         }
     }
-    patch["description"] = serde_json::Value::String(format!(
+    let description = serde_json::Value::String(format!(
         "A JSON merge patch (RFC 7396) of `{name}`: members left out keep their value; `null` \
          removes an optional member (back to its default)."
     ));
-    patch
+    if kept_rules.is_empty() {
+        patch["description"] = description;
+        return patch;
+    }
+    let mut all_of = vec![patch];
+    all_of.extend(kept_rules);
+    serde_json::json!({"allOf": all_of, "description": description})
 }
 
 /// The object schema of a component: the component itself, or the object a presence rule wraps
@@ -264,10 +313,24 @@ fn object_part(schema: &serde_json::Value) -> Option<&serde_json::Value> {
     }
     let (object, rules) = schema.get("allOf")?.as_array()?.split_first()?;
     let only_rules = rules.iter().all(|rule| {
-        rule.as_object()
-            .is_some_and(|rule| rule.len() == 1 && rule.contains_key("anyOf"))
+        rule.as_object().is_some_and(|rule| {
+            rule.contains_key("anyOf")
+                && rule
+                    .keys()
+                    .all(|key| key == "anyOf" || key.starts_with("x-"))
+        })
     });
     (only_rules && !rules.is_empty() && object.get("properties").is_some()).then_some(object)
+}
+
+/// The rules [`constrain`] added to a component (none unless [`object_part`] finds its object).
+fn rules(schema: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    object_part(schema)
+        .filter(|object| !std::ptr::eq(*object, schema))
+        .and_then(|_| schema.get("allOf"))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flat_map(|all_of| all_of.iter().skip(1))
 }
 
 /// Points references to object components (directly or among `oneOf`/`anyOf`/`allOf`
@@ -723,6 +786,45 @@ mod tests {
             ]})
         );
         assert!(schemas.get("Missing").is_none());
+    }
+
+    #[test]
+    fn a_rule_marked_for_merge_patches_is_kept_in_them() {
+        let mut doc = document_with_a_presence_rule();
+        let only_images = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "kind",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["IMAGE"])),
+            )
+            .build();
+        let no_url = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("url", ObjectBuilder::new().schema_type(Type::Null))
+            .build();
+        require_any(&mut doc, "Media", [only_images, no_url], true);
+        complete(&mut doc);
+        let doc = serde_json::to_value(&doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let rule = &schemas["Media"]["allOf"][2];
+        assert_eq!(rule[IN_MERGE_PATCH], true, "{rule}");
+        let patch = &schemas["MediaMergePatch"];
+        // The presence rule is left out, the marked one kept.
+        assert_eq!(patch["allOf"].as_array().unwrap().len(), 2, "{patch}");
+        assert_eq!(&patch["allOf"][1], rule);
+        assert!(patch["allOf"][0].get("required").is_none(), "{patch}");
+        assert_eq!(
+            patch["allOf"][0]["properties"]["url"]["anyOf"],
+            json!([{"type": "string"}, {"type": "null"}])
+        );
+        assert!(
+            patch["description"]
+                .as_str()
+                .unwrap()
+                .contains("merge patch")
+        );
     }
 
     #[test]
