@@ -177,13 +177,13 @@ impl From<SettableStatus> for UserStatus {
 #[derive(Debug, Default, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
-    /// New role.
+    /// New role (left out: unchanged; a user always has a role, so `null` is refused).
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
-    #[schema(value_type = Option<RoleName>)]
+    #[schema(value_type = RoleName, required = false)]
     pub role: Option<Option<Role>>,
-    /// New status.
+    /// New status (left out: unchanged; a user always has a status, so `null` is refused).
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
-    #[schema(value_type = Option<SettableStatus>)]
+    #[schema(value_type = SettableStatus, required = false)]
     pub status: Option<Option<SettableStatus>>,
 }
 

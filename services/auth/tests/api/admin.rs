@@ -221,3 +221,26 @@ async fn create_admin_creates_a_verified_super_admin_or_promotes() {
     let weak = auth_service::create_admin(&api.pool, "weak@example.com", "password").await;
     assert!(weak.is_err());
 }
+
+/// A user always has a role and a status: `null` for either is refused, and the document does
+/// not offer it (the members are optional, not nullable).
+#[tokio::test]
+async fn null_role_or_status_is_refused_and_not_documented() {
+    let api = Api::spawn().await;
+    let admin = api.signed_up_as("admin@example.com", Role::Admin).await;
+    let jane = api.signed_up("jane@example.com").await;
+    let jane_id = jane.user_id.to_string();
+    for body in [json!({"role": null}), json!({"status": null})] {
+        let response = patch(&api, &admin, &jane_id, body.clone()).await;
+        assert_eq!(response.status(), 422, "{body}");
+    }
+    let doc = serde_json::to_value(service_kit::service::openapi::<auth_service::AuthService>())
+        .unwrap_or_default();
+    let patch_schema = &doc["components"]["schemas"]["UserPatch"];
+    assert!(patch_schema.get("required").is_none(), "{patch_schema}");
+    for member in ["role", "status"] {
+        let schema = &patch_schema["properties"][member];
+        assert!(schema.get("$ref").is_some(), "{member}: {schema}");
+        assert!(!schema.to_string().contains("null\""), "{member}: {schema}");
+    }
+}
