@@ -147,6 +147,7 @@ impl Service for ContentService {
             .merge(internal::router())
             .nest("/v1/pages", service_kit::audit::router());
         storefront::document(routes.get_openapi_mut());
+        pages::document(routes.get_openapi_mut());
         routes
     }
 
@@ -238,6 +239,25 @@ mod tests {
         let patch = &schemas["MediaRefMergePatch"];
         assert!(patch["properties"]["url"].is_object(), "{patch}");
         assert!(patch.get("allOf").is_none(), "{patch}");
+    }
+
+    /// Only a LANDING page has a validity window; the document says so for a new page and for
+    /// a merge patch (a patch naming another type and a window is invalid as it stands).
+    #[test]
+    fn the_openapi_document_states_that_only_landing_pages_have_a_window() {
+        let doc = serde_json::to_value(service_kit::service::openapi::<ContentService>())
+            .expect("the document serialises");
+        let schemas = &doc["components"]["schemas"];
+        let rule = &schemas["PageInput"]["allOf"][1];
+        assert_eq!(
+            rule["anyOf"],
+            serde_json::json!([
+                {"type": "object", "properties": {"pageType": {"type": "string", "enum": ["LANDING"]}}},
+                {"type": "object", "properties": {"validFrom": {"type": "null"}, "validUntil": {"type": "null"}}},
+            ]),
+            "{rule}"
+        );
+        assert_eq!(&schemas["PageInputMergePatch"]["allOf"][1], rule);
     }
 
     /// The publishing routes this service serves (part A); a change here is an API change, and

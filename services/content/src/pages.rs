@@ -347,10 +347,10 @@ pub struct PageInput {
     #[serde(default)]
     #[validate(nested)]
     pub seo: SeoMeta,
-    /// Landing pages: live from.
+    /// Landing pages only: live from (absent or `null` on any other type).
     #[serde(default)]
     pub valid_from: Option<DateTime<Utc>>,
-    /// Landing pages: live until (exclusive).
+    /// Landing pages only: live until (exclusive; after `validFrom`).
     #[serde(default)]
     pub valid_until: Option<DateTime<Utc>>,
 }
@@ -567,6 +567,53 @@ fn prepare(mut input: PageInput) -> ContentResult<Prepared> {
     })
 }
 
+/// States in `doc` what [`PageInput`]'s derived schema cannot: only a LANDING page has a
+/// validity window (`validFrom`, `validUntil` absent or `null` on any other type). The rule
+/// binds merge patches too: a patch that names another type and a window is invalid whatever the
+/// page holds; one that leaves either to the stored page is checked by [`window_conflict`].
+pub fn document(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let landing = ObjectBuilder::new().schema_type(Type::Object).property(
+        "pageType",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["LANDING"])),
+    );
+    let no_window = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("validFrom", ObjectBuilder::new().schema_type(Type::Null))
+        .property("validUntil", ObjectBuilder::new().schema_type(Type::Null));
+    service_kit::openapi::require_any(doc, "PageInput", [landing.build(), no_window.build()], true);
+}
+
+/// A patched page with a validity window that is not a LANDING page because of what the stored
+/// page holds (its type or its window, which the patch left as they were) conflicts with the
+/// page's state: 409 saying what to send as well. A patch that itself names another type and a
+/// window is invalid as it stands (the document says so): [`prepare`] answers 422.
+fn window_conflict(input: &PageInput, patch: &serde_json::Value) -> ContentResult<()> {
+    let windowed = input.valid_from.is_some() || input.valid_until.is_some();
+    if !windowed || input.page_type == PageType::Landing {
+        return Ok(());
+    }
+    let sets = |member: &str| patch.get(member).is_some_and(|v| !v.is_null());
+    let patch_sets_type = sets("pageType");
+    let patch_sets_window = sets("validFrom") || sets("validUntil");
+    let detail = match (patch_sets_type, patch_sets_window) {
+        (true, true) => return Ok(()),
+        (true, false) => format!(
+            "The page has a validity window, which only LANDING pages have: to make it a {} \
+             page, also clear validFrom and validUntil (null) in the same patch.",
+            input.page_type.as_db()
+        ),
+        _ => format!(
+            "The page is a {} page and only LANDING pages have a validity window: set pageType \
+             to LANDING in the same patch, or leave validFrom and validUntil out.",
+            input.page_type.as_db()
+        ),
+    };
+    Err(ContentError::Conflict("window-needs-landing", detail))
+}
+
 async fn choose_slug(
     conn: &mut PgConnection,
     prepared: &Prepared,
@@ -709,7 +756,7 @@ async fn create_page(
         (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such page", body = service_kit::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The explicit slug is taken", body = service_kit::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The explicit slug is taken, or the patched page would have a validity window without being a LANDING page because of its stored type or window (the detail says what to send as well)", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not a JSON merge patch", body = service_kit::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid patch", body = service_kit::Problem, content_type = "application/problem+json"),
     )
@@ -723,7 +770,9 @@ async fn patch_page(
     let mut tx = state.db.begin().await?;
     let current = lock(&mut tx, id).await?;
     let document = serde_json::to_value(PageInput::from(&current)).map_err(anyhow::Error::from)?;
-    let prepared = prepare(patched::<PageInput>(document, &patch)?)?;
+    let input = patched::<PageInput>(document, &patch)?;
+    window_conflict(&input, &patch)?;
+    let prepared = prepare(input)?;
     let slug = choose_slug(&mut tx, &prepared, id).await?;
     let input = &prepared.input;
     let version = current.draft_version + 1;

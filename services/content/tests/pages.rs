@@ -189,6 +189,49 @@ async fn a_landing_page_is_live_only_inside_its_window() {
 }
 
 #[tokio::test]
+async fn a_patch_whose_window_conflicts_with_the_stored_page_type_is_409() {
+    let api = Api::spawn().await;
+    let now = Utc::now();
+    let page = create(&api, json!({"pageType": "CONTACT", "title": "Contact us"})).await;
+    let path = format!("/v1/pages/{}", page["id"].as_str().unwrap());
+
+    // A window on a stored CONTACT page: the page's state is in the way, not the patch's form.
+    let (status, problem) = api.admin_patch(&path, &json!({"validFrom": now})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem_code(&problem), "window-needs-landing");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("LANDING"),
+        "{problem}"
+    );
+
+    // Named together with LANDING it is fine.
+    let (status, landing) = api
+        .admin_patch(&path, &json!({"pageType": "LANDING", "validFrom": now}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{landing}");
+
+    // Leaving LANDING while the stored window stays: 409 again; clearing it in the same patch
+    // works.
+    let (status, problem) = api
+        .admin_patch(&path, &json!({"pageType": "CONTACT"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem_code(&problem), "window-needs-landing");
+    let (status, contact) = api
+        .admin_patch(&path, &json!({"pageType": "CONTACT", "validFrom": null}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{contact}");
+    assert!(contact["validFrom"].is_null(), "{contact}");
+
+    // A patch naming another type and a window is invalid as it stands: 422.
+    let (status, problem) = api
+        .admin_patch(&path, &json!({"pageType": "TERMS", "validUntil": now}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(fields(&problem), ["validFrom"]);
+}
+
+#[tokio::test]
 async fn every_block_is_validated_by_its_type_and_nothing_is_stored_on_bad_input() {
     let api = Api::spawn().await;
     let (status, problem) = api
