@@ -11,6 +11,7 @@ use service_kit::audit::Entry;
 use service_kit::{AdminCaller, Caller, ValidatedJson, ValidatedQuery};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -27,6 +28,39 @@ fn country_code(code: &str) -> Result<(), ValidationError> {
         Err(ValidationError::new("country")
             .with_message("must be an ISO 3166-1 alpha-2 code in upper case, e.g. GB".into()))
     }
+}
+
+/// What [`country_code`] accepts.
+const COUNTRY_CODE_PATTERN: &str = "^[A-Z]{2}$";
+
+/// A rate's countries: 1–50 codes, each what [`check_countries`] accepts.
+fn countries_schema() -> utoipa::openapi::schema::Array {
+    countries_array(Type::Array.into(), "Countries (default `[\"GB\"]`).")
+}
+
+/// [`countries_schema`] in a patch, where `null` (like leaving it out) keeps the countries.
+fn countries_patch_schema() -> utoipa::openapi::schema::Array {
+    countries_array(
+        SchemaType::Array(vec![Type::Array, Type::Null]),
+        "Countries (left out or `null`: unchanged).",
+    )
+}
+
+fn countries_array(schema_type: SchemaType, description: &str) -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new()
+        .schema_type(schema_type)
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(COUNTRY_CODE_PATTERN))
+                .description(Some(
+                    "ISO 3166-1 alpha-2 country code in upper case, e.g. `GB`.",
+                )),
+        )
+        .min_items(Some(1))
+        .max_items(Some(50))
+        .description(Some(description))
+        .build()
 }
 
 fn method_code(code: &str) -> Result<(), ValidationError> {
@@ -419,7 +453,7 @@ pub struct NewShippingRate {
     /// Countries (default `["GB"]`).
     #[serde(default = "gb")]
     #[validate(length(min = 1, max = 50, message = "must list 1–50 countries"))]
-    #[schema(min_items = 1, max_items = 50)]
+    #[schema(schema_with = countries_schema)]
     pub countries: Vec<String>,
     /// Fewest working days.
     #[serde(default = "one")]
@@ -531,9 +565,9 @@ pub struct ShippingRatePatch {
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
     #[schema(value_type = Option<i64>)]
     pub free_over: Option<Option<i64>>,
-    /// Countries.
+    /// Countries (left out or `null`: unchanged).
     #[validate(length(min = 1, max = 50, message = "must list 1–50 countries"))]
-    #[schema(min_items = 1, max_items = 50)]
+    #[schema(schema_with = countries_patch_schema)]
     pub countries: Option<Vec<String>>,
     /// Fewest working days.
     #[validate(range(min = 0, max = 60, message = "must be between 0 and 60"))]

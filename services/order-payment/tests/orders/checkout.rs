@@ -369,4 +369,43 @@ async fn tax_rules_and_shipping_rates_change_the_summary() {
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     let by_customer = shop.get(Some(&customer()), "/v1/shipping/rates").await;
     assert_eq!(by_customer.status, StatusCode::FORBIDDEN);
+
+    // A rate's countries are upper-case alpha-2 codes, item by item, as the document says.
+    for countries in [json!([""]), json!(["GB", "gb"]), json!(["GBR"])] {
+        let refused = shop
+            .post(
+                Some(&boss),
+                "/v1/shipping/rates",
+                &json!({"code": "PIGEON", "name": "Pigeon", "price": 100, "countries": countries}),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.text
+        );
+        let refused = shop
+            .patch(
+                Some(&boss),
+                &format!("/v1/shipping/rates/{}", rate.body["id"].as_str().unwrap()),
+                &json!({ "countries": countries }),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.text
+        );
+    }
+    let doc = serde_json::to_value(service_kit::service::openapi::<
+        order_payment_service::OrderPaymentService,
+    >())
+    .unwrap_or_default();
+    let schemas = &doc["components"]["schemas"];
+    for schema in ["NewShippingRate", "ShippingRatePatch"] {
+        let items = &schemas[schema]["properties"]["countries"]["items"];
+        assert_eq!(items["pattern"], "^[A-Z]{2}$", "{schema}: {items}");
+    }
 }
