@@ -357,6 +357,7 @@ async fn rejected_writes_and_reads_leave_no_row() {
     let before = count(&api).await;
     assert_eq!(before, 1);
 
+    let repeated = Uuid::now_v7();
     let rejected = [
         (
             &api.admin,
@@ -391,6 +392,13 @@ async fn rejected_writes_and_reads_leave_no_row() {
             Method::PUT,
             "/v1/faqs/order".to_owned(),
             Some(json!({"ids": [Uuid::now_v7()]})),
+            409,
+        ),
+        (
+            &api.admin,
+            Method::PUT,
+            "/v1/faqs/order".to_owned(),
+            Some(json!({"ids": [repeated, repeated]})),
             422,
         ),
         (
