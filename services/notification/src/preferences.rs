@@ -228,7 +228,9 @@ impl ToSchema for Preference {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Preferences {
-    /// One entry per channel and topic (a channel and topic given twice is refused with 422).
+    /// An answer has one entry per channel and topic. A change applies its entries in order, as
+    /// if set one after another: a later entry for the same channel and topic wins over an
+    /// earlier one (which then has no effect of its own).
     #[validate(length(min = 1, max = 6, message = "between 1 and 6 entries"))]
     #[schema(min_items = 1, max_items = 6)]
     pub preferences: Vec<Preference>,
@@ -280,7 +282,8 @@ async fn get_preferences(
     Ok(Json(current(&mut conn, caller.user_id).await?))
 }
 
-/// Changes the caller's preferences; entries not given stay as they are.
+/// Changes the caller's preferences; entries not given stay as they are. Entries apply in order:
+/// a later entry for the same channel and topic wins.
 #[utoipa::path(
     put,
     path = "/v1/notifications/preferences",
@@ -289,7 +292,7 @@ async fn get_preferences(
     responses(
         (status = 200, description = "Every channel and topic, after the change", body = Preferences),
         (status = 401, description = "Not signed in"),
-        (status = 422, description = "Turning transactional messages off, or a repeated entry"),
+        (status = 422, description = "Turning transactional messages off"),
     )
 )]
 async fn put_preferences(
@@ -305,25 +308,25 @@ async fn put_preferences(
                 "transactional messages (codes, receipts, bookings) cannot be turned off",
             ));
         }
-        if body.preferences[..index]
-            .iter()
-            .any(|p| p.channel == preference.channel && p.topic == preference.topic)
-        {
-            errors.push(service_kit::FieldError::new(
-                format!("preferences[{index}]"),
-                "this channel and topic is given twice",
-            ));
-        }
     }
     if !errors.is_empty() {
         return Err(NotificationError::Validation(errors));
     }
     let mut tx = state.db.begin().await?;
-    for preference in body
+    // Last wins: only the final entry of each channel and topic is applied (so an entry that a
+    // later one overrides does not, say, lift a suppression on its way).
+    for (index, preference) in body
         .preferences
         .iter()
-        .filter(|p| p.topic == Category::Marketing)
+        .enumerate()
+        .filter(|(_, p)| p.topic == Category::Marketing)
     {
+        let overridden = body.preferences[index + 1..]
+            .iter()
+            .any(|p| p.channel == preference.channel && p.topic == preference.topic);
+        if overridden {
+            continue;
+        }
         set_marketing(
             &mut tx,
             caller.user_id,

@@ -147,6 +147,68 @@ async fn preferences_show_transactional_always_on_and_refuse_turning_it_off() {
     assert_eq!(status, 401);
 }
 
+/// A channel and topic given twice is not an error: entries apply in order, the later one wins
+/// (as settings applied one after another would).
+#[tokio::test]
+async fn a_later_entry_for_the_same_channel_and_topic_wins() {
+    let api = Api::spawn().await;
+    let jane = Api::customer();
+    let marketing = |body: &serde_json::Value, channel: &str| {
+        body["preferences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["channel"] == channel && p["topic"] == "MARKETING")
+            .map(|p| p["enabled"].clone())
+    };
+    let (status, body) = api
+        .send(
+            Method::PUT,
+            "/v1/notifications/preferences",
+            Some(&jane),
+            Some(&json!({"preferences": [
+                {"channel": "EMAIL", "topic": "MARKETING", "enabled": false},
+                {"channel": "SMS", "topic": "MARKETING", "enabled": true},
+                {"channel": "EMAIL", "topic": "MARKETING", "enabled": true}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(marketing(&body, "EMAIL"), Some(json!(true)), "{body}");
+    assert_eq!(marketing(&body, "SMS"), Some(json!(true)), "{body}");
+    assert_eq!(body["preferences"].as_array().unwrap().len(), 6);
+
+    let (status, body) = api
+        .send(
+            Method::PUT,
+            "/v1/notifications/preferences",
+            Some(&jane),
+            Some(&json!({"preferences": [
+                {"channel": "EMAIL", "topic": "MARKETING", "enabled": true},
+                {"channel": "EMAIL", "topic": "MARKETING", "enabled": false},
+                {"channel": "EMAIL", "topic": "TRANSACTIONAL", "enabled": true},
+                {"channel": "EMAIL", "topic": "TRANSACTIONAL", "enabled": true}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(marketing(&body, "EMAIL"), Some(json!(false)), "{body}");
+    assert_eq!(
+        marketing(&body, "SMS"),
+        Some(json!(true)),
+        "untouched: {body}"
+    );
+    let (_, stored) = api
+        .send(
+            Method::GET,
+            "/v1/notifications/preferences",
+            Some(&jane),
+            None,
+        )
+        .await;
+    assert_eq!(stored, body, "what was answered is what is stored");
+}
+
 #[tokio::test]
 async fn devices_are_registered_and_removed_only_by_their_owner() {
     let api = Api::spawn().await;
