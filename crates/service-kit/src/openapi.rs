@@ -80,10 +80,11 @@ pub fn complete(doc: &mut OpenApi) {
 }
 
 /// Makes component `component` of `doc` require at least one of `alternatives`, each a set of
-/// members that must all be present: what a handler's "give an `a` or a `b`" rule is, stated in
-/// the schema. `require_any_of(doc, "MediaRef", &[&["mediaId"], &["url"]])` turns `MediaRef`
-/// into `allOf: [<its object schema>, {anyOf: [{type: object, required: [mediaId]},
-/// {type: object, required: [url]}]}]`.
+/// members that must all be present and not `null` (a `null` optional member reads as left
+/// out): what a handler's "give an `a` or a `b`" rule is, stated in the schema.
+/// `require_any_of(doc, "MediaRef", &[&["mediaId"], &["url"]])` turns `MediaRef` into
+/// `allOf: [<its object schema>, {anyOf: [{type: object, required: [mediaId], properties:
+/// {mediaId: <not null>}}, {… url …}]}]`, `<not null>` being `{type: [every type but null]}`.
 ///
 /// The rule goes into an `allOf` because utoipa's typed object schema has no place for an
 /// `anyOf` beside its `properties` (it would be dropped when the document is read back), and
@@ -96,11 +97,25 @@ pub fn require_any_of(doc: &mut OpenApi, component: &str, alternatives: &[&[&str
         members
             .iter()
             .fold(ObjectBuilder::new().schema_type(Type::Object), |o, m| {
-                o.required(*m)
+                o.required(*m).property(*m, not_null())
             })
             .build()
     });
     constrain(doc, component, any_of, false);
+}
+
+/// A schema every value but `null` matches.
+pub fn not_null() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::Array,
+            Type::Boolean,
+            Type::Integer,
+            Type::Number,
+            Type::Object,
+            Type::String,
+        ]))
+        .build()
 }
 
 /// Makes component `component` of `doc` require at least one of the boolean `members` to be
@@ -729,8 +744,8 @@ mod tests {
         assert_eq!(
             media["allOf"][1],
             json!({"anyOf": [
-                {"type": "object", "required": ["mediaId"]},
-                {"type": "object", "required": ["url"]},
+                {"type": "object", "required": ["mediaId"], "properties": {"mediaId": {"type": ["array", "boolean", "integer", "number", "object", "string"]}}},
+                {"type": "object", "required": ["url"], "properties": {"url": {"type": ["array", "boolean", "integer", "number", "object", "string"]}}},
             ]}),
             "{media}"
         );
