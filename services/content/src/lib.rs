@@ -229,16 +229,28 @@ mod tests {
         let doc = serde_json::to_value(service_kit::service::openapi::<ContentService>())
             .expect("the document serialises");
         let schemas = &doc["components"]["schemas"];
+        let not_null = serde_json::json!({"type": ["array", "boolean", "integer", "number", "object", "string"]});
         assert_eq!(
             schemas["MediaRef"]["allOf"][1],
             serde_json::json!({"anyOf": [
-                {"type": "object", "required": ["mediaId"]},
-                {"type": "object", "required": ["url"]},
+                {"type": "object", "required": ["mediaId"], "properties": {"mediaId": not_null}},
+                {"type": "object", "required": ["url"], "properties": {"url": not_null}},
             ]})
         );
+        // A merge patch of the media: anything but clearing both sources.
         let patch = &schemas["MediaRefMergePatch"];
-        assert!(patch["properties"]["url"].is_object(), "{patch}");
-        assert!(patch.get("allOf").is_none(), "{patch}");
+        assert!(
+            patch["allOf"][0]["properties"]["url"].is_object(),
+            "{patch}"
+        );
+        assert_eq!(patch["allOf"].as_array().map(Vec::len), Some(2), "{patch}");
+        assert_eq!(
+            patch["allOf"][1]["anyOf"],
+            serde_json::json!([
+                {"type": "object", "properties": {"mediaId": not_null}},
+                {"type": "object", "properties": {"url": not_null}},
+            ])
+        );
     }
 
     /// Only a LANDING page has a validity window; the document says so for a new page and for

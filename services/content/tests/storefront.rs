@@ -323,3 +323,37 @@ async fn customers_cannot_change_storefront_content() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(api.count("SELECT count(*) FROM faqs").await, 0);
 }
+
+#[tokio::test]
+async fn a_media_patch_that_leaves_the_stored_media_without_a_source_is_409() {
+    let api = Api::spawn().await;
+    let a = slide(&api, "First", true).await;
+    let path = format!("/v1/hero-slides/{}", a["id"].as_str().unwrap());
+
+    // `{}` merges nothing into the media: a valid no-op patch.
+    let (status, same) = api.admin_patch(&path, &json!({"media": {}})).await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["media"], a["media"]);
+
+    // The stored media has only a url: removing it is a conflict with that state.
+    let (status, problem) = api
+        .admin_patch(&path, &json!({"media": {"url": null}}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem_code(&problem), "media-source-missing");
+
+    // Clearing both sources is invalid whatever is stored.
+    let (status, problem) = api
+        .admin_patch(&path, &json!({"media": {"url": null, "mediaId": null}}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+
+    // Swapping the url for a media id in one patch is fine.
+    let media_id = uuid::Uuid::now_v7();
+    let (status, swapped) = api
+        .admin_patch(&path, &json!({"media": {"url": null, "mediaId": media_id}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{swapped}");
+    assert_eq!(swapped["media"]["mediaId"], media_id.to_string());
+    assert!(swapped["media"].get("url").is_none_or(Value::is_null));
+}

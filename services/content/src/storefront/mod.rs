@@ -109,9 +109,20 @@ impl Validate for MediaRef {
 }
 
 /// States in `doc` the rules of the storefront's types its derived schemas cannot: a
-/// [`MediaRef`] needs a `mediaId` or a `url`.
+/// [`MediaRef`] needs a `mediaId` or a `url` (and a merge patch of one must not clear both).
 pub fn document(doc: &mut utoipa::openapi::OpenApi) {
-    service_kit::openapi::require_any_of(doc, "MediaRef", &[&["mediaId"], &["url"]]);
+    use service_kit::openapi::{not_null, require_any, require_any_of};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    require_any_of(doc, "MediaRef", &[&["mediaId"], &["url"]]);
+    // In a merge patch (members merged into the stored media): not both sources cleared. Any
+    // other patch can be right, depending on the stored media (see `media_source_conflict`).
+    let keeps = |member: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(member, not_null())
+            .build()
+    };
+    require_any(doc, "MediaRef", [keeps("mediaId"), keeps("url")], true);
 }
 
 /// An absolute http(s) URL without spaces, at most 2000 characters.
@@ -534,6 +545,9 @@ pub async fn patch<I: Serialize + DeserializeOwned + Validate>(
             map.remove(key);
         }
     }
+    if let Some(conflict) = media_source_conflict(&document, patch) {
+        return Err(conflict);
+    }
     let input: I = patched(document, patch)?;
     let row: Value = sqlx::query_scalar(sql.update)
         .bind(id)
@@ -545,6 +559,41 @@ pub async fn patch<I: Serialize + DeserializeOwned + Validate>(
     tx.commit().await?;
     state.content_changed(&changed_paths(sql)).await;
     Ok(Json(row))
+}
+
+/// The members of the storefront kinds that are a [`MediaRef`] (merged member by member).
+const MEDIA_MEMBERS: [&str; 1] = ["media"];
+
+/// A merge patch that would leave the stored media without a source (`{"media": {"url": null}}`
+/// when the stored media has no `mediaId`, `{"media": {"alt": "…"}}` on an item without media)
+/// conflicts with the item's state: 409, since the same patch is fine on an item whose media has
+/// the other source. A patch clearing both sources itself is invalid as it stands (the
+/// document says so): left to the validation's 422.
+fn media_source_conflict(stored: &Value, patch: &Value) -> Option<ContentError> {
+    MEDIA_MEMBERS.iter().find_map(|member| {
+        let change = patch.get(*member)?.as_object()?;
+        let clears = |key: &str| change.get(key).is_some_and(Value::is_null);
+        if clears("url") && clears("mediaId") {
+            return None;
+        }
+        let source = |key: &str| match change.get(key) {
+            Some(value) => !value.is_null(),
+            None => stored
+                .get(*member)
+                .and_then(|media| media.get(key))
+                .is_some_and(|value| !value.is_null()),
+        };
+        (!source("url") && !source("mediaId")).then(|| {
+            ContentError::Conflict(
+                "media-source-missing",
+                format!(
+                    "After this patch `{member}` would have neither a mediaId nor a url (the \
+                     stored {member} has no other source): send a url or a mediaId in the same \
+                     patch."
+                ),
+            )
+        })
+    })
 }
 
 /// ADMIN: soft-deletes an item.
