@@ -807,6 +807,7 @@ macro_rules! collection {
                     (status = 401, description = "Not signed in", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 403, description = "Not an administrator", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 404, description = "No such item", body = service_kit::Problem, content_type = "application/problem+json"),
+                    (status = 409, description = "Kinds with a `media` member: the patch would leave the stored media without a mediaId or a url (send one in the same patch)", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 415, description = "Not a JSON merge patch", body = service_kit::Problem, content_type = "application/problem+json"),
                     (status = 422, description = "Invalid patch", body = service_kit::Problem, content_type = "application/problem+json"),
                 )
