@@ -34,8 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, patch, delete))
 }
 
-/// The multipart form of an upload (for the OpenAPI document): its parts are named as
-/// [`upload`] reads them (`file`, `altText`).
+/// The multipart form of an upload: a `file` part and an optional `altText` part (the names
+/// the handler reads).
 #[derive(Debug, ToSchema)]
 #[schema(rename_all = "camelCase")]
 #[allow(dead_code)]
