@@ -11,6 +11,7 @@ use service_kit::{Caller, FieldError, MaybeCaller, Role, ValidatedJson};
 use shared_types::appointment::BookingCreated;
 use sqlx::postgres::types::PgRange;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -366,13 +367,34 @@ async fn try_create(
 /// The routes of this module.
 ///
 /// The document states what [`BookingRequest`]'s derived schema cannot: at least one of
-/// `forKitchen`, `forBedroom` is `true` (left out, each is `false`).
+/// `forKitchen`, `forBedroom` is `true` (left out, each is `false`), and a SHOWROOM_VISIT names
+/// its `showroomId`.
 pub fn router() -> OpenApiRouter<AppState> {
     let mut router = OpenApiRouter::new().routes(routes!(create_booking));
-    service_kit::openapi::require_any_true(
-        router.get_openapi_mut(),
+    let doc = router.get_openapi_mut();
+    service_kit::openapi::require_any_true(doc, "BookingRequest", &["forKitchen", "forBedroom"]);
+    // A showroom visit names its showroom.
+    let elsewhere = ObjectBuilder::new().schema_type(Type::Object).property(
+        "type",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(
+                [
+                    AppointmentKind::HomeMeasurement,
+                    AppointmentKind::VirtualConsultation,
+                ]
+                .map(AppointmentKind::as_str),
+            )),
+    );
+    let with_showroom = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .required("showroomId")
+        .property("showroomId", service_kit::openapi::not_null());
+    service_kit::openapi::require_any(
+        doc,
         "BookingRequest",
-        &["forKitchen", "forBedroom"],
+        [elsewhere.build(), with_showroom.build()],
+        false,
     );
     router
 }
@@ -411,6 +433,15 @@ mod tests {
         assert_eq!(
             request["allOf"][0]["properties"]["forKitchen"]["type"],
             "boolean"
+        );
+        assert_eq!(
+            request["allOf"][2]["anyOf"][0]["properties"]["type"]["enum"],
+            serde_json::json!(["HOME_MEASUREMENT", "VIRTUAL_CONSULTATION"]),
+            "{request}"
+        );
+        assert_eq!(
+            request["allOf"][2]["anyOf"][1]["required"],
+            serde_json::json!(["showroomId"])
         );
     }
 }
