@@ -333,12 +333,14 @@ pub fn check_blocks(blocks: &mut [Block]) -> Vec<FieldError> {
 pub struct PageInput {
     /// Page type.
     pub page_type: PageType,
-    /// Title, 1–200 characters.
+    /// Title, 1–200 characters with a letter or digit (the slug is made from it; the document
+    /// asks for an ASCII one, which always makes a slug).
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "[A-Za-z0-9]")]
     pub title: String,
-    /// URL slug; derived from the title when absent.
+    /// URL slug (lower-case letters, digits, single hyphens); derived from the title when absent.
     #[serde(default)]
+    #[schema(max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
     /// The blocks, in order.
     #[serde(default)]

@@ -172,9 +172,10 @@ impl From<BlogPost> for BlogSummary {
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlogInput {
-    /// Title, 1–200 characters.
+    /// Title, 1–200 characters with a letter or digit (the slug is made from it; the document
+    /// asks for an ASCII one, which always makes a slug).
     #[validate(length(min = 1, max = 200, message = "must be 1–200 characters"))]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "[A-Za-z0-9]")]
     pub title: String,
     /// URL slug (lower-case letters, digits, single hyphens); derived from the title when absent.
     #[serde(default)]
@@ -208,10 +209,10 @@ pub struct BlogInput {
     #[validate(length(max = 20, message = "at most 20 tags"))]
     #[schema(schema_with = tags_schema)]
     pub tags: Vec<String>,
-    /// Category, made into a slug.
+    /// Category, 1–60 characters with a letter or digit, made into a slug.
     #[serde(default)]
     #[validate(length(min = 1, max = 60, message = "must be 1–60 characters"))]
-    #[schema(min_length = 1, max_length = 60)]
+    #[schema(min_length = 1, max_length = 60, pattern = "[A-Za-z0-9]")]
     pub category: Option<String>,
     /// Search and sharing metadata.
     #[serde(default)]
@@ -1287,6 +1288,17 @@ mod tests {
         ];
         let prepared = prepare(input_with_tags(&tags)).expect("documented tags are accepted");
         assert!(prepared.tags.iter().all(|t| (1..=40).contains(&t.len())));
+    }
+
+    /// The document asks a title and a category for an ASCII letter or digit: enough for a slug.
+    #[test]
+    fn a_title_or_category_with_an_ascii_letter_or_digit_is_accepted() {
+        for text in ["a", "!!1!!", "Crème & Oak", "  -- Z --  "] {
+            let input: BlogInput =
+                serde_json::from_value(serde_json::json!({"title": text, "category": text}))
+                    .expect("a blog input");
+            assert!(prepare(input).is_ok(), "{text:?}");
+        }
     }
 
     #[test]
