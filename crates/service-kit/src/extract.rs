@@ -30,26 +30,63 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(request.headers()) {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            )
-            .with_detail("Send the body as application/json."));
+            return Err(unsupported_media_type());
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::from_status(StatusCode::PAYLOAD_TOO_LARGE)
-                } else {
-                    Problem::bad_request("The request body could not be read.")
-                }
-            })?;
-        let value = parse_json::<T>(&bytes)?;
+        let bytes = read_body(request, state).await?;
+        Self::decode(&bytes)
+    }
+}
+
+/// An optional body (`Option<ValidatedJson<T>>`): nothing sent is `None`; anything sent is read
+/// exactly as a required body is, so a malformed or wrongly shaped body is refused (400/415/422)
+/// and never taken for "no body".
+impl<S, T> axum::extract::OptionalFromRequest<S> for ValidatedJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let json = is_json(request.headers());
+        let bytes = read_body(request, state).await?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        if !json {
+            return Err(unsupported_media_type());
+        }
+        Self::decode(&bytes).map(Some)
+    }
+}
+
+impl<T: DeserializeOwned + Validate> ValidatedJson<T> {
+    fn decode(bytes: &[u8]) -> Result<Self, Problem> {
+        let value = parse_json::<T>(bytes)?;
         value.validate().map_err(validation_problem)?;
         Ok(Self(value))
     }
+}
+
+fn unsupported_media_type() -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "Unsupported media type",
+    )
+    .with_detail("Send the body as application/json.")
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Problem> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else {
+                Problem::bad_request("The request body could not be read.")
+            }
+        })
 }
 
 /// JSON Schema counts `1799.0` as an integer (what the documents say `integer` fields take), but
@@ -437,6 +474,64 @@ mod tests {
         let last = CursorPage::from_rows(vec![1, 2], 2, |n| *n);
         assert!(!last.has_next_page);
         assert!(last.next_cursor.is_none());
+    }
+
+    #[derive(Debug, serde::Deserialize, Validate)]
+    #[serde(deny_unknown_fields)]
+    struct Preview {
+        #[validate(length(max = 5))]
+        name: Option<String>,
+    }
+
+    async fn optional_body(
+        content_type: Option<&str>,
+        body: &'static str,
+    ) -> Result<Option<ValidatedJson<Preview>>, Problem> {
+        let mut request = axum::http::Request::builder().method("POST").uri("/");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request.body(axum::body::Body::from(body)).unwrap();
+        <ValidatedJson<Preview> as axum::extract::OptionalFromRequest<()>>::from_request(
+            request,
+            &(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_is_none_only_when_nothing_is_sent() {
+        assert!(optional_body(None, "").await.unwrap().is_none());
+        assert!(
+            optional_body(Some("application/json"), "")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let sent = optional_body(Some("application/json"), r#"{"name":"oak"}"#)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sent.0.name.as_deref(), Some("oak"));
+        // What is sent is read as a required body would be: never quietly dropped.
+        let status = |r: Result<Option<ValidatedJson<Preview>>, Problem>| r.unwrap_err().status;
+        assert_eq!(
+            status(optional_body(Some("application/json"), "{").await),
+            400
+        );
+        assert_eq!(
+            status(optional_body(Some("application/json"), r#"{"nmae":"x"}"#).await),
+            422
+        );
+        assert_eq!(
+            status(optional_body(Some("application/json"), r#"{"name":"walnut"}"#).await),
+            422
+        );
+        assert_eq!(
+            status(optional_body(Some("application/json"), "[null]").await),
+            422
+        );
+        assert_eq!(status(optional_body(None, r#"{"name":"oak"}"#).await), 415);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_kit::AdminCaller;
+use service_kit::ValidatedJson;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -380,7 +381,7 @@ fn tidy(text: &str) -> String {
 }
 
 /// The body of a preview request.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, validator::Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PreviewRequest {
     /// The variables; the template's sample context when absent.
@@ -406,12 +407,12 @@ async fn preview(
     _admin: AdminCaller,
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Option<Json<PreviewRequest>>,
+    body: Option<ValidatedJson<PreviewRequest>>,
 ) -> NotificationResult<Json<Rendered>> {
     if Templates::spec(&name).is_none() {
         return Err(NotificationError::NotFound("template"));
     }
-    let context = match body.and_then(|Json(body)| body.context) {
+    let context = match body.and_then(|ValidatedJson(body)| body.context) {
         Some(context @ Value::Object(_)) => context,
         Some(_) => return Err(NotificationError::field("context", "must be a JSON object")),
         None => state

@@ -147,6 +147,21 @@ async fn admins_preview_a_template_with_its_sample_or_their_own_context() {
     assert_eq!(status, 422, "a missing variable is an error: {problem}");
     assert_eq!(problem["errors"][0]["field"], "context");
 
+    // No body at all is the sample; a body of the wrong shape is refused, never read as none.
+    let (status, none) = api.send(Method::POST, path, Some(&admin), None).await;
+    assert_eq!(status, 200, "{none}");
+    assert_eq!(none["subject"], sample["subject"]);
+    for wrong in [json!({"contxt": {}}), json!([{"context": {}}])] {
+        let (status, problem) = api
+            .send(Method::POST, path, Some(&admin), Some(&wrong))
+            .await;
+        assert_eq!(status, 422, "{wrong} → {problem}");
+        assert_eq!(
+            problem["type"],
+            "https://api.lomashwood.co.uk/problems/validation-failed"
+        );
+    }
+
     let (status, _) = api
         .send(
             Method::POST,
