@@ -64,4 +64,6 @@ pub use password::{
 };
 pub use phone::{PhoneE164, normalise_uk_phone, validate_phone_e164, validate_uk_phone};
 pub use postcode::{UkPostcode, validate_uk_postcode};
-pub use slug::{MAX_SLUG_LEN, Slug, slugify, validate_slug};
+pub use slug::{
+    MAX_SLUG_LEN, SLUG_SOURCE_PATTERN, Slug, has_ascii_alphanumeric, slugify, validate_slug,
+};

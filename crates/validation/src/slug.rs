@@ -55,6 +55,16 @@ impl Slug {
     }
 }
 
+/// Whether `text` has an ASCII letter or digit: what a text a slug is made from must have, so
+/// that the slug never rests on transliteration alone (`"日本"`, `"×ø"` are refused; `"Crème"`
+/// has `Cr`). The OpenAPI documents state it as the unanchored pattern [`SLUG_SOURCE_PATTERN`].
+pub fn has_ascii_alphanumeric(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_alphanumeric())
+}
+
+/// [`has_ascii_alphanumeric`] as a JSON Schema pattern (unanchored: "contains").
+pub const SLUG_SOURCE_PATTERN: &str = "[A-Za-z0-9]";
+
 /// Makes a slug from a title: transliterates to ASCII (`Crème Brûlée` → `Creme Brulee`),
 /// lower-cases, writes `&` as `and`, drops apostrophes, turns every other run of
 /// non-alphanumerics into one hyphen, and trims hyphens from both ends. A result longer than

@@ -535,15 +535,15 @@ fn prepare(mut input: PageInput) -> ContentResult<Prepared> {
         },
         None => None,
     };
+    // The document's title rule (an ASCII letter or digit) is this one exactly, whether or
+    // not a slug is given.
     let derived_slug = match validation::slugify(&input.title) {
-        Ok(slug) => String::from(slug.as_str()),
-        Err(_) => {
-            if explicit_slug.is_none() && input.slug.is_none() {
-                errors.push(FieldError::new(
-                    "title",
-                    "must contain a letter or digit (the slug is made from it)",
-                ));
-            }
+        Ok(slug) if validation::has_ascii_alphanumeric(&input.title) => String::from(slug.as_str()),
+        _ => {
+            errors.push(FieldError::new(
+                "title",
+                "must contain an ASCII letter or digit (the slug is made from it)",
+            ));
             String::new()
         }
     };

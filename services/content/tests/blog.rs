@@ -215,6 +215,35 @@ async fn a_scheduled_post_goes_live_at_its_time_exactly_once() {
 }
 
 #[tokio::test]
+async fn deleting_a_scheduled_post_cancels_its_schedule() {
+    let api = Api::spawn().await;
+    let post = draft(&api, json!({"title": "Withdrawn"})).await;
+    let id = post["id"].as_str().unwrap();
+    let at = Utc::now() + Duration::hours(1);
+    let (status, scheduled) = api
+        .admin_post(
+            &format!("/v1/blog/{id}/schedule"),
+            &json!({"publishAt": at}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{scheduled}");
+
+    assert_eq!(
+        api.admin_delete(&format!("/v1/blog/{id}")).await,
+        StatusCode::NO_CONTENT
+    );
+    // The job finds nothing to publish once its time has come.
+    assert!(
+        publish_due(&api.pool, at + Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(api.get("/v1/blog/withdrawn").await.0, StatusCode::NOT_FOUND);
+    assert!(api.events("blog.published").await.is_empty());
+}
+
+#[tokio::test]
 async fn scheduling_needs_a_future_time_and_an_unpublished_post() {
     let api = Api::spawn().await;
     let post = published(&api, json!({"title": "Live"})).await;
