@@ -93,10 +93,18 @@ pub struct TrackEvent {
     #[serde(default)]
     #[schema(pattern = r"^[\x21-\x7E]{1,128}$")]
     pub anonymous_id: Option<String>,
-    /// The page (absolute http(s) URL).
+    /// The page (absolute http(s) URL, at most 2048 characters).
+    #[schema(
+        pattern = r"^https?://([A-Za-z0-9]+\.)*[A-Za-z][A-Za-z0-9]*(:[0-9]{1,4})?([/?#][\x21-\x7E]*)?$",
+        max_length = 2048
+    )]
     pub page_url: String,
-    /// The referring page, if any.
+    /// The referring page, if any (absolute http(s) URL, at most 2048 characters; empty is none).
     #[serde(default)]
+    #[schema(
+        pattern = r"^$|^https?://([A-Za-z0-9]+\.)*[A-Za-z][A-Za-z0-9]*(:[0-9]{1,4})?([/?#][\x21-\x7E]*)?$",
+        max_length = 2048
+    )]
     pub referrer: Option<String>,
     /// When it happened (defaults to now; at most 5 minutes ahead, 30 days back).
     #[serde(default)]
@@ -127,10 +135,18 @@ pub struct GtmPush {
     #[serde(default)]
     #[schema(pattern = r"^[\x21-\x7E]{1,128}$")]
     pub anonymous_id: Option<String>,
-    /// The page.
+    /// The page (absolute http(s) URL, at most 2048 characters).
+    #[schema(
+        pattern = r"^https?://([A-Za-z0-9]+\.)*[A-Za-z][A-Za-z0-9]*(:[0-9]{1,4})?([/?#][\x21-\x7E]*)?$",
+        max_length = 2048
+    )]
     pub page_url: String,
-    /// The referrer.
+    /// The referrer (absolute http(s) URL, at most 2048 characters; empty is none).
     #[serde(default)]
+    #[schema(
+        pattern = r"^$|^https?://([A-Za-z0-9]+\.)*[A-Za-z][A-Za-z0-9]*(:[0-9]{1,4})?([/?#][\x21-\x7E]*)?$",
+        max_length = 2048
+    )]
     pub referrer: Option<String>,
     /// The dataLayer entries: 1–100 events.
     #[schema(schema_with = data_layer_schema)]
@@ -563,6 +579,9 @@ fn is_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// An absolute http(s) URL with a host. The documents' `pageUrl`/`referrer` pattern is a subset
+/// of what this accepts: host labels of ASCII letters and digits, the last starting with a
+/// letter, so that no IPv4 or IDNA reading of the host can fail.
 fn parse_url(raw: &str) -> std::result::Result<url::Url, &'static str> {
     if raw.len() > MAX_URL {
         return Err("must be at most 2048 characters");
@@ -607,6 +626,36 @@ pub fn hash_ip(key: &str, now: DateTime<Utc>, ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every shape the documented URL pattern allows (hosts, ports, paths built from its parts,
+    /// edge characters included) is a URL the handler accepts.
+    #[test]
+    fn urls_of_the_documented_pattern_are_accepted() {
+        let hosts = ["a", "0.a", "a0", "x.y.z9", "99.example", "A.B.C.D.e"];
+        let ports = ["", ":0", ":1", ":9999"];
+        let rests = [
+            "",
+            "/",
+            "?",
+            "#",
+            "/\\%zz[]|^`{}",
+            "?a=%&b=\"x\"#~!",
+            "#/../..//",
+        ];
+        for scheme in ["http", "https"] {
+            for host in hosts {
+                for port in ports {
+                    for rest in rests {
+                        let url = format!("{scheme}://{host}{port}{rest}");
+                        assert!(parse_url(&url).is_ok(), "{url}");
+                    }
+                }
+            }
+        }
+        assert!(parse_url(&format!("https://a/{}", "x".repeat(MAX_URL))).is_err());
+        assert!(parse_url("").is_err());
+        assert!(parse_url("ftp://a").is_err());
+    }
 
     #[test]
     fn ip_hashes_rotate_daily_and_ignore_the_host_part() {
