@@ -22,7 +22,7 @@
 # - a range's end follows its start (`from`/`to`, `startsAt`/`endsAt`, `validFrom`/`validUntil`),
 #   a rule between two members no JSON Schema keyword states: a positive case with both given in
 #   the wrong order gets them swapped (and an empty range the end moved one step on: a day, a
-#   second, or for a time of day a minute).
+#   second, or for a time of day a minute); so does a maximum its minimum (`minDays`/`maxDays`).
 # - an analytics date range spans at most 366 days (DateRange, documented on its parameters): a
 #   longer one in a positive case ends 366 days after its start.
 # - a blog post is scheduled for a time to come ("must be in the future", documented on
@@ -187,9 +187,16 @@ def _instant(text):
     return None
 
 
+_BOUNDS = (("minDays", "maxDays"),)
+
+
 def _order_ranges(members):
     if not isinstance(members, dict):
         return
+    for low, high in _BOUNDS:
+        a, b = members.get(low), members.get(high)
+        if isinstance(a, int) and isinstance(b, int) and a > b:
+            members[low], members[high] = b, a
     for start, end in _RANGES:
         a, b = members.get(start), members.get(end)
         if not (isinstance(a, str) and isinstance(b, str)):
