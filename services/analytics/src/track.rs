@@ -338,24 +338,33 @@ fn parse_body(value: Value) -> Result<(Vec<(String, TrackEvent)>, &'static str)>
         }
         let mut events = Vec::new();
         for (i, mut entry) in push.data_layer.into_iter().enumerate() {
-            let Some(Value::String(name)) = entry.remove("event") else {
-                continue;
+            // An entry without an `event` is no event (GTM pushes plain variables too); the keys
+            // an event entry does have must be of their documented type, never quietly dropped.
+            let wrong_type = |key: &str, kind: &str| {
+                AnalyticsError::field(&format!("dataLayer[{i}].{key}"), format!("must be {kind}"))
+            };
+            let name = match entry.remove("event") {
+                None => continue,
+                Some(Value::String(name)) => name,
+                Some(_) => return Err(wrong_type("event", "a string")),
             };
             if name.starts_with("gtm.") {
                 continue;
             }
             let message_id = match entry.remove("messageId") {
+                None => None,
                 Some(Value::String(id)) => Some(id),
-                _ => None,
+                Some(_) => return Err(wrong_type("messageId", "a string")),
             };
             let timestamp = match entry.remove("timestamp") {
+                None => None,
                 Some(Value::String(t)) => Some(t.parse::<DateTime<Utc>>().map_err(|_| {
                     AnalyticsError::field(
                         &format!("dataLayer[{i}].timestamp"),
                         "is not an ISO 8601 time",
                     )
                 })?),
-                _ => None,
+                Some(_) => return Err(wrong_type("timestamp", "an ISO 8601 time string")),
             };
             entry.retain(|k, _| !k.starts_with("gtm."));
             events.push((

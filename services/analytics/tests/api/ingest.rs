@@ -122,6 +122,19 @@ async fn invalid_payloads_are_422_and_store_nothing() {
             json!({"sessionId": "s", "pageUrl": "https://x.example/", "dataLayer": [{"event": "gtm.js"}]}),
             "dataLayer",
         ),
+        // A key of an event entry of the wrong type is refused, never dropped.
+        (
+            json!({"sessionId": "s", "pageUrl": "https://x.example/", "dataLayer": [{"event": "page_viewed", "timestamp": {}}]}),
+            "dataLayer[0].timestamp",
+        ),
+        (
+            json!({"sessionId": "s", "pageUrl": "https://x.example/", "dataLayer": [{"event": "page_viewed", "messageId": 7}]}),
+            "dataLayer[0].messageId",
+        ),
+        (
+            json!({"sessionId": "s", "pageUrl": "https://x.example/", "dataLayer": [{"event": 5}]}),
+            "dataLayer[0].event",
+        ),
     ];
     for (body, field) in cases {
         let (status, problem) = api.track(&body).await;
