@@ -553,17 +553,17 @@ pub struct ShippingRatePatch {
     #[validate(length(min = 1, max = 100, message = "must be 1–100 characters"))]
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    /// Description.
+    /// Description, at most 500 characters (`null` removes it).
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500)]
     pub description: Option<Option<String>>,
     /// Price in pence.
     #[validate(range(min = 0, max = 10_000_000, message = "must be between 0 and 10000000"))]
     #[schema(minimum = 0, maximum = 10000000)]
     pub price: Option<i64>,
-    /// Free threshold in pence (`null` removes it).
+    /// Free threshold in pence, 0–100000000 as when creating a rate (`null` removes it).
     #[serde(default, deserialize_with = "service_kit::merge_patch::nullable")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100000000)]
     pub free_over: Option<Option<i64>>,
     /// Countries (left out or `null`: unchanged).
     #[validate(length(min = 1, max = 50, message = "must list 1–50 countries"))]
@@ -607,10 +607,23 @@ async fn update_rate(
     if let Some(countries) = &patch.countries {
         check_countries(countries)?;
     }
+    // The bounds a new rate has (`NewShippingRate`), which `validator` cannot check through
+    // the patch's `Option<Option<_>>`.
     if let Some(Some(free)) = patch.free_over
-        && free < 0
+        && !(0..=100_000_000).contains(&free)
     {
-        return Err(OrderError::field("freeOver", "must not be negative"));
+        return Err(OrderError::field(
+            "freeOver",
+            "must be between 0 and 100000000",
+        ));
+    }
+    if let Some(Some(description)) = &patch.description
+        && description.chars().count() > 500
+    {
+        return Err(OrderError::field(
+            "description",
+            "must be at most 500 characters",
+        ));
     }
     let mut tx = state.db.begin().await?;
     let current = sqlx::query_as::<_, ShippingRate>(sqlx::AssertSqlSafe(format!(

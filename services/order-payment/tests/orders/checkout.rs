@@ -399,6 +399,31 @@ async fn tax_rules_and_shipping_rates_change_the_summary() {
             refused.text
         );
     }
+    // A patch keeps a rate within the bounds a new one has.
+    for (patch, field) in [
+        (json!({"freeOver": -1}), "freeOver"),
+        (json!({"freeOver": 100_000_001}), "freeOver"),
+        (json!({"description": "x".repeat(501)}), "description"),
+    ] {
+        let refused = shop
+            .patch(
+                Some(&boss),
+                &format!("/v1/shipping/rates/{}", rate.body["id"].as_str().unwrap()),
+                &patch,
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.text
+        );
+        assert_eq!(
+            refused.body["errors"][0]["field"], field,
+            "{}",
+            refused.text
+        );
+    }
     let doc = serde_json::to_value(service_kit::service::openapi::<
         order_payment_service::OrderPaymentService,
     >())
