@@ -623,6 +623,41 @@ mod tests {
         assert_eq!(schema["maxLength"], 255);
     }
 
+    /// A document whose `PATCH /things/{id}` takes a merge patch of the component `Thing`,
+    /// with `components`.
+    fn thing_patched_at_things_id(
+        components: Vec<(&str, utoipa::openapi::schema::Object)>,
+    ) -> OpenApi {
+        let body = RequestBodyBuilder::new()
+            .content(
+                MERGE_PATCH_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Thing")))
+                    .build(),
+            )
+            .build();
+        let operation = OperationBuilder::new()
+            .request_body(Some(body))
+            .response("200", ok())
+            .build();
+        let schemas = components
+            .into_iter()
+            .fold(ComponentsBuilder::new(), |c, (name, schema)| {
+                c.schema(name, schema)
+            });
+        OpenApiBuilder::new()
+            .paths(
+                PathsBuilder::new().path(
+                    "/things/{id}",
+                    PathItemBuilder::new()
+                        .operation(HttpMethod::Patch, operation)
+                        .build(),
+                ),
+            )
+            .components(Some(schemas.build()))
+            .build()
+    }
+
     #[test]
     fn merge_patch_bodies_get_a_schema_of_optional_members() {
         let resource = ObjectBuilder::new()
@@ -636,34 +671,7 @@ mod tests {
             .property("name", ObjectBuilder::new().schema_type(Type::String))
             .required("name")
             .build();
-        let body = RequestBodyBuilder::new()
-            .content(
-                MERGE_PATCH_JSON,
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Thing")))
-                    .build(),
-            )
-            .build();
-        let operation = OperationBuilder::new()
-            .request_body(Some(body))
-            .response("200", ok())
-            .build();
-        let mut doc = OpenApiBuilder::new()
-            .paths(
-                PathsBuilder::new().path(
-                    "/things/{id}",
-                    PathItemBuilder::new()
-                        .operation(HttpMethod::Patch, operation)
-                        .build(),
-                ),
-            )
-            .components(Some(
-                ComponentsBuilder::new()
-                    .schema("Thing", resource)
-                    .schema("Owner", owner)
-                    .build(),
-            ))
-            .build();
+        let mut doc = thing_patched_at_things_id(vec![("Thing", resource), ("Owner", owner)]);
         complete(&mut doc);
         let doc = serde_json::to_value(&doc).unwrap();
         assert_eq!(
@@ -703,34 +711,7 @@ mod tests {
             .property("mediaId", ObjectBuilder::new().schema_type(Type::String))
             .property("url", ObjectBuilder::new().schema_type(Type::String))
             .build();
-        let body = RequestBodyBuilder::new()
-            .content(
-                MERGE_PATCH_JSON,
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Thing")))
-                    .build(),
-            )
-            .build();
-        let operation = OperationBuilder::new()
-            .request_body(Some(body))
-            .response("200", ok())
-            .build();
-        let mut doc = OpenApiBuilder::new()
-            .paths(
-                PathsBuilder::new().path(
-                    "/things/{id}",
-                    PathItemBuilder::new()
-                        .operation(HttpMethod::Patch, operation)
-                        .build(),
-                ),
-            )
-            .components(Some(
-                ComponentsBuilder::new()
-                    .schema("Thing", thing)
-                    .schema("Media", media)
-                    .build(),
-            ))
-            .build();
+        let mut doc = thing_patched_at_things_id(vec![("Thing", thing), ("Media", media)]);
         require_any_of(&mut doc, "Media", &[&["mediaId"], &["url"]]);
         doc
     }
