@@ -28,6 +28,8 @@
 # - a blog post is scheduled for a time to come ("must be in the future", documented on
 #   `publishAt`): a positive case's past `publishAt` moves to a day from now. A schema has no
 #   notion of now.
+# - a tracked event happened lately (at most 5 minutes ahead, 30 days back, documented on
+#   `timestamp`): a positive case's event time outside that window becomes now.
 #
 # Configured by xtask through FUZZ_* environment variables; standard library only.
 
@@ -244,6 +246,25 @@ def _cap_analytics_range(case):
         return
 
 
+def _track_lately(case):
+    body = case.body
+    if not (isinstance(body, dict) and case.path == "/v1/analytics/track"):
+        return
+    events = [body]
+    for key in ("batch", "dataLayer"):
+        if isinstance(body.get(key), list):
+            events.extend(e for e in body[key] if isinstance(e, dict))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for event in events:
+        when = event.get("timestamp")
+        parsed = _instant(when) if isinstance(when, str) else None
+        if parsed is None or parsed[2] is not datetime.datetime:
+            continue
+        value = parsed[0] if parsed[0].tzinfo else parsed[0].replace(tzinfo=datetime.timezone.utc)
+        if not now - datetime.timedelta(days=29) <= value <= now + datetime.timedelta(minutes=4):
+            event["timestamp"] = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 def _schedule_ahead(case):
     body = case.body
     if not (isinstance(body, dict) and case.path.endswith("/schedule")):
@@ -280,6 +301,7 @@ def before_call(context, case, kwargs):
     _order_ranges(case.body)
     _cap_analytics_range(case)
     _schedule_ahead(case)
+    _track_lately(case)
     query = case.query
     if isinstance(query, dict) and "cursor" in query:
         with _lock:
