@@ -29,7 +29,9 @@
 #   `publishAt`): a positive case's past `publishAt` moves to a day from now. A schema has no
 #   notion of now.
 # - a tracked event happened lately (at most 5 minutes ahead, 30 days back, documented on
-#   `timestamp`): a positive case's event time outside that window becomes now.
+#   `timestamp`): a positive case's event time outside that window becomes now, and so does one
+#   that is no date-time at all (`format: date-time` is only an annotation in JSON Schema 2020-12,
+#   so the generator may send "" as a "valid" one).
 #
 # Configured by xtask through FUZZ_* environment variables; standard library only.
 
@@ -257,12 +259,14 @@ def _track_lately(case):
     now = datetime.datetime.now(datetime.timezone.utc)
     for event in events:
         when = event.get("timestamp")
-        parsed = _instant(when) if isinstance(when, str) else None
-        if parsed is None or parsed[2] is not datetime.datetime:
+        if not isinstance(when, str):
             continue
-        value = parsed[0] if parsed[0].tzinfo else parsed[0].replace(tzinfo=datetime.timezone.utc)
-        if not now - datetime.timedelta(days=29) <= value <= now + datetime.timedelta(minutes=4):
-            event["timestamp"] = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        parsed = _instant(when)
+        if parsed is not None and parsed[2] is datetime.datetime:
+            value = parsed[0] if parsed[0].tzinfo else parsed[0].replace(tzinfo=datetime.timezone.utc)
+            if now - datetime.timedelta(days=29) <= value <= now + datetime.timedelta(minutes=4):
+                continue
+        event["timestamp"] = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _schedule_ahead(case):
