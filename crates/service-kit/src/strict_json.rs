@@ -155,6 +155,71 @@ macro_rules! forward_visit {
     };
 }
 
+/// The visits both visitors pass on unchanged: every scalar, `unit`/`none`, and `some`, newtype
+/// structs, maps and enums with what is inside them kept strict.
+macro_rules! forward_common_visits {
+    () => {
+        forward_visit!(
+            visit_bool(bool),
+            visit_i8(i8),
+            visit_i16(i16),
+            visit_i32(i32),
+            visit_i64(i64),
+            visit_i128(i128),
+            visit_u8(u8),
+            visit_u16(u16),
+            visit_u32(u32),
+            visit_u64(u64),
+            visit_u128(u128),
+            visit_f32(f32),
+            visit_f64(f64),
+            visit_char(char),
+            visit_str(&str),
+            visit_borrowed_str(&'de str),
+            visit_string(String),
+            visit_bytes(&[u8]),
+            visit_borrowed_bytes(&'de [u8]),
+            visit_byte_buf(Vec<u8>),
+        );
+
+        #[inline]
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            self.0.visit_unit()
+        }
+
+        #[inline]
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            self.0.visit_none()
+        }
+
+        #[inline]
+        fn visit_some<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            self.0.visit_some(Strict(deserializer))
+        }
+
+        #[inline]
+        fn visit_newtype_struct<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            self.0.visit_newtype_struct(Strict(deserializer))
+        }
+
+        #[inline]
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            self.0.visit_map(Wrap(map))
+        }
+
+        #[inline]
+        fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+            self.0.visit_enum(Wrap(data))
+        }
+    };
+}
+
 impl<'de, X: Visitor<'de>> Visitor<'de> for Wrap<X> {
     type Value = X::Value;
 
@@ -162,51 +227,7 @@ impl<'de, X: Visitor<'de>> Visitor<'de> for Wrap<X> {
         self.0.expecting(formatter)
     }
 
-    forward_visit!(
-        visit_bool(bool),
-        visit_i8(i8),
-        visit_i16(i16),
-        visit_i32(i32),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u8(u8),
-        visit_u16(u16),
-        visit_u32(u32),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f32(f32),
-        visit_f64(f64),
-        visit_char(char),
-        visit_str(&str),
-        visit_borrowed_str(&'de str),
-        visit_string(String),
-        visit_bytes(&[u8]),
-        visit_borrowed_bytes(&'de [u8]),
-        visit_byte_buf(Vec<u8>),
-    );
-
-    #[inline]
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_unit()
-    }
-
-    #[inline]
-    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_none()
-    }
-
-    #[inline]
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        self.0.visit_some(Strict(deserializer))
-    }
-
-    #[inline]
-    fn visit_newtype_struct<D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        self.0.visit_newtype_struct(Strict(deserializer))
-    }
+    forward_common_visits!();
 
     /// A sequence, except where an internally tagged enum is expected: serde would take the tag
     /// from the first element and the variant's fields from the rest, but every such enum is an
@@ -217,16 +238,6 @@ impl<'de, X: Visitor<'de>> Visitor<'de> for Wrap<X> {
             return Err(A::Error::invalid_type(Unexpected::Seq, &AnObject));
         }
         self.0.visit_seq(Wrap(seq))
-    }
-
-    #[inline]
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_map(Wrap(map))
-    }
-
-    #[inline]
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_enum(Wrap(data))
     }
 }
 
@@ -240,66 +251,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for ObjectOnly<V> {
     // Everything but a map or a sequence is refused by the wrapped visitor as it always was
     // (derived struct visitors take nothing else); forwarded so a hand-written `Deserialize` that
     // asks for a struct and takes something else keeps doing so.
-    forward_visit!(
-        visit_bool(bool),
-        visit_i8(i8),
-        visit_i16(i16),
-        visit_i32(i32),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u8(u8),
-        visit_u16(u16),
-        visit_u32(u32),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f32(f32),
-        visit_f64(f64),
-        visit_char(char),
-        visit_str(&str),
-        visit_borrowed_str(&'de str),
-        visit_string(String),
-        visit_bytes(&[u8]),
-        visit_borrowed_bytes(&'de [u8]),
-        visit_byte_buf(Vec<u8>),
-    );
-
-    #[inline]
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_unit()
-    }
-
-    #[inline]
-    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_none()
-    }
-
-    #[inline]
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        self.0.visit_some(Strict(deserializer))
-    }
-
-    #[inline]
-    fn visit_newtype_struct<D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        self.0.visit_newtype_struct(Strict(deserializer))
-    }
+    forward_common_visits!();
 
     /// A sequence where an object is expected is the shape error this module exists for.
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Self::Value, A::Error> {
         Err(A::Error::invalid_type(Unexpected::Seq, &AnObject))
-    }
-
-    #[inline]
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_map(Wrap(map))
-    }
-
-    #[inline]
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_enum(Wrap(data))
     }
 }
 
