@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod db;
+pub mod problem;
 pub mod totp;
 
 pub use db::TestDb;

@@ -8,6 +8,7 @@ use chrono::{Duration, Utc};
 use e2e_tests::{Platform, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use test_support::problem::code as problem_code;
 
 /// Asserts `response` has `status` and returns its JSON body (printing it when it does not).
 async fn expect(response: reqwest::Response, status: u16) -> Value {
@@ -21,14 +22,6 @@ async fn expect(response: reqwest::Response, status: u16) -> Value {
     } else {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
-}
-
-/// The machine code of a problem document (`…/problems/<code>`).
-fn problem_code(body: &Value) -> &str {
-    body["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or_default()
 }
 
 /// Flow 1: register → verification email → verify → login → me.

@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 use test_support::TestApp;
+pub use test_support::problem::{fields, status_and_body as body_of};
 
 /// Fast flushing for tests.
 pub const FAST: &[(&str, &str)] = &[
@@ -65,15 +66,6 @@ impl Api {
     }
 }
 
-pub async fn body_of(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 pub fn event(name: &str) -> Value {
     serde_json::json!({
         "event": name,
@@ -85,13 +77,3 @@ pub fn event(name: &str) -> Value {
     })
 }
 
-pub fn fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .map(|e| {
-            e.iter()
-                .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}

@@ -7,6 +7,7 @@ use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use service_kit::Role;
 use sqlx::PgPool;
+pub use test_support::problem::{code as problem_code, fields as error_fields};
 use test_support::{TestApp, TestUser};
 use uuid::Uuid;
 
@@ -21,27 +22,6 @@ pub struct Api {
 pub struct Consultant {
     pub id: Uuid,
     pub user: TestUser,
-}
-
-/// The problem type's machine code.
-pub fn problem_code(body: &Value) -> &str {
-    body["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or_default()
-}
-
-/// Fields named in a 422.
-pub fn error_fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A start time `hours` from now, on a whole minute.

@@ -10,6 +10,7 @@ use service_kit::Role;
 use sqlx::PgPool;
 use test_support::{TestApp, TestUser};
 use uuid::Uuid;
+pub use test_support::problem::code as problem_code;
 
 /// A password that passes the policy for the test users' names and emails.
 pub const PASSWORD: &str = "oak-worktop-with-brass-42";
@@ -80,14 +81,6 @@ pub fn jwt_header(token: &str) -> Value {
     let header = token.split('.').next().expect("a JWT has a header");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url header"))
         .expect("JSON header")
-}
-
-/// The problem type's machine code.
-pub fn problem_code(body: &Value) -> &str {
-    body["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or_default()
 }
 
 impl Api {

@@ -1,51 +1,19 @@
 //! Drives the customer service as the gateway and the event bus would.
 
 use customer_service::CustomerService;
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use service_kit::Role;
 use service_kit::shared_types::{DomainEvent, EventPayload};
 use sqlx::PgPool;
 use test_support::{TestApp, TestUser};
+pub use test_support::problem::{code as problem_code, fields, status_and_body as body};
 
 /// The service under test and its database.
 pub struct Api {
     pub app: TestApp,
     pub pool: PgPool,
     pub admin: TestUser,
-}
-
-/// The problem type's machine code.
-pub fn problem_code(body: &Value) -> &str {
-    body["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or_default()
-}
-
-/// The fields named by a 422.
-pub fn fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Status and JSON body.
-pub async fn body(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
 }
 
 pub fn customer() -> TestUser {

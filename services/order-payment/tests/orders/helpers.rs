@@ -10,6 +10,7 @@ use service_kit::shared_types::{DomainEvent, EventPayload};
 use sqlx::PgPool;
 use test_support::{TestApp, TestUser, unique_suffix};
 use uuid::Uuid;
+pub use test_support::problem::fields;
 
 /// Both services and their databases.
 pub struct Shop {
@@ -35,19 +36,6 @@ pub fn code(body: &Value) -> &str {
     body["type"]
         .as_str()
         .and_then(|t| t.rsplit('/').next())
-        .unwrap_or_default()
-}
-
-/// The fields named by a 422.
-pub fn fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                .collect()
-        })
         .unwrap_or_default()
 }
 

@@ -1,12 +1,13 @@
 //! Drives the product service as the gateway and peer services would.
 
 use product_service::ProductService;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use service_kit::Role;
 use sqlx::PgPool;
 use test_support::{INTERNAL_TOKEN_HEADER, TestApp, TestUser, service_token};
 use uuid::Uuid;
+pub use test_support::problem::{code as problem_code, fields, status_and_body as body};
 
 /// The service under test and its database.
 pub struct Api {
@@ -14,39 +15,6 @@ pub struct Api {
     pub pool: PgPool,
     pub admin: TestUser,
     pub customer: TestUser,
-}
-
-/// The problem type's machine code.
-pub fn problem_code(body: &Value) -> &str {
-    body["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or_default()
-}
-
-/// The fields named by a 422.
-pub fn fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .filter_map(|e| e["field"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Status and JSON body.
-pub async fn body(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
 }
 
 impl Api {
