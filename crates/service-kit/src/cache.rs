@@ -33,6 +33,11 @@
 //! (rather than bumping the version) must not hold entries in-process.
 //!
 //! Bodies are [`Bytes`]: a hit hands the body to the response by reference count, never by copy.
+//!
+//! **Misses are rendered once per replica:** requests that miss the same entry at the same time
+//! (typically right after an invalidation, when every reader misses at once) queue behind the
+//! first, which renders and stores it; the others then read what it stored. If the first fails,
+//! the next renders in its turn, so an error is never handed to a request that did not cause it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -224,6 +229,57 @@ impl LocalVersion {
     }
 }
 
+/// The locks of the entries being rendered, by Redis key.
+type Rendering = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;
+
+/// A request's turn to render an entry (see the module docs). Dropping it — also when the
+/// request is cancelled while it waits or renders — lets the next request go and forgets the
+/// entry's lock once nobody else holds or waits for it.
+struct RenderTurn {
+    rendering: Rendering,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl RenderTurn {
+    fn new(rendering: &Rendering, key: &str) -> Self {
+        let lock = rendering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        Self {
+            rendering: rendering.clone(),
+            key: key.to_owned(),
+            lock,
+            guard: None,
+        }
+    }
+
+    /// Takes the turn; whether another request had it first.
+    async fn wait(&mut self) -> bool {
+        let (guard, waited) = match self.lock.clone().try_lock_owned() {
+            Ok(guard) => (guard, false),
+            Err(_) => (self.lock.clone().lock_owned().await, true),
+        };
+        self.guard = Some(guard);
+        waited
+    }
+}
+
+impl Drop for RenderTurn {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut rendering = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's and ours: nobody else holds or waits for it.
+        if Arc::strong_count(&self.lock) <= 2 {
+            rendering.remove(&self.key);
+        }
+    }
+}
+
 /// The response cache.
 #[derive(Clone, Debug)]
 pub struct ResponseCache {
@@ -235,6 +291,8 @@ pub struct ResponseCache {
     local_version_ttl: Duration,
     local_limits: Option<LocalLimits>,
     local: Arc<Mutex<LocalVersion>>,
+    /// One lock per entry being rendered (see the module docs).
+    rendering: Rendering,
 }
 
 impl ResponseCache {
@@ -249,6 +307,7 @@ impl ResponseCache {
             local_version_ttl: DEFAULT_LOCAL_VERSION_TTL,
             local_limits: None,
             local: Arc::default(),
+            rendering: Arc::default(),
         }
     }
 
@@ -490,17 +549,29 @@ impl ResponseCache {
         }
         let version = self.current_version().await;
         let key = version.map(|v| self.key(v, kind, normalised));
-        if let (Some(version), Some(key)) = (version, &key)
-            && let Some(hit) = self.get(key).await
-        {
+        let (Some(version), Some(key)) = (version, key) else {
+            // Redis is not answering: render, and cache nothing.
+            return Ok((Cached::new(render().await?), false));
+        };
+        if let Some(hit) = self.get(&key).await {
             self.hold(version, kind, normalised, &hit, ttl);
             return Ok((hit, true));
         }
-        let entry = Cached::new(render().await?);
-        if let (Some(version), Some(key)) = (version, &key) {
-            self.put(key, &entry, ttl).await;
-            self.hold(version, kind, normalised, &entry, ttl);
+        let mut turn = RenderTurn::new(&self.rendering, &key);
+        if turn.wait().await {
+            // Whoever rendered before us has stored the entry.
+            let stored = match self.held(kind, normalised) {
+                Some(hit) => Some(hit),
+                None => self.get(&key).await,
+            };
+            if let Some(hit) = stored {
+                self.hold(version, kind, normalised, &hit, ttl);
+                return Ok((hit, true));
+            }
         }
+        let entry = Cached::new(render().await?);
+        self.put(&key, &entry, ttl).await;
+        self.hold(version, kind, normalised, &entry, ttl);
         Ok((entry, false))
     }
 
@@ -577,6 +648,83 @@ mod tests {
             .await
             .unwrap();
         (String::from_utf8(entry.body.to_vec()).unwrap(), hit)
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_of_one_entry_render_it_once() {
+        let (cache, _, redis) = replicas_holding(Duration::from_secs(60), false).await;
+        let renders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let readers = (0..16).map(|_| {
+            let (cache, renders) = (cache.clone(), renders.clone());
+            tokio::spawn(async move {
+                cache
+                    .fetch("list", "q=stampede", Ttl::List, || async move {
+                        renders.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // Long enough that every reader arrives while this one renders.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Ok::<_, std::convert::Infallible>(b"rendered".to_vec())
+                    })
+                    .await
+                    .unwrap()
+            })
+        });
+        let answers = futures::future::join_all(readers).await;
+        assert_eq!(renders.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let hits = answers
+            .into_iter()
+            .map(|answer| {
+                let (entry, hit) = answer.unwrap();
+                assert_eq!(&entry.body[..], b"rendered");
+                hit
+            })
+            .filter(|hit| *hit)
+            .count();
+        assert_eq!(hits, 15, "one rendered, the others read what it stored");
+        assert!(cache.rendering.lock().unwrap().is_empty());
+        drop_keys(&redis).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_render_passes_the_turn_on_without_its_error() {
+        let (cache, _, redis) = replicas_holding(Duration::from_secs(60), false).await;
+        let first = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .fetch("list", "q=fails", Ttl::List, || async {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Err::<Vec<u8>, _>("the database is down")
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (entry, hit) = cache
+            .fetch("list", "q=fails", Ttl::List, || async {
+                Ok::<_, &str>(b"second try".to_vec())
+            })
+            .await
+            .unwrap();
+        assert_eq!(first.await.unwrap().unwrap_err(), "the database is down");
+        assert_eq!((&entry.body[..], hit), (&b"second try"[..], false));
+        assert!(cache.rendering.lock().unwrap().is_empty());
+        drop_keys(&redis).await;
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_render_leaves_no_lock_behind() {
+        let (cache, _, redis) = replicas_holding(Duration::from_secs(60), false).await;
+        let render = cache.fetch("list", "q=cancelled", Ttl::List, || async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, std::convert::Infallible>(Vec::new())
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), render)
+                .await
+                .is_err()
+        );
+        assert!(cache.rendering.lock().unwrap().is_empty());
+        drop_keys(&redis).await;
     }
 
     #[tokio::test]
