@@ -1,18 +1,22 @@
-//! The availability search: free slots by day, cached briefly in Redis.
+//! The availability search: free slots by day, cached briefly.
 //!
-//! Cache keys embed a generation number (`availability:generation`) that every booking,
-//! cancellation, reschedule and slot change bumps, so a change is visible at once although
-//! entries live `AVAILABILITY_CACHE_TTL_SECS`. Redis trouble costs only the cache.
+//! Answers go through a [`ResponseCache`] of their own namespace (`availability`), versioned:
+//! every booking, cancellation, reschedule and slot change bumps the version, so a change is
+//! visible at once on the replica that made it (within a second on the others) although entries
+//! live `AVAILABILITY_CACHE_TTL_SECS`. Hot answers are held in memory, concurrent misses of one
+//! answer (every search misses right after a booking) are rendered once, and a client holding
+//! the current `ETag` gets a 304. Redis trouble costs only the cache.
+
+use std::time::Duration as StdDuration;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use service_kit::ValidatedQuery;
+use service_kit::cache::{ResponseCache, Ttl};
 use service_kit::redis::Redis;
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -170,20 +174,38 @@ fn parse(query: AvailabilityQuery) -> AppointmentResult<Search> {
     params(AvailabilityQuery),
     responses(
         (status = 200, description = "Days with free slots", body = Availability),
+        (status = 304, description = "Not modified (If-None-Match)"),
         (status = 422, description = "Missing postcode or showroom, bad dates", body = service_kit::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn search(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ValidatedQuery(query): ValidatedQuery<AvailabilityQuery>,
 ) -> AppointmentResult<Response> {
     let search = parse(query)?;
-    let key = cache_key(&state.redis, &search).await;
-    if let Some(key) = &key
-        && let Some(cached) = cache_get(&state.redis, key).await
-    {
-        return Ok(json_response(cached));
+    if state.settings.availability_cache_ttl.is_zero() {
+        let body = render(&state, &search).await?;
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }
+    let normalised = format!(
+        "{}|{:?}|{:?}|{}|{}",
+        search.kind.as_str(),
+        search.coverage,
+        search.showroom_id,
+        search.from,
+        search.to
+    );
+    state
+        .availability
+        .serve(&headers, "search", &normalised, Ttl::List, || {
+            render(&state, &search)
+        })
+        .await
+}
+
+/// The answer to a search, as JSON.
+async fn render(state: &AppState, search: &Search) -> AppointmentResult<String> {
     let now = Utc::now();
     let rows = sqlx::query!(
         r#"SELECT s.id, lower(s.during) AS "starts_at!", upper(s.during) AS "ends_at!",
@@ -242,86 +264,20 @@ async fn search(
         days,
     })
     .map_err(anyhow::Error::from)?;
-    if let Some(key) = &key {
-        cache_put(
-            &state.redis,
-            key,
-            &body,
-            state.settings.availability_cache_ttl,
-        )
-        .await;
-    }
-    Ok(json_response(body))
+    Ok(body)
 }
 
-fn json_response(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
+/// Bytes of answers held in memory: a fortnight of slots for many consultants is a few hundred
+/// kilobytes, and a handful of searches (type × area × window) are the hot ones.
+const HELD_BYTES: usize = 32 << 20;
+/// Answers held in memory at most.
+const HELD_ANSWERS: usize = 256;
 
-fn generation_key(redis: &Redis) -> String {
-    redis.key("availability", "generation")
-}
-
-async fn cache_key(redis: &Redis, search: &Search) -> Option<String> {
-    let mut conn = redis.conn();
-    let generation: Option<u64> = match conn.get(generation_key(redis)).await {
-        Ok(generation) => generation,
-        Err(error) => {
-            tracing::warn!(%error, "availability cache unavailable");
-            return None;
-        }
-    };
-    let mut hash = Sha256::new();
-    hash.update(format!(
-        "{}|{:?}|{:?}|{}|{}",
-        search.kind.as_str(),
-        search.coverage,
-        search.showroom_id,
-        search.from,
-        search.to
-    ));
-    Some(redis.key(
-        "availability",
-        format!(
-            "{}:{}",
-            generation.unwrap_or(0),
-            hex::encode(&hash.finalize()[..12])
-        ),
-    ))
-}
-
-async fn cache_get(redis: &Redis, key: &str) -> Option<String> {
-    let mut conn = redis.conn();
-    conn.get::<_, Option<String>>(key).await.ok().flatten()
-}
-
-async fn cache_put(redis: &Redis, key: &str, body: &str, ttl: std::time::Duration) {
-    if ttl.is_zero() {
-        return;
-    }
-    let mut conn = redis.conn();
-    if let Err(error) = conn
-        .set_ex::<_, _, ()>(key, body, ttl.as_secs().max(1))
-        .await
-    {
-        tracing::warn!(%error, "could not cache availability");
-    }
-}
-
-/// Makes every cached answer stale (after a booking, cancellation, reschedule or slot change).
-pub async fn invalidate(redis: &Redis) {
-    let mut conn = redis.conn();
-    let key = generation_key(redis);
-    let result: redis::RedisResult<()> = redis::pipe()
-        .incr(&key, 1)
-        .ignore()
-        .expire(&key, 7 * 24 * 3600)
-        .ignore()
-        .query_async(&mut conn)
-        .await;
-    if let Err(error) = result {
-        tracing::warn!(%error, "could not invalidate the availability cache");
-    }
+/// The availability cache over `redis`, its answers living `ttl`.
+pub fn cache(redis: Redis, ttl: StdDuration) -> ResponseCache {
+    ResponseCache::new(redis, ttl, ttl, StdDuration::from_millis(250))
+        .with_namespace("availability")
+        .with_local_entries(HELD_BYTES, HELD_ANSWERS)
 }
 
 /// The routes of this module.

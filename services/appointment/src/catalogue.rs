@@ -925,7 +925,7 @@ async fn patch_consultant(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     let view = find_consultant(&state, id)
         .await?
         .ok_or(AppointmentError::NotFound("consultant"))?;

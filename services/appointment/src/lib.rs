@@ -40,9 +40,10 @@
 //!   `SLOT_MATERIALISE_INTERVAL_SECS` and in the transaction of every rule or exception change.
 //! - **Availability** offers OPEN slots starting after `now + BOOKING_MIN_NOTICE_HOURS` and before
 //!   `now + BOOKING_HORIZON_DAYS`, whose consultant is free (no active booking overlapping the
-//!   slot plus buffer), grouped by London date. Answers are cached in Redis for
-//!   `AVAILABILITY_CACHE_TTL_SECS`, keyed by a generation number that every booking, cancellation,
-//!   reschedule and materialisation bumps; Redis being down only costs the cache.
+//!   slot plus buffer), grouped by London date. Answers are cached for
+//!   `AVAILABILITY_CACHE_TTL_SECS` under a version that every booking, cancellation, reschedule
+//!   and materialisation bumps (held in memory, rendered once per miss, with ETags); Redis being
+//!   down only costs the cache.
 //! - **Reference codes** `BK-YYYYMMDD-XXXX` (London date, four random characters without
 //!   look-alikes), unique by constraint; a clash retries the whole booking.
 //! - **Lifecycle** `PENDING → CONFIRMED → COMPLETED | NO_SHOW`, `PENDING|CONFIRMED → CANCELLED`,
@@ -107,8 +108,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/appointment");
 pub struct AppState {
     /// Its own database.
     pub db: PgPool,
-    /// Redis (the availability cache).
+    /// Redis (brochure request limits).
     pub redis: Redis,
+    /// The availability cache ([`availability`]); bumped by every change to bookings or slots.
+    pub availability: service_kit::cache::ResponseCache,
     /// Appointment settings.
     pub settings: Arc<Settings>,
 }
@@ -173,6 +176,7 @@ impl Service for AppointmentService {
         let state = AppState {
             db: db.clone(),
             redis: infra.redis.clone(),
+            availability: availability::cache(infra.redis.clone(), settings.availability_cache_ttl),
             settings: settings.clone(),
         };
         let mut started = Started::new(state.clone());

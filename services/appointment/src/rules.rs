@@ -167,7 +167,7 @@ async fn create_rule(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
@@ -214,7 +214,7 @@ async fn delete_rule(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -300,7 +300,7 @@ async fn create_exception(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     Ok((StatusCode::CREATED, Json(exception)))
 }
 
@@ -345,7 +345,7 @@ async fn delete_exception(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -370,7 +370,7 @@ async fn materialise_now(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     Ok(Json(done))
 }
 

@@ -58,7 +58,7 @@ pub async fn run_job(state: AppState, token: CancellationToken) {
         match materialise(&state.db, None, state.settings.horizon_days).await {
             Ok(done) => {
                 if done.created > 0 || done.changed > 0 {
-                    crate::availability::invalidate(&state.redis).await;
+                    state.availability.invalidate().await;
                 }
                 tracing::info!(
                     created = done.created,

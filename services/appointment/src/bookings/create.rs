@@ -229,7 +229,7 @@ async fn create_booking(
             other => break other?,
         }
     };
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

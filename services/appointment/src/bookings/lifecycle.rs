@@ -371,7 +371,7 @@ async fn cancel(
     )
     .await?;
     tx.commit().await?;
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     view_of(updated, relation).map(Json)
 }
 
@@ -511,7 +511,7 @@ async fn reschedule(
         .ok_or(AppointmentError::NotFound("appointment"))?;
     audit_staff(&mut tx, &caller, relation, "reschedule", &booking, &updated).await?;
     tx.commit().await?;
-    crate::availability::invalidate(&state.redis).await;
+    state.availability.invalidate().await;
     // The consultant may have changed; the caller's relation was checked on the old booking.
     view_of(updated, relation).map(Json)
 }

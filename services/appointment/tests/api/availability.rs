@@ -1,6 +1,7 @@
 //! The availability search.
 
 use chrono::Duration;
+use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -195,4 +196,35 @@ async fn answers_are_cached_until_something_changes() {
 
     assert_eq!(slot_ids(&first), vec![slot.to_string()]);
     assert_eq!(cached, first);
+}
+
+#[tokio::test]
+async fn a_client_holding_the_current_answer_gets_a_304_until_a_booking_changes_it() {
+    let api = Api::spawn_with(&[("AVAILABILITY_CACHE_TTL_SECS", "600")]).await;
+    let sw = api.consultant("Amelia Hart", &["SW"]).await;
+    let slot = api.home_slot(&sw, in_hours(48)).await;
+    let path = format!(
+        "/v1/availability?type=HOME_MEASUREMENT&postcode=SW4%200AB&{}",
+        window()
+    );
+    let first = search(&api, path.trim_start_matches("/v1/availability?")).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let etag = first.headers()["etag"].clone();
+    let revalidate = || {
+        api.app
+            .request(reqwest::Method::GET, &path)
+            .header("if-none-match", etag.clone())
+            .send()
+    };
+    assert_eq!(
+        revalidate().await.unwrap().status(),
+        StatusCode::NOT_MODIFIED
+    );
+
+    api.booked(slot, Some(&Api::customer())).await;
+    let changed = revalidate().await.unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_ne!(changed.headers()["etag"], etag);
+    let body: Value = changed.json().await.unwrap();
+    assert!(slot_ids(&body).is_empty());
 }
