@@ -79,6 +79,9 @@ pub struct Req {
     pub body: Option<Bytes>,
     /// Extra headers of this request only (on top of the target's).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The kind of request it is in a mixed profile: its answers are also counted apart, under
+    /// this label ([`LoadResult::by_label`]).
+    pub label: Option<&'static str>,
 }
 
 impl Req {
@@ -89,6 +92,7 @@ impl Req {
             path: path.into(),
             body: None,
             headers: Vec::new(),
+            label: None,
         }
     }
 
@@ -99,7 +103,14 @@ impl Req {
             path: path.into(),
             body: Some(body),
             headers: Vec::new(),
+            label: None,
         }
+    }
+
+    /// Labelled as a request of kind `label` (see [`Req::label`]).
+    pub fn labelled(mut self, label: &'static str) -> Self {
+        self.label = Some(label);
+        self
     }
 
     /// With one more header (a value that is not a valid header value is left out).
@@ -208,9 +219,60 @@ pub struct LoadResult {
     pub all_2xx: u64,
     /// The first error seen, for the report.
     pub first_error: Option<String>,
+    /// The first body of each non-2xx status (up to [`SAMPLE_BODY_BYTES`]), to tell one 503
+    /// from another (own generator only).
+    pub sample_bodies: BTreeMap<u16, String>,
+    /// The answers of each kind of labelled request ([`Req::label`]), counted as above.
+    pub by_label: BTreeMap<String, LabelResult>,
     /// CPU use during the run.
     pub cpu: CpuUse,
 }
+
+/// The answers of one kind of request in a mixed run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LabelResult {
+    /// Responses counted in the measured window.
+    pub requests: u64,
+    /// Median latency, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// Largest latency, ms.
+    pub max_ms: Option<f64>,
+    /// Responses by status.
+    pub statuses: BTreeMap<u16, u64>,
+}
+
+impl LabelResult {
+    fn of(samples: Vec<u64>, statuses: BTreeMap<u16, u64>) -> Self {
+        let latencies = Latencies::from_samples(samples);
+        Self {
+            requests: latencies.len() as u64,
+            p50_ms: ms(latencies.p50()),
+            p99_ms: ms(latencies.p99()),
+            max_ms: ms(latencies.max()),
+            statuses,
+        }
+    }
+
+    /// p50 as a duration.
+    pub fn p50(&self) -> Option<Duration> {
+        self.p50_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    /// p99 as a duration.
+    pub fn p99(&self) -> Option<Duration> {
+        self.p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    /// Largest latency as a duration.
+    pub fn max(&self) -> Option<Duration> {
+        self.max_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+    }
+}
+
+/// How much of a non-2xx body is kept as its sample.
+pub const SAMPLE_BODY_BYTES: usize = 400;
 
 impl LoadResult {
     /// The figures of a measured window: `samples` (latencies in ns) and `statuses` of the
@@ -312,6 +374,8 @@ struct ConnStats {
     all_2xx: u64,
     errors: u64,
     first_error: Option<String>,
+    sample_bodies: BTreeMap<u16, String>,
+    by_label: BTreeMap<&'static str, (Vec<u64>, BTreeMap<u16, u64>)>,
 }
 
 impl ConnStats {
@@ -384,12 +448,30 @@ async fn run_own(target: &Target, settings: &LoadSettings) -> Result<LoadResult>
         if all.first_error.is_none() {
             all.first_error = stats.first_error;
         }
+        for (status, body) in stats.sample_bodies {
+            all.sample_bodies.entry(status).or_insert(body);
+        }
+        for (label, (samples, statuses)) in stats.by_label {
+            let (all_samples, all_statuses) = all.by_label.entry(label).or_default();
+            all_samples.extend(samples);
+            for (status, count) in statuses {
+                *all_statuses.entry(status).or_default() += count;
+            }
+        }
     }
     let cpu = probe.finish();
     Ok(LoadResult {
         errors: all.errors,
         all_2xx: all.all_2xx,
         first_error: all.first_error,
+        sample_bodies: all.sample_bodies,
+        by_label: all
+            .by_label
+            .into_iter()
+            .map(|(label, (samples, statuses))| {
+                (label.to_owned(), LabelResult::of(samples, statuses))
+            })
+            .collect(),
         ..LoadResult::measured(
             all.samples,
             all.statuses,
@@ -411,9 +493,14 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
-fn build_request(shared: &Shared, connection: usize) -> Result<Request<Full<Bytes>>> {
+/// The n-th request of the run and its label.
+fn build_request(
+    shared: &Shared,
+    connection: usize,
+) -> Result<(Request<Full<Bytes>>, Option<&'static str>)> {
     let n = shared.counter.fetch_add(1, Ordering::Relaxed);
     let req = shared.target.request(n, connection);
+    let label = req.label;
     let mut request = Request::new(Full::new(req.body.clone().unwrap_or_default()));
     *request.method_mut() = req.method;
     *request.uri_mut() = req
@@ -431,7 +518,7 @@ fn build_request(shared: &Shared, connection: usize) -> Result<Request<Full<Byte
     for (name, value) in req.headers {
         headers.insert(name, value);
     }
-    Ok(request)
+    Ok((request, label))
 }
 
 async fn connection_loop(
@@ -464,8 +551,8 @@ async fn connection_loop(
         if current.ready().await.is_err() {
             continue;
         }
-        let request = match build_request(&shared, connection) {
-            Ok(request) => request,
+        let (request, label) = match build_request(&shared, connection) {
+            Ok(built) => built,
             Err(error) => {
                 stats.error(format!("{error:#}"));
                 return stats;
@@ -475,21 +562,31 @@ async fn connection_loop(
         let outcome = timeout(REQUEST_TIMEOUT, async {
             let response = current.send_request(request).await?;
             let status = response.status().as_u16();
-            response.into_body().collect().await?;
-            Ok::<u16, hyper::Error>(status)
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<(u16, Bytes), hyper::Error>((status, body))
         })
         .await;
         let done = Instant::now();
         let counted = sent >= measure_from && done <= end;
         match outcome {
-            Ok(Ok(status)) => {
+            Ok(Ok((status, body))) => {
                 if (200..300).contains(&status) {
                     stats.all_2xx += 1;
+                } else if counted {
+                    stats.sample_bodies.entry(status).or_insert_with(|| {
+                        let end = body.len().min(SAMPLE_BODY_BYTES);
+                        String::from_utf8_lossy(&body[..end]).into_owned()
+                    });
                 }
                 if counted {
                     let nanos = u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX);
                     stats.samples.push(nanos);
                     *stats.statuses.entry(status).or_default() += 1;
+                    if let Some(label) = label {
+                        let (samples, statuses) = stats.by_label.entry(label).or_default();
+                        samples.push(nanos);
+                        *statuses.entry(status).or_default() += 1;
+                    }
                 }
                 sender = Some(current);
             }

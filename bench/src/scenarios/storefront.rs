@@ -67,6 +67,22 @@ pub enum Kind {
     Order,
 }
 
+impl Kind {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::List => "List",
+            Self::Filtered => "Filtered",
+            Self::Product => "Product",
+            Self::Blog => "Blog",
+            Self::Page => "Page",
+            Self::Availability => "Availability",
+            Self::Booking => "Booking",
+            Self::Order => "Order",
+        }
+    }
+}
+
 /// The browse-heavy profile: (kind, requests of every 100).
 pub const MIX: &[(Kind, u64)] = &[
     (Kind::List, 30),
@@ -109,7 +125,8 @@ struct Fixtures {
 /// The n-th request of the mix.
 fn request(fx: &Fixtures, next_slot: &AtomicUsize, n: u64) -> Req {
     let pick = |items: &[String]| items[(n as usize / 7) % items.len().max(1)].clone();
-    match kind_of(n) {
+    let kind = kind_of(n);
+    let req = match kind {
         Kind::List => Req::get(pick(&fx.lists)),
         Kind::Filtered => Req::get(pick(&fx.filtered)),
         Kind::Product => Req::get(pick(&fx.products)),
@@ -131,7 +148,8 @@ fn request(fx: &Fixtures, next_slot: &AtomicUsize, n: u64) -> Req {
                 .header("authorization", &format!("Bearer {}", fx.token))
                 .header("idempotency-key", &Uuid::now_v7().to_string())
         }
-    }
+    };
+    req.labelled(kind.name())
 }
 
 /// The running platform and the mix's target.
@@ -318,15 +336,23 @@ async fn run_scenario(ctx: &Ctx) -> Result<Section> {
 /// The mix as text: `List 30%, ...`.
 fn mix_text() -> String {
     MIX.iter()
-        .map(|(kind, share)| format!("{kind:?} {share}%"))
+        .map(|(kind, share)| format!("{} {share}%", kind.name()))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 fn section(ctx: &Ctx, results: &[LoadResult]) -> Section {
     let s = &ctx.settings;
+    let answers = |statuses: &std::collections::BTreeMap<u16, u64>| {
+        statuses
+            .iter()
+            .map(|(status, n)| format!("{n}× {status}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut table = Table::new(&[
         "connections",
+        "requests",
         "req/s",
         "p50",
         "p99",
@@ -337,18 +363,44 @@ fn section(ctx: &Ctx, results: &[LoadResult]) -> Section {
     for result in results {
         table.row(vec![
             result.connections.to_string(),
+            "**all**".to_owned(),
             stats::rate(result.rps),
             stats::latency(result.p50()),
             stats::latency(result.p99()),
             stats::latency(result.max()),
-            result
-                .statuses
-                .iter()
-                .map(|(status, n)| format!("{n}× {status}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            answers(&result.statuses),
             result.errors.to_string(),
         ]);
+        // Each kind of the mix on its own, so a slow or failing kind shows which it is.
+        for (kind, _) in MIX {
+            let Some(of_kind) = result.by_label.get(kind.name()) else {
+                continue;
+            };
+            table.row(vec![
+                result.connections.to_string(),
+                kind.name().to_owned(),
+                stats::rate(of_kind.requests as f64 / result.seconds.max(f64::EPSILON)),
+                stats::latency(of_kind.p50()),
+                stats::latency(of_kind.p99()),
+                stats::latency(of_kind.max()),
+                answers(&of_kind.statuses),
+                String::new(),
+            ]);
+        }
+    }
+    let mut notes = vec![
+        "A non-2xx answer other than 5xx (e.g. 409 once the slots run out on a long run) is \
+         shown in the answers column; DESIGN.md §7 sets no budget for the mix."
+            .to_owned(),
+    ];
+    for result in results {
+        for (status, body) in &result.sample_bodies {
+            notes.push(format!(
+                "First {status} answer at {} connections: `{}`",
+                result.connections,
+                body.replace('`', "'").replace('\n', " ")
+            ));
+        }
     }
     let verdicts = results
         .iter()
@@ -389,13 +441,9 @@ fn section(ctx: &Ctx, results: &[LoadResult]) -> Section {
         ],
         table,
         verdicts,
-        notes: vec![
-            "A non-2xx answer other than 5xx (e.g. 409 once the slots run out on a long run) is \
-             shown in the answers column; DESIGN.md §7 sets no budget for the mix."
-                .to_owned(),
-        ],
+        notes,
         json: json!({
-            "mix": MIX.iter().map(|(k, s)| json!({"kind": format!("{k:?}"), "share": s})).collect::<Vec<_>>(),
+            "mix": MIX.iter().map(|(k, s)| json!({"kind": k.name(), "share": s})).collect::<Vec<_>>(),
             "runs": results,
         }),
         curves: vec![Curve::of("storefront mix", results)],
