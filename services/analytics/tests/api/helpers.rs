@@ -76,4 +76,3 @@ pub fn event(name: &str) -> Value {
         "referrer": "https://www.google.com/search?q=kitchens",
     })
 }
-

@@ -8,9 +8,9 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use service_kit::Role;
 use sqlx::PgPool;
+pub use test_support::problem::code as problem_code;
 use test_support::{TestApp, TestUser};
 use uuid::Uuid;
-pub use test_support::problem::code as problem_code;
 
 /// A password that passes the policy for the test users' names and emails.
 pub const PASSWORD: &str = "oak-worktop-with-brass-42";

@@ -6,8 +6,8 @@ use serde_json::Value;
 use service_kit::Role;
 use service_kit::shared_types::{DomainEvent, EventPayload};
 use sqlx::PgPool;
-use test_support::{TestApp, TestUser};
 pub use test_support::problem::{code as problem_code, fields, status_and_body as body};
+use test_support::{TestApp, TestUser};
 
 /// The service under test and its database.
 pub struct Api {

@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use service_kit::Role;
 use service_kit::shared_types::{DomainEvent, EventPayload};
 use sqlx::PgPool;
+pub use test_support::problem::fields;
 use test_support::{TestApp, TestUser, unique_suffix};
 use uuid::Uuid;
-pub use test_support::problem::fields;
 
 /// Both services and their databases.
 pub struct Shop {

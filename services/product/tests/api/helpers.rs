@@ -5,9 +5,9 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use service_kit::Role;
 use sqlx::PgPool;
+pub use test_support::problem::{code as problem_code, fields, status_and_body as body};
 use test_support::{INTERNAL_TOKEN_HEADER, TestApp, TestUser, service_token};
 use uuid::Uuid;
-pub use test_support::problem::{code as problem_code, fields, status_and_body as body};
 
 /// The service under test and its database.
 pub struct Api {
