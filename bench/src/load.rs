@@ -254,21 +254,6 @@ impl LabelResult {
             statuses,
         }
     }
-
-    /// p50 as a duration.
-    pub fn p50(&self) -> Option<Duration> {
-        self.p50_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
-    }
-
-    /// p99 as a duration.
-    pub fn p99(&self) -> Option<Duration> {
-        self.p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
-    }
-
-    /// Largest latency as a duration.
-    pub fn max(&self) -> Option<Duration> {
-        self.max_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
-    }
 }
 
 /// How much of a non-2xx body is kept as its sample.
@@ -306,17 +291,17 @@ impl LoadResult {
 
     /// p50 as a duration.
     pub fn p50(&self) -> Option<Duration> {
-        self.p50_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        duration(self.p50_ms)
     }
 
     /// p99 as a duration.
     pub fn p99(&self) -> Option<Duration> {
-        self.p99_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        duration(self.p99_ms)
     }
 
     /// Largest latency as a duration.
     pub fn max(&self) -> Option<Duration> {
-        self.max_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        duration(self.max_ms)
     }
 
     /// One line for the terminal.
@@ -354,6 +339,11 @@ pub async fn run(target: &Target, settings: &LoadSettings) -> Result<LoadResult>
         connections: settings.connections,
         ..result
     })
+}
+
+/// A latency in milliseconds (as results keep them) as a duration.
+pub fn duration(ms: Option<f64>) -> Option<Duration> {
+    ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
 }
 
 fn ms(value: Option<Duration>) -> Option<f64> {

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::support::{self, Launch, Platform};
 use super::{Ctx, booking, checkout, content};
-use crate::load::{LoadResult, Req, Target};
+use crate::load::{self, LoadResult, Req, Target};
 use crate::report::{Curve, Mark, Section, Table, Verdict};
 use crate::stats;
 
@@ -380,9 +380,9 @@ fn section(ctx: &Ctx, results: &[LoadResult]) -> Section {
                 result.connections.to_string(),
                 kind.name().to_owned(),
                 stats::rate(of_kind.requests as f64 / result.seconds.max(f64::EPSILON)),
-                stats::latency(of_kind.p50()),
-                stats::latency(of_kind.p99()),
-                stats::latency(of_kind.max()),
+                stats::latency(load::duration(of_kind.p50_ms)),
+                stats::latency(load::duration(of_kind.p99_ms)),
+                stats::latency(load::duration(of_kind.max_ms)),
                 answers(&of_kind.statuses),
                 String::new(),
             ]);
