@@ -24,7 +24,7 @@ pub struct Settings {
     pub horizon_days: i32,
     /// How long an availability answer is cached in Redis.
     pub availability_cache_ttl: Duration,
-    /// How often the slot materialisation job runs (0 = never; start-up still runs it once).
+    /// How often the slot materialisation job runs, first at start-up (0 = never).
     pub materialise_every: Duration,
     /// How often the reminder job looks for due reminders (0 = never).
     pub reminders_every: Duration,
@@ -70,7 +70,7 @@ impl Config {
         let materialise: u64 = env.get(
             "SLOT_MATERIALISE_INTERVAL_SECS",
             3600,
-            "How often time slots are materialised from the rules, in seconds (0 = only at start)",
+            "How often time slots are materialised from the rules, in seconds, starting at start-up (0 = never: rule and exception changes still materialise their own slots)",
         )?;
         let reminders: u64 = env.get(
             "REMINDER_INTERVAL_SECS",

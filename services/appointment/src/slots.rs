@@ -50,10 +50,14 @@ pub async fn materialise_in(
     })
 }
 
-/// The job: runs at once (start-up), then every `SLOT_MATERIALISE_INTERVAL_SECS` (never again
-/// when 0) to roll the horizon forward and pick up any change it missed.
+/// The job: runs at once (start-up), then every `SLOT_MATERIALISE_INTERVAL_SECS`, to roll the
+/// horizon forward and pick up any change it missed. Off when that is 0 — a run retires every
+/// slot no rule produces, so a start-up run would race slots laid by hand (tests, benches).
 pub async fn run_job(state: AppState, token: CancellationToken) {
     let every = state.settings.materialise_every;
+    if every.is_zero() {
+        return;
+    }
     loop {
         match materialise(&state.db, None, state.settings.horizon_days).await {
             Ok(done) => {
@@ -67,9 +71,6 @@ pub async fn run_job(state: AppState, token: CancellationToken) {
                 );
             }
             Err(error) => tracing::error!(%error, "slot materialisation failed"),
-        }
-        if every.is_zero() {
-            return;
         }
         tokio::select! {
             () = token.cancelled() => return,
