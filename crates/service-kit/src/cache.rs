@@ -544,6 +544,10 @@ impl ResponseCache {
         Fut: std::future::Future<Output = Result<B, E>>,
         B: Into<Bytes>,
     {
+        if self.ttl(ttl).is_zero() {
+            // A TTL of zero turns caching off for the kind.
+            return Ok((Cached::new(render().await?), false));
+        }
         if let Some(hit) = self.held(kind, normalised) {
             return Ok((hit, true));
         }
@@ -708,6 +712,24 @@ mod tests {
         assert_eq!(first.await.unwrap().unwrap_err(), "the database is down");
         assert_eq!((&entry.body[..], hit), (&b"second try"[..], false));
         assert!(cache.rendering.lock().unwrap().is_empty());
+        drop_keys(&redis).await;
+    }
+
+    #[tokio::test]
+    async fn a_kind_with_a_zero_ttl_is_rendered_every_time() {
+        let prefix = format!("test-cache-{}", uuid::Uuid::now_v7());
+        let redis = Redis::connect("redis://127.0.0.1:6379", &prefix)
+            .await
+            .unwrap();
+        let cache = ResponseCache::new(
+            redis.clone(),
+            Duration::ZERO,
+            Duration::from_secs(60),
+            Duration::from_secs(2),
+        )
+        .with_local_entries(1 << 20, 64);
+        assert_eq!(read(&cache, "first").await, ("first".to_owned(), false));
+        assert_eq!(read(&cache, "second").await, ("second".to_owned(), false));
         drop_keys(&redis).await;
     }
 

@@ -10,8 +10,8 @@
 use std::time::Duration as StdDuration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::ValidatedQuery;
@@ -184,10 +184,6 @@ async fn search(
     ValidatedQuery(query): ValidatedQuery<AvailabilityQuery>,
 ) -> AppointmentResult<Response> {
     let search = parse(query)?;
-    if state.settings.availability_cache_ttl.is_zero() {
-        let body = render(&state, &search).await?;
-        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
-    }
     let normalised = format!(
         "{}|{:?}|{:?}|{}|{}",
         search.kind.as_str(),
