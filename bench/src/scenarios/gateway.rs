@@ -450,8 +450,9 @@ fn section(
             "nginx ({nginx_version}) is a plain reverse proxy with no token or rate-limit work: \
              worker_processes {cpus}, `upstream {{ keepalive 64; }}`, `proxy_http_version 1.1`, \
              `proxy_set_header Connection \"\"`, keepalive_requests 1000000 on both sides, \
-             access_log off; config in {}/nginx/nginx.conf. Our gateway runs tokio's default \
-             {cpus} worker threads.",
+             access_log off; config in {}/nginx/nginx.conf. Our gateway serves the same way \
+             (`HTTP_WORKERS` default): {cpus} threads, each with a single-threaded runtime and \
+             its own upstream connection pool, dealt the accepted connections in turn.",
             s.show(&s.work_dir)
         ),
         "Gateway and auth log at LOG_LEVEL=warn (the gateway's per-request access-log lines are \

@@ -367,6 +367,10 @@ pub struct CommonConfig {
     pub internal_keys: auth_client::InternalKeys,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// Threads that serve HTTP, each running a single-threaded runtime of its own and accepting
+    /// from the one listening socket (`HTTP_WORKERS`); `None` leaves the choice to the service
+    /// ([`crate::Service::HTTP_WORKERS_PER_CORE`]), `Some(0)` serves on the main runtime.
+    pub http_workers: Option<usize>,
     /// Circuit breaking and retries of this service's calls to its peers (`PEER_BREAKER_*`,
     /// `PEER_RETRY_*`; see [`crate::breaker::ResilienceConfig::from_env`]), applied by
     /// [`crate::PeerClient::for_service`].
@@ -550,6 +554,10 @@ impl CommonConfig {
                 "SHUTDOWN_GRACE_MS",
                 Duration::from_secs(20),
                 "How long shutdown waits for in-flight work, in milliseconds",
+            )?,
+            http_workers: env.optional(
+                "HTTP_WORKERS",
+                "Threads serving HTTP, each with a single-threaded runtime, sharing the listening socket (0: serve on the main runtime; default: one per core for the gateway, 0 for the others)",
             )?,
             peer_resilience: crate::breaker::ResilienceConfig::from_env(env, "PEER_")?,
         })

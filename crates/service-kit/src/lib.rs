@@ -38,7 +38,8 @@ pub use extract::{
 pub use peer::{PeerClient, PeerError};
 pub use problem::{FieldError, Problem};
 pub use service::{
-    BackgroundTask, Infra, RunningService, Service, Started, consumer_task, main, start, task,
+    BackgroundTask, Infra, RunningService, Service, Serving, Started, consumer_task, main, start,
+    task,
 };
 pub use sqlx::migrate::Migrator;
 

@@ -5,6 +5,7 @@
 //! on `127.0.0.1:0` with their own environment and shutdown signal.
 
 pub mod dlq;
+mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -185,6 +186,12 @@ pub trait Service: 'static {
     /// Whether every route needs a valid internal token (all services but the gateway, which is
     /// where tokens are minted).
     const REQUIRES_INTERNAL_TOKEN: bool = true;
+    /// Whether HTTP is served by one thread per core, each with a single-threaded runtime (see
+    /// [`CommonConfig::http_workers`]) unless `HTTP_WORKERS` says otherwise. Right for a service
+    /// whose requests are short and keep no per-runtime resources but those they make on the
+    /// thread (the gateway); the others serve on the main runtime, where their database and
+    /// broker connections live.
+    const HTTP_WORKERS_PER_CORE: bool = false;
     /// The service's configuration (containing the [`CommonConfig`]).
     type Config: Send + 'static;
     /// The state its handlers share.
@@ -327,12 +334,21 @@ pub async fn start<S: Service>(
     );
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    let http_workers = common.http_workers.unwrap_or(if S::HTTP_WORKERS_PER_CORE {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        0
+    });
     let handle = tokio::spawn(serve(
         listener,
         app,
         started.tasks,
         shutdown.clone(),
-        common.shutdown_grace,
+        Serving {
+            service: S::SPEC.name,
+            http_workers,
+            grace: common.shutdown_grace,
+        },
     ));
     tracing::info!(service = S::SPEC.name, %addr, "listening");
     Ok(RunningService {
@@ -342,32 +358,95 @@ pub async fn start<S: Service>(
     })
 }
 
+/// How [`serve`] serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    /// Service name (names the worker threads).
+    pub service: &'static str,
+    /// Threads of their own serving HTTP (see [`CommonConfig::http_workers`]); 0 serves on the
+    /// current runtime.
+    pub http_workers: usize,
+    /// How long in-flight requests and the tasks get to finish once shutdown starts.
+    pub grace: Duration,
+}
+
 /// Serves `app` and runs `tasks` until `shutdown` is cancelled; then stops accepting, lets
-/// in-flight requests and the tasks finish within `grace`, and returns.
+/// in-flight requests and the tasks finish within the grace period, and returns.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tasks: Vec<BackgroundTask>,
     shutdown: CancellationToken,
-    grace: Duration,
+    serving: Serving,
 ) -> anyhow::Result<()> {
     let mut running = JoinSet::new();
     for task in tasks {
         running.spawn(task(shutdown.child_token()));
     }
+    let deadline = if serving.http_workers == 0 {
+        serve_here(listener, app, &shutdown, serving.grace).await?
+    } else {
+        let mut workers = workers::Workers::spawn(
+            serving.service,
+            listener,
+            app,
+            serving.http_workers,
+            shutdown.clone(),
+        )?;
+        tokio::select! {
+            // Shutdown first: the threads stop soon after it, and that is no error.
+            biased;
+            () = shutdown.cancelled() => {
+                tracing::info!("shutting down: draining in-flight requests and tasks");
+                let deadline = tokio::time::Instant::now() + serving.grace;
+                match tokio::time::timeout_at(deadline, workers.all_stopped()).await {
+                    Ok(outcome) => outcome?,
+                    Err(_) => {
+                        tracing::warn!("in-flight requests outlived the grace period");
+                        workers.stop_now();
+                    }
+                }
+                deadline
+            }
+            outcome = workers.next_stopped() => {
+                // A thread stopped on its own: an error; stop everything.
+                shutdown.cancel();
+                workers.stop_now();
+                outcome?;
+                tokio::time::Instant::now() + serving.grace
+            }
+        }
+    };
+    while !running.is_empty() {
+        if tokio::time::timeout_at(deadline, running.join_next())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks outlived the grace period");
+            running.abort_all();
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Serves on the current runtime until `shutdown`, then drains within `grace`; returns the
+/// deadline the background tasks have left.
+async fn serve_here(
+    listener: TcpListener,
+    app: Router,
+    shutdown: &CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<tokio::time::Instant> {
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut server = tokio::spawn(server.into_future());
-
     tokio::select! {
-        result = &mut server => {
-            // The server stopped on its own: an error; stop the tasks too.
-            shutdown.cancel();
-            result??;
-        }
+        // Shutdown first: the server stops soon after it, and that is no error.
+        biased;
         () = shutdown.cancelled() => {
             tracing::info!("shutting down: draining in-flight requests and tasks");
             let deadline = tokio::time::Instant::now() + grace;
@@ -375,16 +454,15 @@ pub async fn serve(
                 tracing::warn!("in-flight requests outlived the grace period");
                 server.abort();
             }
-            while !running.is_empty() {
-                if tokio::time::timeout_at(deadline, running.join_next()).await.is_err() {
-                    tracing::warn!("background tasks outlived the grace period");
-                    running.abort_all();
-                    break;
-                }
-            }
+            Ok(deadline)
+        }
+        result = &mut server => {
+            // The server stopped on its own: an error; stop the tasks too.
+            shutdown.cancel();
+            result??;
+            Ok(tokio::time::Instant::now() + grace)
         }
     }
-    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,5 +1,6 @@
 //! Graceful shutdown: a request in flight when the signal comes still gets its answer, new
-//! connections are refused, and background tasks are told to stop and are waited for.
+//! connections are refused, and background tasks are told to stop and are waited for — whether
+//! HTTP is served on the main runtime or on threads of its own.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -8,13 +9,22 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use service_kit::service::{serve, task};
+use service_kit::service::{Serving, serve, task};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn in_flight_requests_finish_and_tasks_stop_on_shutdown() {
+    shut_down_while_serving(0).await;
+}
+
+#[tokio::test]
+async fn in_flight_requests_finish_and_tasks_stop_on_shutdown_with_serving_threads() {
+    shut_down_while_serving(2).await;
+}
+
+async fn shut_down_while_serving(http_workers: usize) {
     let entered = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
     let app = {
@@ -48,7 +58,11 @@ async fn in_flight_requests_finish_and_tasks_stop_on_shutdown() {
         app,
         vec![background],
         shutdown.clone(),
-        Duration::from_secs(10),
+        Serving {
+            service: "test",
+            http_workers,
+            grace: Duration::from_secs(10),
+        },
     ));
 
     let in_flight = tokio::spawn(reqwest::get(format!("http://{addr}/work")));

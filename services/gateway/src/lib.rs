@@ -22,9 +22,6 @@ use std::time::Duration;
 use auth_client::{JwksConfig, JwksVerifier};
 use axum::Router;
 use axum::routing::get;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use service_kit::Migrator;
 use service_kit::breaker::{Breaker, ResilienceConfig, RetryBudget};
 use service_kit::config::{CommonConfig, ConfigError, Env, ServiceSpec};
@@ -35,7 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::client_ip::TrustedProxies;
 use crate::docs::Docs;
 use crate::internal_tokens::InternalTokens;
-use crate::proxy::{UpstreamClient, UpstreamTarget};
+use crate::proxy::{UpstreamClients, UpstreamTarget};
 use crate::ratelimit::{Gate, GateConfig, Limit, RateLimits};
 use crate::routes::{RouteDefaults, RouteSpec, RouteTable};
 use crate::tokens::TokenVerifier;
@@ -110,7 +107,7 @@ pub struct Gateway {
     pub(crate) breakers: Vec<Breaker>,
     /// One per upstream, in `upstreams` order.
     pub(crate) retry_budgets: Vec<RetryBudget>,
-    pub(crate) client: UpstreamClient,
+    pub(crate) clients: UpstreamClients,
     pub(crate) tokens: TokenVerifier,
     pub(crate) gate: Gate,
     pub(crate) internal_tokens: InternalTokens,
@@ -155,6 +152,8 @@ impl Service for GatewayService {
     };
     const REQUIRES_INTERNAL_TOKEN: bool = false;
     const PUBLIC_FACING: bool = true;
+    // Nginx's shape: a connection and its upstream connection on one thread.
+    const HTTP_WORKERS_PER_CORE: bool = true;
     type Config = Config;
     type State = AppState;
 
@@ -383,14 +382,6 @@ impl Service for GatewayService {
             .iter()
             .map(|u| RetryBudget::new(u.name, config.resilience.retry.clone()))
             .collect();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client: UpstreamClient = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
 
         let jwks = JwksVerifier::new(config.jwks.clone(), Some((keys.clone(), "gateway")))?;
         let gate = Gate::new(
@@ -436,7 +427,7 @@ impl Service for GatewayService {
             upstreams,
             breakers,
             retry_budgets,
-            client,
+            clients: UpstreamClients::new(config.connect_timeout),
             tokens: TokenVerifier::new(jwks.clone()),
             gate,
             internal_tokens: InternalTokens::new(keys),

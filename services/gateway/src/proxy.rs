@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use auth_client::{AccessClaims, INTERNAL_TOKEN_HEADER};
 use axum::body::Body;
@@ -36,16 +36,50 @@ use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use service_kit::Problem;
 use service_kit::breaker::{Rejected, is_safe};
+use thread_local::ThreadLocal;
 
 use crate::AppState;
 use crate::ratelimit::{Quota, Verdict};
 use crate::routes::Route;
 
-/// The pooled client every upstream call goes through.
+/// A pooled client of the services.
 pub type UpstreamClient = Client<HttpConnector, LimitedBody>;
+
+/// The pooled clients upstream calls go through, one per thread: a pooled connection is driven
+/// by a task of the runtime that opened it, so a serving thread (see
+/// [`service_kit::Service::HTTP_WORKERS_PER_CORE`]) using another thread's pool would hand
+/// every request and answer across threads.
+pub struct UpstreamClients {
+    connect_timeout: Duration,
+    per_thread: ThreadLocal<UpstreamClient>,
+}
+
+impl UpstreamClients {
+    /// Clients whose connections give up connecting after `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> Self {
+        Self {
+            connect_timeout,
+            per_thread: ThreadLocal::new(),
+        }
+    }
+
+    /// This thread's client.
+    fn here(&self) -> &UpstreamClient {
+        self.per_thread.get_or(|| {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(self.connect_timeout));
+            connector.set_keepalive(Some(Duration::from_secs(60)));
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(connector)
+        })
+    }
+}
 
 /// A service behind the gateway, parsed once.
 #[derive(Debug, Clone)]
@@ -573,7 +607,7 @@ async fn forward(
         let permit = breaker
             .try_acquire()
             .map_err(|rejected| circuit_open(upstream.name, rejected))?;
-        match tokio::time::timeout(route.timeout, gateway.client.request(outgoing)).await {
+        match tokio::time::timeout(route.timeout, gateway.clients.here().request(outgoing)).await {
             Ok(Ok(response)) => {
                 permit.record(!response.status().is_server_error());
                 break response;
