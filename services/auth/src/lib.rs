@@ -241,7 +241,7 @@ impl Service for AuthService {
         let cipher = crypto::KeyCipher::new(settings.signing_key_encryption_key.expose());
         let keys = keys::KeyStore::open(db.clone(), cipher, settings.access_token_ttl).await?;
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let hasher = crypto::PasswordHasher::new(cores).await?;
+        let hasher = crypto::PasswordHasher::new(cores);
         let hmac = crypto::Hmacer::new(settings.hmac_key.expose());
         let totp_cipher = two_factor::secret_cipher(settings.signing_key_encryption_key.expose());
 
