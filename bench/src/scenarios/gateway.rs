@@ -435,8 +435,11 @@ fn section(
     let mut notes = vec![
         format!(
             "Rate limiting on, never refusing: RATE_LIMIT_DEFAULT_USER and RATE_LIMIT_DEFAULT_IP \
-             = {}, so the gateway ran its Redis rate-limit script on every request \
-             (the check request carried `RateLimit-Limit: {limit_header}`) and no answer was 429.",
+             = {}, so the gateway counted every request against the limit without refusing any \
+             (the check request carried `RateLimit-Limit: {limit_header}`; no answer was 429). \
+             It takes the user's requests from Redis in leases of 64 at a time (the rate-limit \
+             script runs once per 64 requests), as it would for any signed-in client under a \
+             generous limit.",
             support::RATE_LIMIT
         ),
         "Token verification on: a real user's RS256 access token (register → verify-email with \

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::Ctx;
 use super::support::{self, Launch};
 use crate::cleanup::Item;
-use crate::load::{LoadResult, Req, Target};
+use crate::load::{self, LoadResult, Req, Target};
 use crate::report::{Mark, Section, Table, Verdict};
 use crate::stats;
 
@@ -254,16 +254,16 @@ fn section(
     }
     if let (Some(first), Some(deep)) = (&find("page 1 "), &find("page 200")) {
         let clean = first.clean() && deep.clean();
-        let ratio = deep
-            .p50_ms
-            .zip(first.p50_ms)
+        // The cost of a request is its mean latency at a fixed concurrency: connections ÷
+        // req/s (Little's law). Not p50: under saturation the latencies are bimodal (queued or
+        // not) and the median jumps between the modes from run to run.
+        let mean_ms =
+            |run: &LoadResult| (run.rps > 0.0).then(|| run.connections as f64 / run.rps * 1000.0);
+        let ratio = mean_ms(deep)
+            .zip(mean_ms(first))
             .map(|(d, f)| d / f)
             .unwrap_or(f64::INFINITY);
-        let rps_ratio = if deep.rps > 0.0 {
-            first.rps / deep.rps
-        } else {
-            f64::INFINITY
-        };
+        let shown = |ms: Option<f64>| stats::latency(load::duration(ms));
         verdicts.push(Verdict {
             mark: match (clean, ratio <= MAX_DEEP_RATIO) {
                 (false, _) => Mark::Invalid,
@@ -271,12 +271,14 @@ fn section(
                 (true, false) => Mark::Fail,
             },
             text: format!(
-                "page 200 p50 ÷ page 1 p50 = {} ÷ {} = **{ratio:.2}** at {} connections (budget \
-                 ≤ {MAX_DEEP_RATIO}); by throughput page 1 req/s ÷ page 200 req/s = \
-                 {rps_ratio:.2}{}",
+                "page 200 mean latency ÷ page 1 mean latency = {} ÷ {} = **{ratio:.2}** at {} \
+                 connections (budget ≤ {MAX_DEEP_RATIO}; mean = connections ÷ req/s); p50 {} vs \
+                 {}{}",
+                shown(mean_ms(deep)),
+                shown(mean_ms(first)),
+                deep.connections,
                 stats::latency(deep.p50()),
                 stats::latency(first.p50()),
-                deep.connections,
                 if clean {
                     ""
                 } else {
