@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
@@ -40,8 +40,9 @@ pub struct Shell {
     pub checks: Vec<ReadinessCheck>,
     /// Gauge refreshers run before each `/metrics` scrape.
     pub collectors: Vec<Collector>,
-    /// The OpenAPI document served at `/openapi.json`.
-    pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// The OpenAPI document served at `/openapi.json`, as JSON ([`openapi_json`]): serialised
+    /// once rather than the document cloned and serialised for every request.
+    pub openapi: Bytes,
     /// Longest time a request may take.
     pub request_timeout: Duration,
     /// Largest request body, in bytes.
@@ -64,7 +65,7 @@ impl Shell {
             service,
             checks: Vec::new(),
             collectors: Vec::new(),
-            openapi: Arc::new(utoipa::openapi::OpenApiBuilder::new().build()),
+            openapi: openapi_json(&utoipa::openapi::OpenApiBuilder::new().build()),
             request_timeout: Duration::from_secs(5),
             body_limit_bytes: 1024,
             cors_allowed_origins: Vec::new(),
@@ -100,7 +101,7 @@ pub fn wrap(routes: Router, shell: Shell) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
-        .route("/openapi.json", get(openapi_json))
+        .route("/openapi.json", get(serve_openapi))
         .with_state(shell.clone());
 
     // One stack, one `Router::layer` call: every `layer` call on a router boxes the service
@@ -264,6 +265,19 @@ async fn metrics_text(State(shell): State<Arc<Shell>>) -> Response {
         .into_response()
 }
 
-async fn openapi_json(State(shell): State<Arc<Shell>>) -> Response {
-    axum::Json(shell.openapi.as_ref().clone()).into_response()
+/// `doc` as the JSON [`Shell::openapi`] serves.
+pub fn openapi_json(doc: &utoipa::openapi::OpenApi) -> Bytes {
+    // An OpenAPI document is maps and strings: it always serialises.
+    serde_json::to_vec(doc).map(Bytes::from).unwrap_or_default()
+}
+
+async fn serve_openapi(State(shell): State<Arc<Shell>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        shell.openapi.clone(),
+    )
+        .into_response()
 }

@@ -324,7 +324,7 @@ pub async fn start<S: Service>(
             service: S::SPEC.name,
             checks,
             collectors,
-            openapi: Arc::new(openapi::<S>()),
+            openapi: http::openapi_json(&openapi::<S>()),
             request_timeout: common.request_timeout,
             body_limit_bytes: common.body_limit_bytes,
             cors_allowed_origins: common.cors_allowed_origins.clone(),

@@ -2,8 +2,6 @@
 //! append-only, and `GET …/audit` for SUPER_ADMIN only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -153,7 +151,7 @@ fn app(pool: PgPool) -> Router {
     wrap(
         routes.with_state(pool),
         Shell {
-            openapi: Arc::new(openapi),
+            openapi: service_kit::http::openapi_json(&openapi),
             internal_keys: Some(InternalKeys::development()),
             ..Shell::bare("test")
         },
