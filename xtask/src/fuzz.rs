@@ -57,6 +57,12 @@ const PASSWORD: &str = "Walnut-Shaker-Larder-2026";
 const RAISED_LIMIT: &str = "1000000/60s";
 /// Long enough for a full run of either pass.
 const ACCESS_TOKEN_TTL_SECS: &str = "14400";
+/// Auth's failed-password thresholds for the fuzz platform. The fuzzer calls every operation
+/// that checks the signed-in user's password (`change-password`, `2fa/disable`, account
+/// deletion) with generated passwords, as that user; at the default of five, the account locks
+/// (30 s, doubling) and the run's own sign-ins are refused for the rest of it. Throttling has
+/// its own tests; this run is about the schemas.
+const RAISED_FAILURES: &str = "1000000";
 
 /// Options of `fuzz-api`.
 pub struct FuzzOptions {
@@ -164,6 +170,10 @@ fn service_env(service: &Service, plan: &Plan, ports: &Ports) -> Vec<(String, St
         ] {
             set(&format!("RATE_LIMIT_{limit}"), RAISED_LIMIT.to_owned());
         }
+    }
+    if service.name == "auth" {
+        set("LOGIN_MAX_FAILURES", RAISED_FAILURES.to_owned());
+        set("LOGIN_IP_MAX_FAILURES", RAISED_FAILURES.to_owned());
     }
     set(
         "REDIS_KEY_PREFIX",
@@ -1085,12 +1095,21 @@ mod tests {
         assert_eq!(env["PRODUCT_SERVICE_URL"], "http://127.0.0.1:41002");
         assert_eq!(env["EVENT_EXCHANGE"], "fuzz.events");
         assert!(!env.contains_key("RATE_LIMIT_LOGIN"));
+        assert!(!env.contains_key("LOGIN_MAX_FAILURES"));
+
         // Each key is set once: nothing of `up`'s is left behind under a duplicate.
         let keys: Vec<&String> = env.keys().collect();
         assert_eq!(
             keys.len(),
             service_env(orders, &plan, &Ports::default()).len()
         );
+
+        let auth = SERVICES.iter().find(|s| s.name == "auth").expect("auth");
+        let env: BTreeMap<String, String> = service_env(auth, &plan, &Ports::default())
+            .into_iter()
+            .collect();
+        assert_eq!(env["LOGIN_MAX_FAILURES"], RAISED_FAILURES);
+        assert_eq!(env["LOGIN_IP_MAX_FAILURES"], RAISED_FAILURES);
     }
 
     #[test]
