@@ -386,36 +386,7 @@ pub async fn serve(
     let deadline = if serving.http_workers == 0 {
         serve_here(listener, app, &shutdown, serving.grace).await?
     } else {
-        let mut workers = workers::Workers::spawn(
-            serving.service,
-            listener,
-            app,
-            serving.http_workers,
-            shutdown.clone(),
-        )?;
-        tokio::select! {
-            // Shutdown first: the threads stop soon after it, and that is no error.
-            biased;
-            () = shutdown.cancelled() => {
-                tracing::info!("shutting down: draining in-flight requests and tasks");
-                let deadline = tokio::time::Instant::now() + serving.grace;
-                match tokio::time::timeout_at(deadline, workers.all_stopped()).await {
-                    Ok(outcome) => outcome?,
-                    Err(_) => {
-                        tracing::warn!("in-flight requests outlived the grace period");
-                        workers.stop_now();
-                    }
-                }
-                deadline
-            }
-            outcome = workers.next_stopped() => {
-                // A thread stopped on its own: an error; stop everything.
-                shutdown.cancel();
-                workers.stop_now();
-                outcome?;
-                tokio::time::Instant::now() + serving.grace
-            }
-        }
+        workers::serve(listener, app, &shutdown, serving).await?
     };
     while !running.is_empty() {
         if tokio::time::timeout_at(deadline, running.join_next())

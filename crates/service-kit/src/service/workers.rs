@@ -28,6 +28,47 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 /// A connection accepted on the main runtime, on its way to a serving thread.
 type Handed = (std::net::TcpStream, SocketAddr);
 
+/// Serves `app` on `serving.http_workers` threads until `shutdown`, then drains within the grace
+/// period; returns the deadline the background tasks have left. The counterpart of
+/// `serve_here` for [`super::serve`].
+pub(super) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: &CancellationToken,
+    serving: super::Serving,
+) -> anyhow::Result<tokio::time::Instant> {
+    let mut workers = Workers::spawn(
+        serving.service,
+        listener,
+        app,
+        serving.http_workers,
+        shutdown.clone(),
+    )?;
+    tokio::select! {
+        // Shutdown first: the threads stop soon after it, and that is no error.
+        biased;
+        () = shutdown.cancelled() => {
+            tracing::info!("shutting down: draining in-flight requests and tasks");
+            let deadline = tokio::time::Instant::now() + serving.grace;
+            match tokio::time::timeout_at(deadline, workers.all_stopped()).await {
+                Ok(outcome) => outcome?,
+                Err(_) => {
+                    tracing::warn!("in-flight requests outlived the grace period");
+                    workers.stop_now();
+                }
+            }
+            Ok(deadline)
+        }
+        outcome = workers.next_stopped() => {
+            // A thread stopped on its own: an error; stop everything.
+            shutdown.cancel();
+            workers.stop_now();
+            outcome?;
+            Ok(tokio::time::Instant::now() + serving.grace)
+        }
+    }
+}
+
 /// The serving threads of one service.
 pub(super) struct Workers {
     running: FuturesUnordered<oneshot::Receiver<io::Result<()>>>,
