@@ -279,7 +279,8 @@ fn section(rows: &[Row]) -> Section {
              topology, then the listener; `/ready` answers 200 once the database, Redis and \
              the bus answer."
                 .to_owned(),
-            "Every service runs on `service_kit::main!`: mimalloc as the global allocator, \
+            "Every service runs on `service_kit::main!`: mimalloc as the global allocator \
+             (what start-up freed is handed back to the OS once the service listens), \
              tokio's default worker threads (one per core), a Postgres pool holding one idle \
              connection, and one RabbitMQ connection per publisher or consumer, each with its \
              own I/O thread and 32 frames of buffer each way."
@@ -289,11 +290,12 @@ fn section(rows: &[Row]) -> Section {
         verdicts,
         notes: vec![
             "The ready time includes applying every migration to an empty database, and the \
-             polling interval. Other work (builds, tests) was running on the machine during \
-             this run, which lengthens start-up."
+             polling interval; the load average at start (above) shows whether other work \
+             shared the machine, which lengthens start-up."
                 .to_owned(),
             "The file-backed part is the binary's code and constants that start-up touched (the \
-             kernel maps pages around each one touched); it is clean page cache, shared by every \
+             kernel maps the pages around each one touched, on recent kernels the whole large \
+             folio of page cache holding it, so it varies with the kernel); it is clean page cache, shared by every \
              process running the same binary and dropped under memory pressure, but `VmRSS` \
              counts it, and so does the budget."
                 .to_owned(),

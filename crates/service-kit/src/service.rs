@@ -234,7 +234,12 @@ pub trait Service: 'static {
 
 /// The service's OpenAPI document, built from its routes.
 pub fn openapi<S: Service>() -> utoipa::openapi::OpenApi {
-    let (_, mut doc) = S::routes().split_for_parts();
+    let (_, doc) = S::routes().split_for_parts();
+    completed::<S>(doc)
+}
+
+/// `doc` (from the service's routes) with its title, version and the platform's additions.
+fn completed<S: Service>(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     doc.info.title = format!("Lomash Wood {} service", S::SPEC.name);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     crate::openapi::complete(&mut doc);
@@ -316,7 +321,8 @@ pub async fn start<S: Service>(
     checks.extend(started.checks);
     collectors.extend(started.collectors);
 
-    let (router, _) = S::routes().split_for_parts();
+    let (router, doc) = S::routes().split_for_parts();
+    let openapi = http::openapi_json(&completed::<S>(doc));
     let router = S::extra_routes(router).with_state(started.state);
     let app = http::wrap(
         router,
@@ -324,7 +330,7 @@ pub async fn start<S: Service>(
             service: S::SPEC.name,
             checks,
             collectors,
-            openapi: http::openapi_json(&openapi::<S>()),
+            openapi,
             request_timeout: common.request_timeout,
             body_limit_bytes: common.body_limit_bytes,
             cors_allowed_origins: common.cors_allowed_origins.clone(),
@@ -531,6 +537,17 @@ async fn dead_letter_command(common: &CommonConfig, args: Vec<String>) -> anyhow
 #[doc(hidden)]
 pub use mimalloc::MiMalloc as Allocator;
 
+/// Returns the pages freed so far to the OS at once. mimalloc hands freed pages back only after
+/// a delay, on later allocator activity, which an idle service never has: what start-up built
+/// and dropped (the OpenAPI document above all, ~28 bytes of heap per byte of its JSON) stayed
+/// resident, 13 MB of content's heap at idle where 5 MB is live.
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    // SAFETY: `mi_collect` takes no arguments that could dangle and may be called from any
+    // thread at any time; it releases only pages that hold no live allocation.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 /// A service binary's whole `main.rs`: `service_kit::main!(product_service::ProductService);`
 /// installs the platform's global allocator ([`Allocator`]) and runs [`main`] for the service.
 /// (A global allocator can only be chosen by the binary, hence a macro rather than a function.)
@@ -649,6 +666,7 @@ pub fn main<S: Service>() -> ExitCode {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", common.bind_addr()))?;
         let running = start::<S>(config, listener).await?;
+        release_freed_memory();
         let token = running.shutdown_token();
         tokio::spawn(async move {
             termination_signal().await;
