@@ -402,6 +402,21 @@ async fn race(client: &reqwest::Client, gateway: &str, slots: &[Uuid]) -> Result
     Ok(outcome)
 }
 
+/// Counts by HTTP status for a table cell: `0`, or e.g. `3 × 409, 1 × no answer`.
+fn statuses(counts: &BTreeMap<u16, u64>) -> String {
+    if counts.is_empty() {
+        return "0".to_owned();
+    }
+    counts
+        .iter()
+        .map(|(status, n)| match status {
+            0 => format!("{n} × no answer"),
+            _ => format!("{n} × {status}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn section(
     ctx: &Ctx,
     bookings: &Bookings,
@@ -428,7 +443,7 @@ fn section(
         stats::latency(bookings.latencies.p50()),
         stats::latency(bookings.latencies.p99()),
         stats::latency(bookings.latencies.max()),
-        format!("{:?}", bookings.refused),
+        statuses(&bookings.refused),
     ]);
     for run in availability {
         table.row(vec![
@@ -451,7 +466,7 @@ fn section(
         "–".to_owned(),
         "–".to_owned(),
         "–".to_owned(),
-        format!("{:?}", race.other),
+        statuses(&race.other),
     ]);
     let race_ok = race.rounds == ROUNDS
         && race.exact_rounds == race.rounds
@@ -470,8 +485,8 @@ fn section(
     }];
     let mut notes = vec![
         "DESIGN.md §7 sets no throughput budget for bookings; the figures are quoted in issue 6. \
-         The load generator, the gateway, appointment, Postgres and Redis share the two cores, \
-         and other work (builds, tests) was running on the machine during this run."
+         The load generator, the gateway, appointment, Postgres and Redis share the two cores; \
+         the load average at start (above) shows whether other work shared them too."
             .to_owned(),
     ];
     if let Some(refusal) = &bookings.first_refusal {
@@ -537,5 +552,17 @@ fn section(
             },
         }),
         curves: vec![Curve::of("availability search", availability)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_counts_read_as_counts_not_debug_output() {
+        assert_eq!(statuses(&BTreeMap::new()), "0");
+        let counts = BTreeMap::from([(409, 3), (0, 1), (503, 2)]);
+        assert_eq!(statuses(&counts), "1 × no answer, 3 × 409, 2 × 503");
     }
 }

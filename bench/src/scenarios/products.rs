@@ -331,8 +331,8 @@ fn section(
         table,
         verdicts,
         notes: vec![
-            "The load generator, the gateway, product, Postgres and Redis share the two cores, \
-             and other work on the machine (builds, tests) was running during this run; read \
+            "The load generator, the gateway, product, Postgres and Redis share the two cores \
+             (the load average at start, above, shows whether other work shared them too); read \
              the figures as an upper bound on latency."
                 .to_owned(),
         ],
