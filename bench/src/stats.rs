@@ -135,9 +135,34 @@ pub fn show_duration(value: Duration) -> String {
     }
 }
 
+/// Answers counted by HTTP status, for a table cell or a note: `3 × 409, 1 × no answer` (status
+/// 0 is a request that got no HTTP answer), or `0` when there are none.
+pub fn status_counts<'a>(counts: impl IntoIterator<Item = (&'a u16, &'a u64)>) -> String {
+    let text = counts
+        .into_iter()
+        .map(|(status, n)| match status {
+            0 => format!("{n} × no answer"),
+            _ => format!("{n} × {status}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if text.is_empty() {
+        "0".to_owned()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_counts_read_as_counts_not_debug_output() {
+        assert_eq!(status_counts(&std::collections::BTreeMap::new()), "0");
+        let counts = std::collections::BTreeMap::from([(409, 3), (0, 1), (503, 2)]);
+        assert_eq!(status_counts(&counts), "1 × no answer, 3 × 409, 2 × 503");
+    }
 
     #[test]
     fn lists_read_as_english() {

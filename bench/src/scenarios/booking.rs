@@ -402,21 +402,6 @@ async fn race(client: &reqwest::Client, gateway: &str, slots: &[Uuid]) -> Result
     Ok(outcome)
 }
 
-/// Counts by HTTP status for a table cell: `0`, or e.g. `3 × 409, 1 × no answer`.
-fn statuses(counts: &BTreeMap<u16, u64>) -> String {
-    if counts.is_empty() {
-        return "0".to_owned();
-    }
-    counts
-        .iter()
-        .map(|(status, n)| match status {
-            0 => format!("{n} × no answer"),
-            _ => format!("{n} × {status}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn section(
     ctx: &Ctx,
     bookings: &Bookings,
@@ -443,7 +428,7 @@ fn section(
         stats::latency(bookings.latencies.p50()),
         stats::latency(bookings.latencies.p99()),
         stats::latency(bookings.latencies.max()),
-        statuses(&bookings.refused),
+        stats::status_counts(&bookings.refused),
     ]);
     for run in availability {
         table.row(vec![
@@ -466,7 +451,7 @@ fn section(
         "–".to_owned(),
         "–".to_owned(),
         "–".to_owned(),
-        statuses(&race.other),
+        stats::status_counts(&race.other),
     ]);
     let race_ok = race.rounds == ROUNDS
         && race.exact_rounds == race.rounds
@@ -552,17 +537,5 @@ fn section(
             },
         }),
         curves: vec![Curve::of("availability search", availability)],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_counts_read_as_counts_not_debug_output() {
-        assert_eq!(statuses(&BTreeMap::new()), "0");
-        let counts = BTreeMap::from([(409, 3), (0, 1), (503, 2)]);
-        assert_eq!(statuses(&counts), "1 × no answer, 3 × 409, 2 × 503");
     }
 }

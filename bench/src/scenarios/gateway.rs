@@ -491,17 +491,17 @@ fn section(
         if let Some(error) = &result.first_error {
             notes.push(format!("{}: first error: {error}", target.label));
         }
-        let other: Vec<String> = result
-            .statuses
-            .iter()
-            .filter(|(status, _)| !(200..300).contains(*status))
-            .map(|(status, n)| format!("{n}× {status}"))
-            .collect();
-        if !other.is_empty() {
+        let non_2xx = || {
+            result
+                .statuses
+                .iter()
+                .filter(|(status, _)| !(200..300).contains(*status))
+        };
+        if non_2xx().next().is_some() {
             notes.push(format!(
                 "{}: non-2xx answers: {}",
                 target.label,
-                other.join(", ")
+                stats::status_counts(non_2xx())
             ));
         }
     }

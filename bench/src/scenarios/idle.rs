@@ -295,9 +295,9 @@ fn section(rows: &[Row]) -> Section {
                 .to_owned(),
             "The file-backed part is the binary's code and constants that start-up touched (the \
              kernel maps the pages around each one touched, on recent kernels the whole large \
-             folio of page cache holding it, so it varies with the kernel); it is clean page cache, shared by every \
-             process running the same binary and dropped under memory pressure, but `VmRSS` \
-             counts it, and so does the budget."
+             folio of page cache holding it, so it varies with the kernel and the run); it is \
+             clean page cache, shared by every process running the same binary and dropped \
+             under memory pressure, but `VmRSS` counts it, and so does the budget."
                 .to_owned(),
         ],
         json: json!({ "services": json_rows, "totalRssKib": total }),

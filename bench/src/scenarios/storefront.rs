@@ -343,13 +343,6 @@ fn mix_text() -> String {
 
 fn section(ctx: &Ctx, results: &[LoadResult]) -> Section {
     let s = &ctx.settings;
-    let answers = |statuses: &std::collections::BTreeMap<u16, u64>| {
-        statuses
-            .iter()
-            .map(|(status, n)| format!("{n}× {status}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let mut table = Table::new(&[
         "connections",
         "requests",
@@ -368,7 +361,7 @@ fn section(ctx: &Ctx, results: &[LoadResult]) -> Section {
             stats::latency(result.p50()),
             stats::latency(result.p99()),
             stats::latency(result.max()),
-            answers(&result.statuses),
+            stats::status_counts(&result.statuses),
             result.errors.to_string(),
         ]);
         // Each kind of the mix on its own, so a slow or failing kind shows which it is.
@@ -383,7 +376,7 @@ fn section(ctx: &Ctx, results: &[LoadResult]) -> Section {
                 stats::latency(load::duration(of_kind.p50_ms)),
                 stats::latency(load::duration(of_kind.p99_ms)),
                 stats::latency(load::duration(of_kind.max_ms)),
-                answers(&of_kind.statuses),
+                stats::status_counts(&of_kind.statuses),
                 String::new(),
             ]);
         }
